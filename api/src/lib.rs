@@ -1,0 +1,40 @@
+//! Weft's Kubernetes API (`weft.dev/v1alpha1`): the [`Workload`] and [`Host`] custom resources,
+//! the names Weft writes onto objects ([`labels`]) and WIT interface names ([`WitInterface`]).
+
+#[cfg(feature = "crd")]
+pub mod component;
+#[cfg(feature = "crd")]
+pub mod host;
+#[cfg(feature = "crd")]
+pub mod host_interface;
+#[cfg(feature = "crd")]
+pub mod labels;
+#[cfg(feature = "crd")]
+pub mod patterns;
+#[cfg(feature = "crd")]
+pub mod quantity;
+#[cfg(feature = "crd")]
+pub mod volume;
+pub mod wit;
+#[cfg(feature = "crd")]
+pub mod workload;
+#[cfg(feature = "crd")]
+pub mod workload_rules;
+#[cfg(feature = "crd")]
+pub mod workload_status;
+
+#[cfg(feature = "crd")]
+pub use component::{Component, EnvVar, Limits, PullPolicy, SecretRef, Service, VolumeMount};
+#[cfg(feature = "crd")]
+pub use host::{Host, HostCapacity, HostSpec, HostStatus, ServedInterface};
+#[cfg(feature = "crd")]
+pub use host_interface::HostInterface;
+#[cfg(feature = "crd")]
+pub use quantity::{QuantityError, parse_duration, parse_memory};
+#[cfg(feature = "crd")]
+pub use volume::{EmptyDir, HostPath, Volume};
+pub use wit::{WitInterface, WitParseError, version_compatible};
+#[cfg(feature = "crd")]
+pub use workload::{KubernetesOptions, ServiceRef, Workload, WorkloadSpec};
+#[cfg(feature = "crd")]
+pub use workload_status::{ComponentState, ComponentStatus, Phase, WorkloadStatus};

@@ -1,0 +1,66 @@
+//! Reads its greeting from `wasi:config/store` and logs through `wasi:logging`.
+//! `/all` lists every config entry as sorted `key=value` lines.
+
+use std::io::Write as _;
+
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+
+// Bindings for the draft WASI imports, which `wasip2` does not cover; without
+// `generate_all` wit-bindgen expects every `wasi:` package to come from elsewhere.
+wit_bindgen::generate!({ path: "../../wit", world: "config-http", generate_all });
+
+use wasi::config::store;
+use wasi::logging::logging::{Level, log};
+
+struct ConfigHttp;
+
+impl Guest for ConfigHttp {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let all = request.path_with_query().as_deref() == Some("/all");
+        let (body, message) = if all {
+            (list_config(), "served all config")
+        } else {
+            (greeting(), "served greeting")
+        };
+        match body {
+            Ok(body) => {
+                log(Level::Info, "config-http", message);
+                respond(out, 200, body.as_bytes());
+            }
+            Err(e) => {
+                let text = format!("config error: {e:?}\n");
+                log(Level::Error, "config-http", &text);
+                respond(out, 500, text.as_bytes());
+            }
+        }
+    }
+}
+
+fn greeting() -> Result<String, store::Error> {
+    let greeting = store::get("greeting")?.unwrap_or_else(|| "hello".into());
+    Ok(format!("{greeting}\n"))
+}
+
+fn list_config() -> Result<String, store::Error> {
+    let mut entries = store::get_all()?;
+    entries.sort();
+    Ok(entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect())
+}
+
+fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
+    let response = OutgoingResponse::new(headers);
+    response.set_status_code(status).unwrap();
+    let response_body = response.body().unwrap();
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = response_body.write().unwrap();
+    stream.write_all(body).unwrap();
+    stream.flush().unwrap();
+    drop(stream); // a child of the body: it must go before the body is finished
+    OutgoingBody::finish(response_body, None).unwrap();
+}
+
+wasip2::http::proxy::export!(ConfigHttp);

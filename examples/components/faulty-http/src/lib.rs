@@ -1,0 +1,55 @@
+//! Misbehaves on request, to show that one bad request cannot hurt the host or
+//! other requests: `/trap` panics (a Wasm trap), `/loop` spins forever (stopped by
+//! the request timeout), `/alloc` grows memory without bound (stopped by the memory
+//! limit). `/ok` answers normally.
+
+use std::hint::black_box;
+use std::io::Write as _;
+
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+
+struct Faulty;
+
+impl Guest for Faulty {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let path_with_query = request.path_with_query().unwrap_or_default();
+        let path = path_with_query.split('?').next().unwrap_or_default();
+        match path {
+            "/ok" => respond(out, 200, b"ok\n"),
+            "/trap" => panic!("trap requested"),
+            "/loop" => {
+                // black_box keeps the optimizer from proving the loop useless.
+                let mut n = 0u64;
+                loop {
+                    n = black_box(n.wrapping_add(1));
+                }
+            }
+            "/alloc" => {
+                // Non-zero fill so every page is really touched, not just reserved.
+                let mut hog = Vec::new();
+                loop {
+                    hog.push(black_box(vec![1u8; 1 << 20]));
+                }
+            }
+            _ => respond(out, 404, b"try /ok, /trap, /loop or /alloc\n"),
+        }
+    }
+}
+
+fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
+    let response = OutgoingResponse::new(headers);
+    response.set_status_code(status).unwrap();
+    let response_body = response.body().unwrap();
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = response_body.write().unwrap();
+    stream.write_all(body).unwrap();
+    stream.flush().unwrap();
+    drop(stream); // a child of the body: it must go before the body is finished
+    OutgoingBody::finish(response_body, None).unwrap();
+}
+
+wasip2::http::proxy::export!(Faulty);

@@ -1,0 +1,68 @@
+//! An HTTP handler that talks to a TCP service over `wasi:sockets`: it sends `ping`
+//! to 127.0.0.1:$SERVICE_PORT (default 7070) and returns the reply line as the body.
+
+use std::error::Error;
+use std::io::{BufRead as _, BufReader, Write as _};
+
+use wasip2::cli::environment;
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+use wasip2::sockets::instance_network::instance_network;
+use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+use wasip2::sockets::tcp::TcpSocket;
+use wasip2::sockets::tcp_create_socket::create_tcp_socket;
+
+struct TcpClient;
+
+impl Guest for TcpClient {
+    fn handle(_request: IncomingRequest, out: ResponseOutparam) {
+        let port = env_var("SERVICE_PORT").and_then(|p| p.parse().ok()).unwrap_or(7070);
+        match ping(port) {
+            Ok(reply) => respond(out, 200, reply.as_bytes()),
+            Err(e) => respond(out, 502, format!("cannot reach 127.0.0.1:{port}: {e}\n").as_bytes()),
+        }
+    }
+}
+
+fn ping(port: u16) -> Result<String, Box<dyn Error>> {
+    let socket = create_tcp_socket(IpAddressFamily::Ipv4)?;
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    socket.start_connect(&instance_network(), address)?;
+    let (input, output) = finish(&socket, || socket.finish_connect())?;
+    output.blocking_write_and_flush(b"ping\n")?;
+    let mut reply = String::new();
+    BufReader::new(input).read_line(&mut reply)?;
+    Ok(reply) // the streams drop before the socket: they are its children
+}
+
+/// Completes a two-phase socket operation: `finish-*` says `would-block` until the
+/// operation started by `start-*` is done, and the socket's pollable says when to retry.
+fn finish<T>(socket: &TcpSocket, call: impl Fn() -> Result<T, ErrorCode>) -> Result<T, ErrorCode> {
+    loop {
+        match call() {
+            Err(ErrorCode::WouldBlock) => socket.subscribe().block(),
+            result => return result,
+        }
+    }
+}
+
+fn env_var(name: &str) -> Option<String> {
+    environment::get_environment().into_iter().find(|(key, _)| key == name).map(|(_, value)| value)
+}
+
+fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
+    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
+    let response = OutgoingResponse::new(headers);
+    response.set_status_code(status).unwrap();
+    let response_body = response.body().unwrap();
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = response_body.write().unwrap();
+    stream.write_all(body).unwrap();
+    stream.flush().unwrap();
+    drop(stream); // a child of the body: it must go before the body is finished
+    OutgoingBody::finish(response_body, None).unwrap();
+}
+
+wasip2::http::proxy::export!(TcpClient);

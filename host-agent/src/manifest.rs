@@ -1,0 +1,121 @@
+//! Reads a Workload manifest from a file the way `kubectl apply` would accept it, but stricter:
+//! unknown fields are errors, and every error names the file, the line and the field.
+
+use std::path::{Path, PathBuf};
+
+use weft_api::Workload;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+}
+
+const API_VERSION: &str = "weft.dev/v1alpha1";
+
+/// Loads the one Workload in `path`.
+pub fn load(path: &Path) -> Result<Workload, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text).map_err(|message| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        message,
+    })
+}
+
+/// Parses manifest text; the error is a message naming the line and field.
+pub fn parse(text: &str) -> Result<Workload, String> {
+    let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let api_version = value.get("apiVersion").and_then(|v| v.as_str());
+    let kind = value.get("kind").and_then(|v| v.as_str());
+    if api_version != Some(API_VERSION) || kind != Some("Workload") {
+        return Err(format!(
+            "expected apiVersion: {API_VERSION} and kind: Workload, found {} and {}",
+            api_version.unwrap_or("none"),
+            kind.unwrap_or("none")
+        ));
+    }
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    let mut unknown = Vec::new();
+    let workload: Workload = serde_ignored::deserialize(deserializer, |path| {
+        let path = path.to_string();
+        // The CRD type keeps no apiVersion and kind; they were checked above.
+        if path != "apiVersion" && path != "kind" {
+            unknown.push(path);
+        }
+    })
+    .map_err(|e| e.to_string())?;
+    if let Some(field) = unknown.first() {
+        let line = line_of(text, field)
+            .map(|l| format!("line {l}: "))
+            .unwrap_or_default();
+        return Err(format!("{line}unknown field `{field}`"));
+    }
+    if workload.metadata.name.as_deref().unwrap_or("").is_empty() {
+        return Err("missing field `metadata.name`".into());
+    }
+    Ok(workload)
+}
+
+/// The line where the last key of a dotted path (`spec.components.0.imagee`) is written.
+fn line_of(text: &str, field: &str) -> Option<usize> {
+    let key = field.rsplit('.').next()?;
+    let needle = format!("{key}:");
+    text.lines()
+        .position(|line| {
+            let line = line.trim_start().trim_start_matches("- ");
+            line.starts_with(&needle)
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: hello
+spec:
+  components:
+    - name: hello
+      image: build/hello-http.wasm
+";
+
+    #[test]
+    fn parses_a_workload() {
+        let w = parse(GOOD).unwrap();
+        assert_eq!(w.spec.components[0].image, "build/hello-http.wasm");
+    }
+
+    #[test]
+    fn unknown_fields_name_line_and_path() {
+        let text = GOOD.replace("      image:", "      imagee: x\n      image:");
+        let err = parse(&text).unwrap_err();
+        assert!(err.contains("line 8"), "{err}");
+        assert!(err.contains("spec.components.0.imagee"), "{err}");
+    }
+
+    #[test]
+    fn missing_fields_name_the_field_and_line() {
+        let text = GOOD.replace("      image: build/hello-http.wasm\n", "");
+        let err = parse(&text).unwrap_err();
+        assert!(err.contains("missing field `image`"), "{err}");
+        assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn invalid_yaml_names_the_line() {
+        let err = parse("apiVersion: [\n").unwrap_err();
+        assert!(err.contains("line"), "{err}");
+    }
+}

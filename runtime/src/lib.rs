@@ -1,0 +1,41 @@
+//! Weft's host runtime: runs WebAssembly components on Wasmtime, with host plugins giving them
+//! their capabilities. It knows nothing of Kubernetes; the host-agent drives it.
+//!
+//! ```text
+//! Engine ──► Host ──► start_workload(WorkloadSpec)
+//!              │          compile (cached) → bind plugins → link siblings → InstancePre
+//!              └─ plugins: wasi, wasi:http (router + server), wasi:config, wasi:logging
+//! ```
+
+mod compile_cache;
+pub mod component_info;
+mod digest;
+mod egress;
+pub mod engine;
+pub mod error;
+pub mod host;
+pub mod http_server;
+pub mod instance;
+mod limiter;
+mod linking;
+pub mod metrics;
+pub mod plugin;
+pub mod plugins;
+pub mod router;
+mod service;
+mod sockets;
+pub mod spec;
+pub mod status;
+mod stdio;
+pub mod store;
+mod volumes;
+pub mod workload;
+
+pub use digest::sha256;
+pub use engine::{Engine, EngineBuilder};
+pub use error::{Error, Result};
+pub use host::{Host, HostBuilder};
+pub use metrics::RuntimeMetrics;
+pub use plugin::{HostPlugin, WitWorld};
+pub use spec::*;
+pub use status::*;

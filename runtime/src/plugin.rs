@@ -1,0 +1,97 @@
+//! Host plugins: how the host gives components their capabilities. A plugin says which WIT
+//! interfaces it provides (components import them) and which it drives (components export
+//! them); it binds only to workloads whose components actually use one of them.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use wasmtime::component::Linker;
+use weft_api::WitInterface;
+
+use crate::component_info::ComponentInfo;
+use crate::spec::{ComponentSpec, WorkloadSpec};
+use crate::store::Ctx;
+use crate::workload::ResolvedWorkload;
+
+/// The interfaces a plugin implements, seen from the component's side.
+#[derive(Clone, Debug, Default)]
+pub struct WitWorld {
+    /// Interfaces the plugin provides to components that import them.
+    pub imports: Vec<WitInterface>,
+    /// Interfaces the plugin calls on components that export them.
+    pub exports: Vec<WitInterface>,
+}
+
+impl WitWorld {
+    /// Whether the plugin provides what a component imports under `name`.
+    pub fn provides(&self, import: &WitInterface) -> bool {
+        self.imports.iter().any(|i| i.satisfies(import))
+    }
+
+    /// Whether the plugin drives an interface a component exports (or a workload asks for).
+    pub fn drives(&self, export: &WitInterface) -> bool {
+        self.exports.iter().any(|i| i.satisfies(export))
+    }
+}
+
+/// One component being bound: what it is and what it really imports and exports.
+pub struct ComponentBinding<'a> {
+    pub workload: &'a WorkloadSpec,
+    pub component: &'a ComponentSpec,
+    pub info: &'a ComponentInfo,
+    /// Whether this is the workload's long-running service.
+    pub is_service: bool,
+}
+
+/// A capability provider, modelled on wash-runtime's `HostPlugin`. Hooks return
+/// `wasmtime::Result` so plugins can use `add_to_linker` functions directly.
+#[async_trait]
+pub trait HostPlugin: Send + Sync + 'static {
+    /// Unique among the host's plugins.
+    fn id(&self) -> &'static str;
+
+    fn world(&self) -> WitWorld;
+
+    /// A short name of the backend (`in-memory`, `nats`, ...), reported in the Host's status.
+    fn backend(&self) -> &'static str {
+        "built-in"
+    }
+
+    /// Called once before the host accepts workloads.
+    async fn start(&self) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    /// Called once per workload that uses this plugin, before any of its components is bound;
+    /// the place to refuse a workload (bad configuration, a conflict) before it starts.
+    async fn on_workload_bind(&self, _workload: &WorkloadSpec) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    /// Adds the plugin's host functions to a component's linker.
+    fn on_component_bind(
+        &self,
+        _linker: &mut Linker<Ctx>,
+        _binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    /// Called when a workload is ready to run (also when it replaces an older version).
+    async fn on_workload_resolved(
+        &self,
+        _workload: &Arc<ResolvedWorkload>,
+    ) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    /// Called when a workload stops.
+    async fn on_workload_unbind(&self, _workload_id: &str) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    /// Called when the host shuts down.
+    async fn stop(&self) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}

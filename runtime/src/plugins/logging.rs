@@ -1,0 +1,65 @@
+//! wasi:logging/logging into `tracing`, each record tagged with its workload and component.
+
+use wasmtime::component::{HasSelf, Linker};
+
+use super::iface;
+use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
+use crate::store::Ctx;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/logging",
+        world: "wasi:logging/imports",
+    });
+}
+
+use bindings::wasi::logging::logging::{Host, Level};
+
+#[derive(Default)]
+pub struct LoggingPlugin;
+
+impl Host for Ctx {
+    fn log(&mut self, level: Level, context: String, message: String) {
+        let id = self.identity();
+        let (workload, component) = (&*id.workload, &*id.component);
+        match level {
+            Level::Trace => {
+                tracing::trace!(target: "weft::guest", workload, component, context, "{message}")
+            }
+            Level::Debug => {
+                tracing::debug!(target: "weft::guest", workload, component, context, "{message}")
+            }
+            Level::Info => {
+                tracing::info!(target: "weft::guest", workload, component, context, "{message}")
+            }
+            Level::Warn => {
+                tracing::warn!(target: "weft::guest", workload, component, context, "{message}")
+            }
+            Level::Error | Level::Critical => {
+                tracing::error!(target: "weft::guest", workload, component, context, critical = matches!(level, Level::Critical), "{message}")
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl HostPlugin for LoggingPlugin {
+    fn id(&self) -> &'static str {
+        "wasi-logging"
+    }
+
+    fn world(&self) -> WitWorld {
+        WitWorld {
+            imports: vec![iface("wasi:logging/logging@0.1.0-draft")],
+            exports: Vec::new(),
+        }
+    }
+
+    fn on_component_bind(
+        &self,
+        linker: &mut Linker<Ctx>,
+        _binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<()> {
+        bindings::wasi::logging::logging::add_to_linker::<Ctx, HasSelf<Ctx>>(linker, |ctx| ctx)
+    }
+}

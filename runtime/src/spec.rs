@@ -1,0 +1,130 @@
+//! What the runtime is asked to run: a workload described without any Kubernetes types, so the
+//! runtime can be embedded anywhere. The host-agent translates a `Workload` manifest into this.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_api::WitInterface;
+
+/// A workload: components that answer invocations, at most one long-running service, the host
+/// interfaces they need and the volumes they mount.
+#[derive(Clone, Debug)]
+pub struct WorkloadSpec {
+    pub namespace: String,
+    pub name: String,
+    pub components: Vec<ComponentSpec>,
+    pub service: Option<ServiceSpec>,
+    pub host_interfaces: Vec<InterfaceConfig>,
+    pub volumes: Vec<VolumeSpec>,
+}
+
+impl WorkloadSpec {
+    /// `namespace/name`, the key the host knows a workload by.
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
+
+    /// The configuration a workload gives to a host interface, if it lists it.
+    pub fn interface_config(&self, namespace: &str, package: &str) -> Option<&InterfaceConfig> {
+        self.host_interfaces
+            .iter()
+            .find(|i| i.interface.namespace == namespace && i.interface.package == package)
+    }
+}
+
+/// One component: its bytes and everything it is given.
+#[derive(Clone, Debug)]
+pub struct ComponentSpec {
+    pub name: String,
+    /// The component binary (already pulled and verified by the caller).
+    pub wasm: Arc<[u8]>,
+    /// wasi:config values for this component (they override the interface-level ones).
+    pub config: BTreeMap<String, String>,
+    pub env: Vec<(String, String)>,
+    pub mounts: Vec<MountSpec>,
+    pub limits: Limits,
+    /// Hosts outgoing HTTP may reach; empty means none.
+    pub allowed_hosts: Vec<String>,
+}
+
+impl ComponentSpec {
+    /// A component with default limits and nothing granted.
+    pub fn new(name: impl Into<String>, wasm: impl Into<Arc<[u8]>>) -> Self {
+        Self {
+            name: name.into(),
+            wasm: wasm.into(),
+            config: BTreeMap::new(),
+            env: Vec::new(),
+            mounts: Vec::new(),
+            limits: Limits::default(),
+            allowed_hosts: Vec::new(),
+        }
+    }
+}
+
+/// A volume mounted into a component as a preopened directory.
+#[derive(Clone, Debug)]
+pub struct MountSpec {
+    pub volume: String,
+    pub path: String,
+    pub read_only: bool,
+}
+
+/// Per-component resource limits. Every limit is enforced: unenforced limits are how hosts
+/// run out of memory.
+#[derive(Clone, Debug)]
+pub struct Limits {
+    /// Linear memory per instance, in bytes.
+    pub memory_bytes: u64,
+    /// Wall-clock time one invocation may take.
+    pub timeout: Duration,
+    /// Invocations running at once; further ones wait for a slot (within `timeout`).
+    pub max_concurrency: Option<u32>,
+}
+
+impl Limits {
+    pub const DEFAULT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: Self::DEFAULT_MEMORY_BYTES,
+            timeout: Self::DEFAULT_TIMEOUT,
+            max_concurrency: None,
+        }
+    }
+}
+
+/// The long-running component of a workload.
+#[derive(Clone, Debug)]
+pub struct ServiceSpec {
+    pub component: ComponentSpec,
+    /// Restarts allowed after the service exits or traps; `None` means without end.
+    pub max_restarts: Option<u32>,
+}
+
+/// A host interface a workload asks for, with the configuration it gives the plugin.
+#[derive(Clone, Debug)]
+pub struct InterfaceConfig {
+    pub interface: WitInterface,
+    pub name: Option<String>,
+    pub config: BTreeMap<String, String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct VolumeSpec {
+    pub name: String,
+    pub source: VolumeSource,
+}
+
+#[derive(Clone, Debug)]
+pub enum VolumeSource {
+    /// A fresh empty directory that lives as long as the workload.
+    EmptyDir,
+    /// A directory of the host.
+    HostPath(PathBuf),
+}

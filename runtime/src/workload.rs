@@ -1,0 +1,270 @@
+//! Turning a [`WorkloadSpec`] into running parts: compile every component, check the host
+//! serves what the workload asks for, bind plugins by the interfaces each component really
+//! imports, link siblings, and prepare an `InstancePre` per component.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use wasmtime::component::Linker;
+use wasmtime_wasi_config::WasiConfigVariables;
+use weft_api::WitInterface;
+
+use crate::component_info::unversioned;
+use crate::engine::{CompiledComponent, Engine};
+use crate::error::{Error, Result};
+use crate::instance::ComponentRuntime;
+use crate::linking;
+use crate::metrics::RuntimeMetrics;
+use crate::plugin::{ComponentBinding, HostPlugin};
+use crate::sockets::{Role, ServicePorts};
+use crate::spec::{ComponentSpec, WorkloadSpec};
+use crate::store::{Ctx, Identity};
+use crate::volumes::Volumes;
+
+/// The interface a service must export to be run.
+pub const CLI_RUN: &str = "wasi:cli/run";
+
+/// A workload whose components are compiled, bound and ready to instantiate.
+pub struct ResolvedWorkload {
+    pub spec: WorkloadSpec,
+    /// In the order of `spec.components`.
+    pub components: Vec<Arc<ComponentRuntime>>,
+    pub service: Option<Arc<ComponentRuntime>>,
+    /// Plugins bound to this workload, by id.
+    pub plugins: Vec<&'static str>,
+    _volumes: Arc<Volumes>,
+}
+
+impl ResolvedWorkload {
+    pub fn id(&self) -> String {
+        self.spec.id()
+    }
+
+    /// Components (not the service) exporting `interface` (unversioned, e.g.
+    /// `wasi:http/incoming-handler`).
+    pub fn exporting(&self, interface: &str) -> Vec<&Arc<ComponentRuntime>> {
+        self.components
+            .iter()
+            .filter(|c| c.info.exports.iter().any(|e| unversioned(e) == interface))
+            .collect()
+    }
+}
+
+pub(crate) async fn resolve(
+    engine: &Engine,
+    plugins: &[Arc<dyn HostPlugin>],
+    metrics: &RuntimeMetrics,
+    spec: WorkloadSpec,
+) -> Result<ResolvedWorkload> {
+    let id = spec.id();
+    let invalid = |reason: String| Error::InvalidWorkload {
+        workload: id.clone(),
+        reason,
+    };
+    // The service goes last: it may import what components export, never the other way round.
+    let items: Vec<&ComponentSpec> = spec
+        .components
+        .iter()
+        .chain(spec.service.as_ref().map(|s| &s.component))
+        .collect();
+    if items.is_empty() {
+        return Err(invalid("has neither components nor a service".into()));
+    }
+    let mut seen = BTreeSet::new();
+    for item in &items {
+        if !seen.insert(item.name.as_str()) {
+            return Err(invalid(format!(
+                "component name {} is used twice",
+                item.name
+            )));
+        }
+    }
+    let has_service = spec.service.is_some();
+    let service_index = items.len() - 1;
+
+    for wanted in &spec.host_interfaces {
+        let served = plugins.iter().any(|p| {
+            let world = p.world();
+            world.provides(&wanted.interface) || world.drives(&wanted.interface)
+        });
+        if !served {
+            return Err(Error::UnservedInterface {
+                interface: wanted.interface.to_string(),
+            });
+        }
+    }
+
+    let volumes = Arc::new(Volumes::prepare(&spec.volumes)?);
+    for item in &items {
+        volumes.check_mounts(&item.name, &item.mounts)?;
+    }
+
+    let compiled = compile_all(engine, metrics, &items).await?;
+    if let Some(service) = &spec.service
+        && compiled[service_index].info.export_of(CLI_RUN).is_none()
+    {
+        return Err(Error::InvalidComponent {
+            component: service.component.name.clone(),
+            reason: format!("a service must export {CLI_RUN}"),
+        });
+    }
+
+    let names: Vec<&str> = items.iter().map(|c| c.name.as_str()).collect();
+    let infos: Vec<_> = compiled.iter().map(|c| &c.info).collect();
+    let (mut links, order) = linking::plan(&names, &infos)?;
+    if has_service {
+        // Components cannot call into the service; such an import must come from a plugin.
+        for (i, consumer) in links.iter_mut().enumerate() {
+            if i != service_index {
+                consumer.retain(|(_, provider)| *provider != service_index);
+            }
+        }
+    }
+
+    // Which plugins serve which component, and what nothing serves.
+    let mut bound: Vec<Vec<usize>> = vec![Vec::new(); items.len()];
+    for (i, info) in infos.iter().enumerate() {
+        let mut missing = Vec::new();
+        for import in &info.imports {
+            if links[i].iter().any(|(name, _)| name == import) {
+                continue;
+            }
+            let provider = import
+                .parse::<WitInterface>()
+                .ok()
+                .and_then(|wanted| plugins.iter().position(|p| p.world().provides(&wanted)));
+            match provider {
+                Some(p) if !bound[i].contains(&p) => bound[i].push(p),
+                Some(_) => {}
+                None => missing.push(import.clone()),
+            }
+        }
+        if !missing.is_empty() {
+            return Err(Error::MissingImports {
+                component: items[i].name.clone(),
+                missing,
+            });
+        }
+    }
+    let used: BTreeSet<usize> = bound
+        .iter()
+        .flatten()
+        .copied()
+        .chain(plugins.iter().enumerate().filter_map(|(p, plugin)| {
+            let world = plugin.world();
+            let drives = infos
+                .iter()
+                .flat_map(|i| &i.exports)
+                .any(|e| e.parse::<WitInterface>().is_ok_and(|e| world.drives(&e)));
+            drives.then_some(p)
+        }))
+        .collect();
+    for &p in &used {
+        plugins[p]
+            .on_workload_bind(&spec)
+            .await
+            .map_err(|e| plugin_error(plugins[p].as_ref(), &e))?;
+    }
+
+    let ports = ServicePorts::default();
+    let mut runtimes: Vec<Option<Arc<ComponentRuntime>>> = vec![None; items.len()];
+    for &i in &order {
+        let item = items[i];
+        let is_service = has_service && i == service_index;
+        let mut linker = Linker::<Ctx>::new(engine.wasmtime());
+        let binding = ComponentBinding {
+            workload: &spec,
+            component: item,
+            info: &compiled[i].info,
+            is_service,
+        };
+        for &p in &bound[i] {
+            plugins[p]
+                .on_component_bind(&mut linker, &binding)
+                .map_err(|e| plugin_error(plugins[p].as_ref(), &e))?;
+        }
+        for (import, provider) in &links[i] {
+            let provider = runtimes[*provider]
+                .clone()
+                .expect("providers are prepared first");
+            linking::wire(
+                &mut linker,
+                &compiled[i].component,
+                &item.name,
+                import,
+                provider,
+            )?;
+        }
+        let pre = linker
+            .instantiate_pre(&compiled[i].component)
+            .map_err(|e| Error::Link {
+                component: item.name.clone(),
+                interface: "*".into(),
+                reason: format!("{e:#}"),
+            })?;
+        let role = if is_service {
+            Role::Service
+        } else {
+            Role::Component
+        };
+        runtimes[i] = Some(Arc::new(ComponentRuntime::new(
+            Identity {
+                workload: id.as_str().into(),
+                component: item.name.as_str().into(),
+            },
+            item.clone(),
+            compiled[i].info.clone(),
+            pre,
+            role,
+            Arc::new(config_for(&spec, item)),
+            volumes.clone(),
+            ports.clone(),
+        )));
+    }
+
+    let mut runtimes: Vec<Arc<ComponentRuntime>> = runtimes.into_iter().flatten().collect();
+    let service = has_service.then(|| runtimes.remove(service_index));
+    Ok(ResolvedWorkload {
+        plugins: used.iter().map(|&p| plugins[p].id()).collect(),
+        spec,
+        components: runtimes,
+        service,
+        _volumes: volumes,
+    })
+}
+
+/// Compiling is CPU-bound: keep it off the async workers.
+async fn compile_all(
+    engine: &Engine,
+    metrics: &RuntimeMetrics,
+    items: &[&ComponentSpec],
+) -> Result<Vec<CompiledComponent>> {
+    let mut compiled = Vec::with_capacity(items.len());
+    for item in items {
+        let (engine, name, wasm) = (engine.clone(), item.name.clone(), item.wasm.clone());
+        let result = tokio::task::spawn_blocking(move || engine.compile(&name, &wasm))
+            .await
+            .map_err(|e| Error::Engine(format!("compile task failed: {e}")))??;
+        metrics.record_compile(result.from_cache, result.compile_time);
+        compiled.push(result);
+    }
+    Ok(compiled)
+}
+
+/// wasi:config values: the workload's `wasi:config` interface config, overridden by the
+/// component's own `config`.
+fn config_for(spec: &WorkloadSpec, component: &ComponentSpec) -> WasiConfigVariables {
+    spec.interface_config("wasi", "config")
+        .into_iter()
+        .flat_map(|i| i.config.iter())
+        .chain(component.config.iter())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+fn plugin_error(plugin: &dyn HostPlugin, err: &wasmtime::Error) -> Error {
+    Error::Plugin {
+        plugin: plugin.id().to_string(),
+        reason: format!("{err:#}"),
+    }
+}

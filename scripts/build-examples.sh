@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Builds every guest in examples/components into a component at examples/build/<name>.wasm,
+# plus hello-http-v2.wasm (hello-http with the `v2` feature).
+#
+# No rustup wasm target is needed: Debian's rustc (rustc-web) builds std for
+# wasm32-unknown-unknown from its own source (rust-web-src, -Zbuild-std), wasm-ld-19 (lld-19)
+# links, and `xtask componentize` wraps each core module into a component. Incremental: cargo
+# skips up-to-date crates and a component is only re-encoded when its core module changed.
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+examples=$root/examples
+out=$examples/build
+target=$examples/target
+# cdylib outputs carry no hash in their file names, so the v2 feature set gets its own target
+# dir; sharing one would relink and rewrite both variants on every run.
+v2_target=$target/v2
+
+ensure_packages() {
+  local pkgs=(rustc-web rust-web-src lld-19) missing=() pkg
+  for pkg in "${pkgs[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+  done
+  ((${#missing[@]})) || return 0
+  local sudo=()
+  [[ $(id -u) == 0 ]] || sudo=(sudo)
+  # Refresh the package lists only when apt does not know a package yet.
+  for pkg in "${missing[@]}"; do
+    if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+      "${sudo[@]}" apt-get update
+      break
+    fi
+  done
+  "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
+}
+
+# cargo for wasm32 with Debian's rustc; RUSTC_BOOTSTRAP unlocks -Zbuild-std on it. Panics
+# abort immediately (a Wasm trap) without the formatting machinery, which halves the size.
+guest_cargo() {
+  env -u RUSTFLAGS -u CARGO_ENCODED_RUSTFLAGS \
+    RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=wasm-ld-19 \
+    CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="-Zunstable-options -Cpanic=immediate-abort" \
+    cargo build --manifest-path "$examples/Cargo.toml" --release \
+    --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort "$@"
+}
+
+# Re-encodes <core> as component <name> if the core module (or xtask) is newer.
+componentize() {
+  local core=$1 component=$out/$2.wasm
+  if [[ ! -e $component || $core -nt $component || $xtask -nt $component ]]; then
+    "$xtask" componentize "$core" "$component"
+  fi
+  built+=("$component")
+}
+
+ensure_packages
+
+cargo build --quiet --release -p xtask --manifest-path "$root/Cargo.toml"
+xtask=${CARGO_TARGET_DIR:-$root/target}/release/xtask
+
+guest_cargo --workspace --target-dir "$target"
+guest_cargo -p hello-http --features v2 --target-dir "$v2_target"
+
+mkdir -p "$out"
+built=()
+for dir in "$examples"/components/*/; do
+  name=$(basename "$dir")
+  componentize "$target/wasm32-unknown-unknown/release/${name//-/_}.wasm" "$name"
+done
+componentize "$v2_target/wasm32-unknown-unknown/release/hello_http.wasm" hello-http-v2
+
+echo "components in ${out#"$root"/}:"
+for component in "${built[@]}"; do
+  printf '  %-24s %7d bytes\n' "$(basename "$component")" "$(stat -c %s "$component")"
+done

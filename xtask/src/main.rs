@@ -1,0 +1,43 @@
+//! Build helpers for the guest examples (see `scripts/build-examples.sh`).
+//!
+//! - `xtask componentize <core.wasm> <out.wasm>`: wraps a core module that carries
+//!   wit-bindgen's `component-type` custom sections into a validated component.
+//! - `xtask wit <component.wasm>`: prints the component's world (its imports and exports).
+
+use std::{env, fs, path::Path};
+
+use anyhow::{Context, Result, bail};
+use wit_component::{ComponentEncoder, WitPrinter};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        ["componentize", core, out] => componentize(Path::new(core), Path::new(out)),
+        ["wit", component] => print_wit(Path::new(component)),
+        _ => bail!("usage: xtask componentize <core.wasm> <out.wasm> | xtask wit <component.wasm>"),
+    }
+}
+
+fn componentize(core: &Path, out: &Path) -> Result<()> {
+    let module = fs::read(core).with_context(|| format!("reading {}", core.display()))?;
+    let component = ComponentEncoder::default()
+        .module(&module)
+        .with_context(|| format!("decoding component-type metadata of {}", core.display()))?
+        .validate(true)
+        .encode()
+        .with_context(|| format!("encoding {} as a component", core.display()))?;
+    fs::write(out, component).with_context(|| format!("writing {}", out.display()))
+}
+
+fn print_wit(path: &Path) -> Result<()> {
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let decoded =
+        wit_component::decode(&bytes).with_context(|| format!("decoding {}", path.display()))?;
+    // Only the component's own package (its world); the WASI packages it refers to are
+    // well known and would bury the interesting part.
+    let mut printer = WitPrinter::default();
+    printer.emit_docs(false);
+    printer.print(decoded.resolve(), decoded.package(), &[])?;
+    println!("{}", printer.output);
+    Ok(())
+}
