@@ -11,28 +11,11 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 examples=$root/examples
 out=$examples/build
-target=$examples/target
+# CI points this at a cache outside the clone so std is not rebuilt for every run.
+target=${WEFT_GUEST_TARGET_DIR:-$examples/target}
 # cdylib outputs carry no hash in their file names, so the v2 feature set gets its own target
 # dir; sharing one would relink and rewrite both variants on every run.
 v2_target=$target/v2
-
-ensure_packages() {
-  local pkgs=(rustc-web rust-web-src lld-19) missing=() pkg
-  for pkg in "${pkgs[@]}"; do
-    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
-  done
-  ((${#missing[@]})) || return 0
-  local sudo=()
-  [[ $(id -u) == 0 ]] || sudo=(sudo)
-  # Refresh the package lists only when apt does not know a package yet.
-  for pkg in "${missing[@]}"; do
-    if ! apt-cache show "$pkg" >/dev/null 2>&1; then
-      "${sudo[@]}" apt-get update
-      break
-    fi
-  done
-  "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
-}
 
 # cargo for wasm32 with Debian's rustc; RUSTC_BOOTSTRAP unlocks -Zbuild-std on it. Panics
 # abort immediately (a Wasm trap) without the formatting machinery, which halves the size.
@@ -54,7 +37,7 @@ componentize() {
   built+=("$component")
 }
 
-ensure_packages
+"$root/scripts/ensure-packages.sh"
 
 cargo build --quiet --release -p xtask --manifest-path "$root/Cargo.toml"
 xtask=${CARGO_TARGET_DIR:-$root/target}/release/xtask

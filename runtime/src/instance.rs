@@ -7,7 +7,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{InstancePre, ResourceTable};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi_config::WasiConfigVariables;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 use crate::component_info::ComponentInfo;
@@ -16,7 +15,7 @@ use crate::limiter::Limiter;
 use crate::sockets::{self, Role, ServicePorts};
 use crate::spec::ComponentSpec;
 use crate::stdio::{LogStream, Stream};
-use crate::store::{Ctx, Identity};
+use crate::store::{ConfigValues, Ctx, Identity};
 use crate::volumes::Volumes;
 
 /// Everything needed to instantiate one component again and again, prepared once.
@@ -26,7 +25,7 @@ pub struct ComponentRuntime {
     pub info: ComponentInfo,
     pub(crate) pre: InstancePre<Ctx>,
     pub(crate) role: Role,
-    pub(crate) config: Arc<WasiConfigVariables>,
+    pub(crate) config: Arc<ConfigValues>,
     pub(crate) egress: EgressPolicy,
     pub(crate) volumes: Arc<Volumes>,
     pub(crate) ports: ServicePorts,
@@ -86,7 +85,7 @@ impl ComponentRuntime {
         info: ComponentInfo,
         pre: InstancePre<Ctx>,
         role: Role,
-        config: Arc<WasiConfigVariables>,
+        config: Arc<ConfigValues>,
         volumes: Arc<Volumes>,
         ports: ServicePorts,
     ) -> Self {

@@ -129,6 +129,19 @@ impl RuntimeMetrics {
         self.0.restarts.get_or_create(&labels(id)).inc();
     }
 
+    /// Counts an invocation refused before it started (e.g. at the concurrency limit).
+    pub fn count_refused(&self, id: &Identity, outcome: &str) {
+        let labels = labels(id);
+        self.0
+            .invocations
+            .get_or_create(&InvocationLabels {
+                workload: labels.workload,
+                component: labels.component,
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+
     /// Starts counting one invocation; finish it with [`Invocation::finish`].
     pub fn start_invocation(&self, id: &Identity) -> Invocation {
         let labels = labels(id);

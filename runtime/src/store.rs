@@ -1,6 +1,7 @@
 //! The state every component store carries. One fresh `Store<Ctx>` per invocation keeps
 //! invocations isolated; plugins reach their part of it through the views implemented here.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
@@ -24,7 +25,7 @@ pub struct Ctx {
     pub(crate) table: ResourceTable,
     pub(crate) http: WasiHttpCtx,
     pub(crate) egress: EgressPolicy,
-    pub(crate) config: Arc<WasiConfigVariables>,
+    pub(crate) config: Arc<ConfigValues>,
     pub(crate) limiter: Limiter,
 }
 
@@ -33,8 +34,25 @@ impl Ctx {
         &self.identity
     }
 
-    pub fn config(&self) -> &WasiConfigVariables {
+    pub fn config(&self) -> &ConfigValues {
         &self.config
+    }
+}
+
+/// A component's wasi:config values, in the forms both served versions need.
+pub struct ConfigValues {
+    pub values: BTreeMap<String, String>,
+    pub(crate) wasmtime: WasiConfigVariables,
+}
+
+impl FromIterator<(String, String)> for ConfigValues {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let values: BTreeMap<String, String> = iter.into_iter().collect();
+        let wasmtime = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Self { values, wasmtime }
     }
 }
 

@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use wasmtime::component::Linker;
-use wasmtime_wasi_config::WasiConfigVariables;
 use weft_api::WitInterface;
 
 use crate::component_info::unversioned;
@@ -18,7 +17,7 @@ use crate::metrics::RuntimeMetrics;
 use crate::plugin::{ComponentBinding, HostPlugin};
 use crate::sockets::{Role, ServicePorts};
 use crate::spec::{ComponentSpec, WorkloadSpec};
-use crate::store::{Ctx, Identity};
+use crate::store::{ConfigValues, Ctx, Identity};
 use crate::volumes::Volumes;
 
 /// The interface a service must export to be run.
@@ -253,7 +252,7 @@ async fn compile_all(
 
 /// wasi:config values: the workload's `wasi:config` interface config, overridden by the
 /// component's own `config`.
-fn config_for(spec: &WorkloadSpec, component: &ComponentSpec) -> WasiConfigVariables {
+fn config_for(spec: &WorkloadSpec, component: &ComponentSpec) -> ConfigValues {
     spec.interface_config("wasi", "config")
         .into_iter()
         .flat_map(|i| i.config.iter())

@@ -127,11 +127,15 @@ pub async fn handle(
 ) -> hyper::Response<HyperOutgoingBody> {
     let component = route.component.clone();
     let id = &component.identity;
-    let invocation = metrics.start_invocation(id);
     let permit = match component.acquire().await {
         Ok(permit) => permit,
-        Err(failure) => return fail(invocation, id, failure),
+        Err(failure) => {
+            metrics.count_refused(id, failure.label());
+            log_failure(id, &failure);
+            return error_response(status_for(&failure), &failure.to_string());
+        }
     };
+    let invocation = metrics.start_invocation(id);
     let mut store = match component.new_store() {
         Ok(store) => store,
         Err(failure) => return fail(invocation, id, failure),

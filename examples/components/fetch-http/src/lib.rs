@@ -19,13 +19,19 @@ impl Guest for FetchHttp {
         let path_with_query = request.path_with_query().unwrap_or_default();
         // `url` must be the first parameter; everything after `url=` is the URL, so it
         // may carry its own query string.
-        let url = path_with_query.split_once('?').and_then(|(_, q)| q.strip_prefix("url="));
+        let url = path_with_query
+            .split_once('?')
+            .and_then(|(_, q)| q.strip_prefix("url="));
         let Some(upstream) = url.and_then(request_for) else {
             return respond(out, 400, b"usage: /?url=http://host:port/path\n");
         };
         match fetch(upstream) {
             Ok((status, body)) => respond(out, status, &body),
-            Err(code) => respond(out, 502, format!("outgoing request failed: {code:?}\n").as_bytes()),
+            Err(code) => respond(
+                out,
+                502,
+                format!("outgoing request failed: {code:?}\n").as_bytes(),
+            ),
         }
     }
 }
@@ -49,7 +55,10 @@ fn request_for(url: &str) -> Option<OutgoingRequest> {
 fn fetch(request: OutgoingRequest) -> Result<(u16, Vec<u8>), ErrorCode> {
     let pending = outgoing_handler::handle(request, None)?;
     pending.subscribe().block();
-    let response = pending.get().expect("ready after block").expect("first get")?;
+    let response = pending
+        .get()
+        .expect("ready after block")
+        .expect("first get")?;
 
     let body = response.consume().expect("body not yet consumed");
     let stream = body.stream().expect("stream not yet taken");

@@ -26,7 +26,9 @@ impl Guest for GreetHttp {
 /// The raw (not percent-decoded) value of `key` in the query string.
 fn query_param<'a>(path_with_query: &'a str, key: &str) -> Option<&'a str> {
     let (_, query) = path_with_query.split_once('?')?;
-    query.split('&').find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix(key)?.strip_prefix('='))
 }
 
 fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {

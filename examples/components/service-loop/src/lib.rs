@@ -18,10 +18,14 @@ impl Guest for Service {
         let mut tick = 0;
         loop {
             tick += 1;
-            stdout.blocking_write_and_flush(format!("tick {tick}\n").as_bytes()).unwrap();
+            stdout
+                .blocking_write_and_flush(format!("tick {tick}\n").as_bytes())
+                .unwrap();
             if exit_after == Some(tick) {
                 let line = format!("exiting with an error after {tick} ticks\n");
-                stderr::get_stderr().blocking_write_and_flush(line.as_bytes()).unwrap();
+                stderr::get_stderr()
+                    .blocking_write_and_flush(line.as_bytes())
+                    .unwrap();
                 return Err(());
             }
             if trap_after == Some(tick) {

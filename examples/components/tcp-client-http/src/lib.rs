@@ -18,17 +18,26 @@ struct TcpClient;
 
 impl Guest for TcpClient {
     fn handle(_request: IncomingRequest, out: ResponseOutparam) {
-        let port = env_var("SERVICE_PORT").and_then(|p| p.parse().ok()).unwrap_or(7070);
+        let port = env_var("SERVICE_PORT")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(7070);
         match ping(port) {
             Ok(reply) => respond(out, 200, reply.as_bytes()),
-            Err(e) => respond(out, 502, format!("cannot reach 127.0.0.1:{port}: {e}\n").as_bytes()),
+            Err(e) => respond(
+                out,
+                502,
+                format!("cannot reach 127.0.0.1:{port}: {e}\n").as_bytes(),
+            ),
         }
     }
 }
 
 fn ping(port: u16) -> Result<String, Box<dyn Error>> {
     let socket = create_tcp_socket(IpAddressFamily::Ipv4)?;
-    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port,
+        address: (127, 0, 0, 1),
+    });
     socket.start_connect(&instance_network(), address)?;
     let (input, output) = finish(&socket, || socket.finish_connect())?;
     output.blocking_write_and_flush(b"ping\n")?;
@@ -49,7 +58,10 @@ fn finish<T>(socket: &TcpSocket, call: impl Fn() -> Result<T, ErrorCode>) -> Res
 }
 
 fn env_var(name: &str) -> Option<String> {
-    environment::get_environment().into_iter().find(|(key, _)| key == name).map(|(_, value)| value)
+    environment::get_environment()
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
 }
 
 fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {

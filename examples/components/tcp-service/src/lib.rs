@@ -43,7 +43,10 @@ impl Guest for TcpService {
 
 fn listen(port: u16) -> Result<TcpSocket, ErrorCode> {
     let socket = create_tcp_socket(IpAddressFamily::Ipv4)?;
-    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address: (127, 0, 0, 1) });
+    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress {
+        port,
+        address: (127, 0, 0, 1),
+    });
     socket.start_bind(&instance_network(), address)?;
     finish(&socket, || socket.finish_bind())?;
     socket.start_listen()?;
@@ -70,7 +73,10 @@ fn serve(input: InputStream, output: OutputStream, served: u64) -> Result<(), Bo
 }
 
 fn env_var(name: &str) -> Option<String> {
-    environment::get_environment().into_iter().find(|(key, _)| key == name).map(|(_, value)| value)
+    environment::get_environment()
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
 }
 
 fn print(line: &str) {

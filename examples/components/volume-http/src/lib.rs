@@ -22,7 +22,10 @@ impl Guest for VolumeHttp {
         let path = path_with_query.split('?').next().unwrap_or_default();
         let preopens = preopens::get_directories();
         if path == "/" {
-            let listing: String = preopens.iter().map(|(_, guest)| format!("{guest}\n")).collect();
+            let listing: String = preopens
+                .iter()
+                .map(|(_, guest)| format!("{guest}\n"))
+                .collect();
             return respond(out, 200, listing.as_bytes());
         }
         let Some((data, _)) = preopens.iter().find(|(_, guest)| guest == DATA_DIR) else {
@@ -48,22 +51,38 @@ impl Guest for VolumeHttp {
 }
 
 fn read_file(dir: &Descriptor, name: &str) -> Result<Vec<u8>, Box<dyn Error>> {
-    let file = dir.open_at(PathFlags::empty(), name, OpenFlags::empty(), DescriptorFlags::READ)?;
+    let file = dir.open_at(
+        PathFlags::empty(),
+        name,
+        OpenFlags::empty(),
+        DescriptorFlags::READ,
+    )?;
     let mut contents = Vec::new();
     file.read_via_stream(0)?.read_to_end(&mut contents)?;
     Ok(contents)
 }
 
-fn write_file(dir: &Descriptor, name: &str, request: &IncomingRequest) -> Result<usize, Box<dyn Error>> {
-    let body = request.consume().map_err(|()| "request body already consumed")?;
+fn write_file(
+    dir: &Descriptor,
+    name: &str,
+    request: &IncomingRequest,
+) -> Result<usize, Box<dyn Error>> {
+    let body = request
+        .consume()
+        .map_err(|()| "request body already consumed")?;
     let mut contents = Vec::new();
-    body.stream().map_err(|()| "request body stream already taken")?.read_to_end(&mut contents)?;
+    body.stream()
+        .map_err(|()| "request body stream already taken")?
+        .read_to_end(&mut contents)?;
 
     let create = OpenFlags::CREATE | OpenFlags::TRUNCATE;
     let file = dir.open_at(PathFlags::empty(), name, create, DescriptorFlags::WRITE)?;
-    let mut stream = file.write_via_stream(0)?;
-    stream.write_all(&contents)?;
-    stream.flush()?;
+    let stream = file.write_via_stream(0)?;
+    // blocking-write-and-flush returns only once the bytes reached the file; a plain write
+    // may still be in flight when the response goes out.
+    for chunk in contents.chunks(4096) {
+        stream.blocking_write_and_flush(chunk)?;
+    }
     Ok(contents.len()) // `stream` drops before `file`, its parent
 }
 

@@ -1,0 +1,40 @@
+# Weft: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run test examples host-agent lint unit crds bench clean
+
+## run: build the examples and the host-agent, then serve examples/hello-http.yaml locally
+run: examples host-agent
+	$(CARGO) run --quiet --release -p host-agent -- run examples/hello-http.yaml --listen $(LISTEN)
+
+## test: format check, clippy with warnings denied, and every test
+test: examples lint unit
+
+## examples: build the guest components in examples/ (installs the Debian toolchain if missing)
+examples:
+	scripts/build-examples.sh
+
+host-agent:
+	$(CARGO) build --release -p host-agent
+
+lint:
+	scripts/ensure-packages.sh
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked
+
+## crds: regenerate crds/ from the API types
+crds:
+	$(CARGO) run --quiet -p operator -- crd --out-dir crds
+
+## bench: host-agent run vs wasmtime serve on hello-http, side by side (not part of test)
+bench: examples
+	scripts/bench.sh
+
+clean:
+	$(CARGO) clean
+	rm -rf examples/target examples/build

@@ -1,0 +1,203 @@
+//! Shared test harness: a real host with the built-in plugins, serving HTTP on an ephemeral
+//! loopback port, running components built from `examples/`.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use weft_runtime::plugins::{
+    config::ConfigPlugin, http::HttpPlugin, logging::LoggingPlugin, wasi::WasiPlugin,
+};
+use weft_runtime::router::Router;
+use weft_runtime::{ComponentSpec, Engine, Host, InterfaceConfig, RuntimeMetrics, WorkloadSpec};
+
+/// A component built by `make examples`.
+pub fn wasm(name: &str) -> Arc<[u8]> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/build")
+        .join(format!("{name}.wasm"));
+    std::fs::read(&path)
+        .unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (build the examples: make examples)",
+                path.display()
+            )
+        })
+        .into()
+}
+
+pub fn component(name: &str, example: &str) -> ComponentSpec {
+    ComponentSpec::new(name, wasm(example))
+}
+
+/// A workload answering HTTP for `<name>.test`.
+pub fn http_workload(name: &str, components: Vec<ComponentSpec>) -> WorkloadSpec {
+    WorkloadSpec {
+        namespace: "test".into(),
+        name: name.into(),
+        components,
+        service: None,
+        host_interfaces: vec![interface(
+            "wasi:http/incoming-handler@0.2.0",
+            &[("host", &format!("{name}.test"))],
+        )],
+        volumes: Vec::new(),
+    }
+}
+
+pub fn interface(name: &str, config: &[(&str, &str)]) -> InterfaceConfig {
+    InterfaceConfig {
+        interface: name.parse().unwrap(),
+        name: None,
+        config: config
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+pub struct TestHost {
+    pub host: Arc<Host>,
+    pub metrics: RuntimeMetrics,
+    pub addr: SocketAddr,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl TestHost {
+    pub async fn start() -> Self {
+        Self::with_engine(Engine::builder().max_instances(100).build().unwrap()).await
+    }
+
+    pub async fn with_engine(engine: Engine) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info,wasmtime=warn,cranelift=warn")
+            .with_test_writer()
+            .try_init();
+        let metrics = RuntimeMetrics::default();
+        let http = Arc::new(HttpPlugin::new(
+            Arc::new(Router::new(false)),
+            metrics.clone(),
+        ));
+        let host = Arc::new(
+            Host::builder()
+                .engine(engine)
+                .metrics(metrics.clone())
+                .plugin(Arc::new(WasiPlugin))
+                .unwrap()
+                .plugin(http.clone())
+                .unwrap()
+                .plugin(Arc::new(ConfigPlugin))
+                .unwrap()
+                .plugin(Arc::new(LoggingPlugin))
+                .unwrap()
+                .build()
+                .unwrap(),
+        );
+        host.start().await.unwrap();
+        let listener = weft_runtime::http_server::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(weft_runtime::http_server::serve(listener, http, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            host,
+            metrics,
+            addr,
+            _stop: stop,
+        }
+    }
+
+    pub async fn get(&self, host: &str, path: &str) -> (u16, String) {
+        self.request("GET", host, path, "").await
+    }
+
+    /// One HTTP/1.1 request on a fresh connection.
+    pub async fn request(&self, method: &str, host: &str, path: &str, body: &str) -> (u16, String) {
+        http_request(self.addr, method, host, path, body).await
+    }
+
+    /// The Prometheus text of the runtime's metrics.
+    pub fn metrics_text(&self) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        self.metrics.register(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text
+    }
+}
+
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    host: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut response))
+        .await
+        .expect("response within 30s")
+        .unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    (
+        status,
+        if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        },
+    )
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let size = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        out.push_str(&rest[..size.min(rest.len())]);
+        body = rest.get(size + 2..).unwrap_or("");
+    }
+    out
+}
+
+/// Polls `check` until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

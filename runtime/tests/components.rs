@@ -1,0 +1,141 @@
+//! Bad components fail alone with a reason naming them; imports are matched to plugins and
+//! siblings; compiled components are cached on disk.
+
+mod common;
+
+use common::*;
+use weft_runtime::{ComponentSpec, Engine};
+
+#[tokio::test]
+async fn a_core_module_is_refused_naming_the_component() {
+    let t = TestHost::start().await;
+    let core = ComponentSpec::new("core", b"\0asm\x01\0\0\0".to_vec());
+    let err = t
+        .host
+        .start_workload(http_workload("w", vec![core]))
+        .await
+        .unwrap_err();
+    let err = err.to_string();
+    assert!(
+        err.contains("component core") && err.contains("core WebAssembly module"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn garbage_bytes_are_refused_naming_the_component() {
+    let t = TestHost::start().await;
+    let junk = ComponentSpec::new("junk", b"this is not wasm".to_vec());
+    let err = t
+        .host
+        .start_workload(http_workload("w", vec![junk]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("component junk: not a WebAssembly binary"),
+        "{err}"
+    );
+    // A truncated component fails compilation, again naming it.
+    let mut bytes = wasm("hello-http").to_vec();
+    bytes.truncate(bytes.len() / 2);
+    let cut = ComponentSpec::new("cut", bytes);
+    let err = t
+        .host
+        .start_workload(http_workload("w", vec![cut]))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("component cut: failed to compile"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn unsatisfied_imports_are_listed() {
+    let t = TestHost::start().await;
+    // greet-http imports weft:examples/greet, which only a sibling could provide.
+    let err = t
+        .host
+        .start_workload(http_workload("w", vec![component("web", "greet-http")]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("component web imports interfaces nothing provides"),
+        "{err}"
+    );
+    assert!(err.contains("weft:examples/greet@0.1.0"), "{err}");
+}
+
+#[tokio::test]
+async fn an_unserved_host_interface_is_refused() {
+    let t = TestHost::start().await;
+    let mut w = http_workload("w", vec![component("hello", "hello-http")]);
+    w.host_interfaces
+        .push(interface("wasi:keyvalue/store@0.2.0-draft", &[]));
+    let err = t.host.start_workload(w).await.unwrap_err().to_string();
+    assert!(
+        err.contains("no host plugin serves wasi:keyvalue/store@0.2.0-draft"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn siblings_are_linked() {
+    let t = TestHost::start().await;
+    t.host
+        .start_workload(http_workload(
+            "greet",
+            vec![
+                component("web", "greet-http"),
+                component("greeter", "greeter"),
+            ],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get("greet.test", "/?name=Weft").await,
+        (200, "Hello, Weft!\n".into())
+    );
+    let status = t.host.status("test/greet").await.unwrap();
+    let web = status.components.iter().find(|c| c.name == "web").unwrap();
+    assert!(
+        web.imports
+            .iter()
+            .any(|i| i.starts_with("weft:examples/greet"))
+    );
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = || {
+        Engine::builder()
+            .max_instances(10)
+            .cache_dir(dir.path())
+            .build()
+            .unwrap()
+    };
+    let first = engine().compile("hello", &wasm("hello-http")).unwrap();
+    assert!(!first.from_cache);
+    // A new engine (a restarted host) loads it instead of compiling.
+    let second = engine().compile("hello", &wasm("hello-http")).unwrap();
+    assert!(second.from_cache);
+    assert_eq!(first.info, second.info);
+    assert!(first.info.digest.starts_with("sha256:"));
+
+    let t = TestHost::with_engine(engine()).await;
+    t.host
+        .start_workload(http_workload(
+            "cached",
+            vec![component("hello", "hello-http")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(t.get("cached.test", "/").await.0, 200);
+    assert!(
+        t.metrics_text()
+            .contains(r#"weft_compilations_total{source="cache"} 1"#)
+    );
+}

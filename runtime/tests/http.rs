@@ -1,0 +1,140 @@
+//! wasi:http: serving, routing by Host header, and live updates.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use common::*;
+
+#[tokio::test]
+async fn serves_hello_from_a_real_component() {
+    let t = TestHost::start().await;
+    t.host
+        .start_workload(http_workload(
+            "hello",
+            vec![component("hello", "hello-http")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        t.get("hello.test", "/").await,
+        (200, "Hello from Weft!\n".into())
+    );
+    assert!(
+        t.metrics_text().contains(
+            r#"weft_invocations_total{workload="test/hello",component="hello",outcome="ok"} 1"#
+        ),
+        "{}",
+        t.metrics_text()
+    );
+}
+
+#[tokio::test]
+async fn routes_by_host_header() {
+    let t = TestHost::start().await;
+    t.host
+        .start_workload(http_workload("one", vec![component("hello", "hello-http")]))
+        .await
+        .unwrap();
+    t.host
+        .start_workload(http_workload(
+            "two",
+            vec![component("hello", "hello-http-v2")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(t.get("one.test", "/").await.1, "Hello from Weft!\n");
+    assert_eq!(t.get("TWO.test:8080", "/").await.1, "Hello from Weft v2!\n");
+    let (status, body) = t.get("three.test", "/").await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("no workload serves host three.test"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn a_host_claimed_twice_is_refused() {
+    let t = TestHost::start().await;
+    t.host
+        .start_workload(http_workload("one", vec![component("hello", "hello-http")]))
+        .await
+        .unwrap();
+    let mut other = http_workload("other", vec![component("hello", "hello-http")]);
+    other.host_interfaces = vec![interface(
+        "wasi:http/incoming-handler@0.2.0",
+        &[("host", "one.test")],
+    )];
+    let err = t.host.start_workload(other).await.unwrap_err().to_string();
+    assert!(err.contains("already served by workload test/one"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn updating_a_workload_fails_no_request() {
+    let t = Arc::new(TestHost::start().await);
+    t.host
+        .start_workload(http_workload(
+            "live",
+            vec![component("hello", "hello-http")],
+        ))
+        .await
+        .unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, v2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut loops = Vec::new();
+    for _ in 0..4 {
+        let (t, stop, ok, v2) = (t.clone(), stop.clone(), ok.clone(), v2.clone());
+        loops.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let (status, body) = t.get("live.test", "/").await;
+                assert_eq!(status, 200, "request failed during the update: {body}");
+                ok.fetch_add(1, Ordering::Relaxed);
+                if body.contains("v2") {
+                    v2.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    eventually(
+        "requests before the update",
+        std::time::Duration::from_secs(10),
+        || async { (ok.load(Ordering::Relaxed) > 50).then_some(()) },
+    )
+    .await;
+    t.host
+        .start_workload(http_workload(
+            "live",
+            vec![component("hello", "hello-http-v2")],
+        ))
+        .await
+        .unwrap();
+    eventually(
+        "requests served by v2",
+        std::time::Duration::from_secs(10),
+        || async { (v2.load(Ordering::Relaxed) > 50).then_some(()) },
+    )
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for l in loops {
+        l.await.expect("no request failed");
+    }
+    assert_eq!(t.get("live.test", "/").await.1, "Hello from Weft v2!\n");
+}
+
+#[tokio::test]
+async fn stopping_a_workload_removes_its_route() {
+    let t = TestHost::start().await;
+    t.host
+        .start_workload(http_workload(
+            "gone",
+            vec![component("hello", "hello-http")],
+        ))
+        .await
+        .unwrap();
+    assert_eq!(t.get("gone.test", "/").await.0, 200);
+    t.host.stop_workload("test/gone").await.unwrap();
+    assert_eq!(t.get("gone.test", "/").await.0, 404);
+    assert!(t.host.status("test/gone").await.is_none());
+}

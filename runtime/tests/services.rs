@@ -1,0 +1,140 @@
+//! Long-running services: restarted with back-off up to maxRestarts, state visible; only they
+//! may listen, and their workload's components reach them on loopback.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use weft_runtime::{ComponentState, ServiceSpec, WorkloadSpec};
+
+fn with_service(mut w: WorkloadSpec, image: &str, env: &[(&str, &str)], max: u32) -> WorkloadSpec {
+    let mut c = component("svc", image);
+    c.env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    w.service = Some(ServiceSpec {
+        component: c,
+        max_restarts: Some(max),
+    });
+    w
+}
+
+#[tokio::test]
+async fn a_service_runs_for_the_life_of_its_workload() {
+    let t = TestHost::start().await;
+    let w = with_service(
+        http_workload("tick", vec![component("hello", "hello-http")]),
+        "service-loop",
+        &[],
+        3,
+    );
+    let mut events = t.host.subscribe();
+    t.host.start_workload(w).await.unwrap();
+    // Still running after several of its 100 ms ticks, never restarted.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let status = t.host.status("test/tick").await.unwrap();
+    let svc = status.components.iter().find(|c| c.is_service).unwrap();
+    assert_eq!((svc.state, svc.restarts), (ComponentState::Running, 0));
+    while let Ok(event) = events.try_recv() {
+        assert_eq!(
+            (event.state, event.restarts),
+            (ComponentState::Running, 0),
+            "{event:?}"
+        );
+    }
+    t.host.stop_workload("test/tick").await.unwrap();
+}
+
+#[tokio::test]
+async fn an_exiting_service_is_restarted_until_max_restarts() {
+    let t = TestHost::start().await;
+    let mut events = t.host.subscribe();
+    let w = with_service(
+        http_workload("crashy", vec![component("hello", "hello-http")]),
+        "service-loop",
+        &[("EXIT_AFTER_TICKS", "1")],
+        2,
+    );
+    t.host.start_workload(w).await.unwrap();
+    let failed = eventually("the service to give up", Duration::from_secs(10), || {
+        let next = events.try_recv().ok();
+        async move { next.filter(|e| e.state == ComponentState::Failed) }
+    })
+    .await;
+    assert_eq!(failed.restarts, 2);
+    assert!(failed.message.unwrap().contains("exited with an error"));
+    let status = t.host.status("test/crashy").await.unwrap();
+    let svc = status.components.iter().find(|c| c.is_service).unwrap();
+    assert_eq!((svc.state, svc.restarts), (ComponentState::Failed, 2));
+    assert!(!status.ready());
+    // The workload's components keep serving.
+    assert_eq!(t.get("crashy.test", "/").await.0, 200);
+    assert!(
+        t.metrics_text()
+            .contains(r#"weft_service_restarts_total{workload="test/crashy",component="svc"} 2"#)
+    );
+}
+
+#[tokio::test]
+async fn a_trapping_service_is_restarted_with_the_trap_as_reason() {
+    let t = TestHost::start().await;
+    let mut events = t.host.subscribe();
+    let w = with_service(
+        http_workload("trappy", vec![component("hello", "hello-http")]),
+        "service-loop",
+        &[("TRAP_AFTER_TICKS", "1")],
+        5,
+    );
+    t.host.start_workload(w).await.unwrap();
+    let restarting = eventually("a restart", Duration::from_secs(10), || {
+        let next = events.try_recv().ok();
+        async move { next.filter(|e| e.state == ComponentState::Restarting) }
+    })
+    .await;
+    assert!(restarting.message.unwrap().contains("trapped"));
+}
+
+#[tokio::test]
+async fn components_reach_their_service_over_loopback() {
+    let port = {
+        // A free port for the service to listen on.
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port().to_string()
+    };
+    let t = TestHost::start().await;
+    let mut client = component("client", "tcp-client-http");
+    client.env = vec![("SERVICE_PORT".into(), port.clone())];
+    let w = with_service(
+        http_workload("tcp", vec![client]),
+        "tcp-service",
+        &[("PORT", &port)],
+        3,
+    );
+    t.host.start_workload(w).await.unwrap();
+    let body = eventually("the service to answer", Duration::from_secs(10), || async {
+        let (status, body) = t.get("tcp.test", "/").await;
+        (status == 200).then_some(body)
+    })
+    .await;
+    assert!(body.starts_with("pong "), "{body}");
+}
+
+#[tokio::test]
+async fn components_reach_no_port_but_their_services() {
+    let t = TestHost::start().await;
+    // A port something on the host listens on, but no service of this workload.
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut client = component("client", "tcp-client-http");
+    client.env = vec![(
+        "SERVICE_PORT".into(),
+        open.local_addr().unwrap().port().to_string(),
+    )];
+    t.host
+        .start_workload(http_workload("sneaky", vec![client]))
+        .await
+        .unwrap();
+    let (status, body) = t.get("sneaky.test", "/").await;
+    assert_eq!(status, 502, "{body}");
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the build and the tests need, if any is missing:
+#   rustc-web, rust-web-src, lld-19  build the guest components (see examples/README.md)
+#   curl                             the HTTP client of the end-to-end tests
+#   wrk                              the load generator of the benchmark
+set -euo pipefail
+
+pkgs=(rustc-web rust-web-src lld-19 curl wrk)
+missing=()
+for pkg in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
+done
+((${#missing[@]})) || exit 0
+
+sudo=()
+[[ $(id -u) == 0 ]] || sudo=(sudo)
+# Refresh the package lists only when apt does not know a package yet.
+for pkg in "${missing[@]}"; do
+  if ! apt-cache show "$pkg" >/dev/null 2>&1; then
+    "${sudo[@]}" apt-get update
+    break
+  fi
+done
+DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y --no-install-recommends "${missing[@]}"
