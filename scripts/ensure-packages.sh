@@ -2,10 +2,10 @@
 # Installs the Debian packages the build and the tests need, if any is missing:
 #   rustc-web, rust-web-src, lld-19  build the guest components (see examples/README.md)
 #   curl                             the HTTP client of the end-to-end tests
-#   wrk                              the load generator of the benchmark
+#   wrk, bc                          the load generator and arithmetic of the benchmark
 set -euo pipefail
 
-pkgs=(rustc-web rust-web-src lld-19 curl wrk)
+pkgs=(rustc-web rust-web-src lld-19 curl wrk bc)
 missing=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")
