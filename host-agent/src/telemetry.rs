@@ -1,4 +1,7 @@
-//! Logging: human-readable by default, JSON with `--log-format json`; `RUST_LOG` filters.
+//! Logging: human-readable by default (coloured only on a terminal), JSON with
+//! `--log-format json`; `RUST_LOG` filters.
+
+use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;
 
@@ -13,6 +16,7 @@ pub fn init(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info,wasmtime=warn,cranelift=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

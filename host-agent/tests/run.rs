@@ -65,6 +65,14 @@ struct Running {
     child: Child,
     http: String,
     admin: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl Running {
+    /// Everything the host-agent has logged so far.
+    fn logs(&self) -> String {
+        std::fs::read_to_string(self.log.path()).unwrap()
+    }
 }
 
 impl Drop for Running {
@@ -77,6 +85,7 @@ impl Drop for Running {
 /// Starts `host-agent run` and waits for it to say where it serves.
 fn start(manifest: &Path) -> Running {
     let cache = tempfile::tempdir().unwrap().keep();
+    let log = tempfile::NamedTempFile::new().unwrap();
     let mut child = host_agent()
         .args([
             "run",
@@ -89,7 +98,7 @@ fn start(manifest: &Path) -> Running {
         .arg(cache)
         .arg(manifest)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(log.reopen().unwrap())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
@@ -109,6 +118,7 @@ fn start(manifest: &Path) -> Running {
         http: clean(urls[0]),
         admin: clean(urls[1]),
         child,
+        log,
     }
 }
 
@@ -281,4 +291,36 @@ fn every_example_manifest_starts() {
             "{name}: {workloads}"
         );
     }
+}
+
+/// Polls the host-agent's log until `check` holds, failing after ten seconds.
+fn wait_for_log(running: &Running, what: &str, check: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !check(&running.logs()) {
+        assert!(
+            Instant::now() < deadline,
+            "no {what} in the log:\n{}",
+            running.logs()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn guest_logging_and_stdout_reach_the_log_with_their_origin() {
+    let running = start(&examples().join("config-http.yaml"));
+    curl(&[&format!("http://{}/", running.http)]);
+    wait_for_log(&running, "wasi:logging record", |logs| {
+        logs.lines().any(|l| {
+            l.contains("served greeting")
+                && l.contains("workload=default/config")
+                && l.contains("context=\"config-http\"")
+        })
+    });
+
+    let running = start(&examples().join("service-loop.yaml"));
+    wait_for_log(&running, "service stdout", |logs| {
+        logs.lines()
+            .any(|l| l.contains("tick 3") && l.contains("stream=\"stdout\""))
+    });
 }

@@ -112,12 +112,14 @@ impl ComponentRuntime {
         &self.pre
     }
 
-    /// Waits for a concurrency slot, no longer than the invocation timeout.
+    /// Waits for a concurrency slot for at most half the invocation timeout, so an invocation
+    /// that gets one still has time to run.
     pub async fn acquire(&self) -> Result<Option<OwnedSemaphorePermit>, Failure> {
         let Some(slots) = &self.slots else {
             return Ok(None);
         };
-        match tokio::time::timeout(self.spec.limits.timeout, slots.clone().acquire_owned()).await {
+        let wait = self.spec.limits.timeout / 2;
+        match tokio::time::timeout(wait, slots.clone().acquire_owned()).await {
             Ok(Ok(permit)) => Ok(Some(permit)),
             _ => Err(Failure::Busy),
         }

@@ -47,6 +47,7 @@ struct Inner {
     duration: HistogramFamily<ComponentLabels>,
     instantiation: HistogramFamily<ComponentLabels>,
     active: Family<ComponentLabels, Gauge>,
+    queued: Family<ComponentLabels, Gauge>,
     compilations: Family<CompileLabels, Counter>,
     compile_time: Histogram,
     restarts: Family<ComponentLabels, Counter>,
@@ -59,6 +60,7 @@ impl Default for RuntimeMetrics {
             duration: Family::new_with_constructor(latency_histogram),
             instantiation: Family::new_with_constructor(latency_histogram),
             active: Family::default(),
+            queued: Family::default(),
             compilations: Family::default(),
             compile_time: latency_histogram(),
             restarts: Family::default(),
@@ -96,6 +98,11 @@ impl RuntimeMetrics {
             "weft_active_instances",
             "Component instances alive now",
             m.active.clone(),
+        );
+        registry.register(
+            "weft_queued_invocations",
+            "Invocations waiting for a concurrency slot",
+            m.queued.clone(),
         );
         registry.register(
             "weft_compilations",
@@ -142,6 +149,13 @@ impl RuntimeMetrics {
             .inc();
     }
 
+    /// Counts an invocation as waiting for a concurrency slot until the guard drops.
+    pub fn queued(&self, id: &Identity) -> Queued {
+        let gauge = self.0.queued.get_or_create(&labels(id)).clone();
+        gauge.inc();
+        Queued(gauge)
+    }
+
     /// Starts counting one invocation; finish it with [`Invocation::finish`].
     pub fn start_invocation(&self, id: &Identity) -> Invocation {
         let labels = labels(id);
@@ -152,6 +166,15 @@ impl RuntimeMetrics {
             start: std::time::Instant::now(),
             finished: false,
         }
+    }
+}
+
+/// An invocation waiting for a slot; see [`RuntimeMetrics::queued`].
+pub struct Queued(Gauge);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

@@ -80,7 +80,7 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Wall-clock time one invocation may take.
     pub timeout: Duration,
-    /// Invocations running at once; further ones wait for a slot (within `timeout`).
+    /// Invocations running at once; further ones wait for a slot (up to half of `timeout`).
     pub max_concurrency: Option<u32>,
 }
 

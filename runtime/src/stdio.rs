@@ -57,13 +57,13 @@ impl LineWriter {
     fn emit(&self, line: &[u8]) {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches(['\r', '\n']);
-        let (workload, component) = (&*self.identity.workload, &*self.identity.component);
+        let (workload, component) = (&self.identity.workload, &self.identity.component);
         match self.stream {
             Stream::Stdout => {
-                tracing::info!(target: "weft::guest", workload, component, stream = "stdout", "{line}")
+                tracing::info!(target: "weft::guest", %workload, %component, stream = "stdout", "{line}")
             }
             Stream::Stderr => {
-                tracing::warn!(target: "weft::guest", workload, component, stream = "stderr", "{line}")
+                tracing::warn!(target: "weft::guest", %workload, %component, stream = "stderr", "{line}")
             }
         }
     }

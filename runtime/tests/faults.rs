@@ -94,25 +94,36 @@ async fn max_concurrency_queues_and_then_refuses() {
         .start_workload(http_workload("one", vec![c]))
         .await
         .unwrap();
-    // One looping request holds the only slot for its whole timeout; a second request waits
-    // for the slot no longer than the timeout and is refused.
-    let first = {
-        let t = t.clone();
-        tokio::spawn(async move { t.get("one.test", "/loop").await })
+    let gauge = |name: &str, value: u32| {
+        format!(r#"{name}{{workload="test/one",component="faulty"}} {value}"#)
     };
-    eventually(
-        "the first request to hold the slot",
-        Duration::from_secs(5),
-        || async {
-            t.metrics_text()
-                .contains(r#"weft_active_instances{workload="test/one",component="faulty"} 1"#)
-                .then_some(())
-        },
-    )
-    .await;
+    let spawn_get = |path: &'static str| {
+        let t = t.clone();
+        tokio::spawn(async move { t.get("one.test", path).await })
+    };
+    let wait_for = |series: String| {
+        let t = t.clone();
+        async move {
+            eventually(&series.clone(), Duration::from_secs(5), || {
+                let found = t.metrics_text().contains(&series);
+                async move { found.then_some(()) }
+            })
+            .await
+        }
+    };
+
+    // The only slot is held by a looping request for its whole timeout (500 ms); a request
+    // waits for a slot at most half its timeout, so it is refused.
+    let first = spawn_get("/loop");
+    wait_for(gauge("weft_active_instances", 1)).await;
     let (status, body) = t.get("one.test", "/ok").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("concurrency limit"), "{body}");
     assert_eq!(first.await.unwrap().0, 503);
-    assert_eq!(t.get("one.test", "/ok").await.0, 200);
+    // Short requests queue for the slot one after another and are all served.
+    let burst: Vec<_> = (0..10).map(|_| spawn_get("/ok")).collect();
+    for request in burst {
+        assert_eq!(request.await.unwrap(), (200, "ok\n".into()));
+    }
+    assert!(t.metrics_text().contains(r#"outcome="busy"} 1"#));
 }

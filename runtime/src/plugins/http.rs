@@ -127,7 +127,10 @@ pub async fn handle(
 ) -> hyper::Response<HyperOutgoingBody> {
     let component = route.component.clone();
     let id = &component.identity;
-    let permit = match component.acquire().await {
+    let queued = metrics.queued(id);
+    let permit = component.acquire().await;
+    drop(queued);
+    let permit = match permit {
         Ok(permit) => permit,
         Err(failure) => {
             metrics.count_refused(id, failure.label());

@@ -21,22 +21,22 @@ pub struct LoggingPlugin;
 impl Host for Ctx {
     fn log(&mut self, level: Level, context: String, message: String) {
         let id = self.identity();
-        let (workload, component) = (&*id.workload, &*id.component);
+        let (workload, component) = (&id.workload, &id.component);
         match level {
             Level::Trace => {
-                tracing::trace!(target: "weft::guest", workload, component, context, "{message}")
+                tracing::trace!(target: "weft::guest", %workload, %component, context, "{message}")
             }
             Level::Debug => {
-                tracing::debug!(target: "weft::guest", workload, component, context, "{message}")
+                tracing::debug!(target: "weft::guest", %workload, %component, context, "{message}")
             }
             Level::Info => {
-                tracing::info!(target: "weft::guest", workload, component, context, "{message}")
+                tracing::info!(target: "weft::guest", %workload, %component, context, "{message}")
             }
             Level::Warn => {
-                tracing::warn!(target: "weft::guest", workload, component, context, "{message}")
+                tracing::warn!(target: "weft::guest", %workload, %component, context, "{message}")
             }
             Level::Error | Level::Critical => {
-                tracing::error!(target: "weft::guest", workload, component, context, critical = matches!(level, Level::Critical), "{message}")
+                tracing::error!(target: "weft::guest", %workload, %component, context, critical = matches!(level, Level::Critical), "{message}")
             }
         }
     }
