@@ -40,6 +40,11 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// The error `host-agent run` gives for manifest text it must refuse.
+fn refusal(dir: &tempfile::TempDir, text: &str) -> String {
+    stderr(&refused(&manifest(dir, text)))
+}
+
 /// Writes a manifest next to the examples (so `build/...` image paths resolve).
 fn manifest(dir: &tempfile::TempDir, text: &str) -> PathBuf {
     let path = dir.path().join("workload.yaml");
@@ -191,11 +196,10 @@ fn stops_cleanly_on_sigterm() {
 #[test]
 fn invalid_yaml_names_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
-    let path = manifest(
+    let err = refusal(
         &dir,
         "apiVersion: weft.dev/v1alpha1\nkind: Workload\nspec: [\n",
     );
-    let err = stderr(&refused(&path));
     assert!(
         err.contains("workload.yaml") && err.contains("line"),
         "{err}"
@@ -205,11 +209,10 @@ fn invalid_yaml_names_the_file_and_line() {
 #[test]
 fn unknown_fields_are_named_with_their_line() {
     let dir = tempfile::tempdir().unwrap();
-    let path = manifest(
+    let err = refusal(
         &dir,
         &HELLO.replace("      image:", "      imagePath: x\n      image:"),
     );
-    let err = stderr(&refused(&path));
     assert!(
         err.contains("workload.yaml: line 8: unknown field `spec.components.0.imagePath`"),
         "{err}"
@@ -219,11 +222,10 @@ fn unknown_fields_are_named_with_their_line() {
 #[test]
 fn missing_fields_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let path = manifest(
+    let err = refusal(
         &dir,
         &HELLO.replace("      image: build/hello-http.wasm\n", ""),
     );
-    let err = stderr(&refused(&path));
     assert!(
         err.contains("workload.yaml") && err.contains("missing field `image`"),
         "{err}"
@@ -233,8 +235,7 @@ fn missing_fields_are_named() {
 #[test]
 fn a_missing_image_names_the_component() {
     let dir = tempfile::tempdir().unwrap();
-    let path = manifest(&dir, &HELLO.replace("hello-http.wasm", "nope.wasm"));
-    let err = stderr(&refused(&path));
+    let err = refusal(&dir, &HELLO.replace("hello-http.wasm", "nope.wasm"));
     assert!(
         err.contains("component hello: image") && err.contains("nope.wasm"),
         "{err}"
@@ -246,14 +247,12 @@ fn a_core_module_or_garbage_names_the_component() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(dir.path().join("junk.wasm"), b"not wasm at all").unwrap();
-    let path = manifest(&dir, &HELLO.replace("build/hello-http.wasm", "core.wasm"));
-    let err = stderr(&refused(&path));
+    let err = refusal(&dir, &HELLO.replace("build/hello-http.wasm", "core.wasm"));
     assert!(
         err.contains("component hello: is a core WebAssembly module"),
         "{err}"
     );
-    let path = manifest(&dir, &HELLO.replace("build/hello-http.wasm", "junk.wasm"));
-    let err = stderr(&refused(&path));
+    let err = refusal(&dir, &HELLO.replace("build/hello-http.wasm", "junk.wasm"));
     assert!(
         err.contains("component hello: not a WebAssembly binary"),
         "{err}"
@@ -263,8 +262,7 @@ fn a_core_module_or_garbage_names_the_component() {
 #[test]
 fn unsatisfied_imports_are_listed() {
     let dir = tempfile::tempdir().unwrap();
-    let path = manifest(&dir, &HELLO.replace("hello-http.wasm", "greet-http.wasm"));
-    let err = stderr(&refused(&path));
+    let err = refusal(&dir, &HELLO.replace("hello-http.wasm", "greet-http.wasm"));
     assert!(
         err.contains(
             "component hello imports interfaces nothing provides: weft:examples/greet@0.1.0"

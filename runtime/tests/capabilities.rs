@@ -18,7 +18,7 @@ async fn config_comes_from_the_interface_and_the_component() {
         "wasi:config/store@0.2.0-rc.1",
         &[("greeting", "from the interface"), ("colour", "blue")],
     ));
-    t.host.start_workload(w).await.unwrap();
+    t.run(w).await;
     // The component's value wins over the interface's.
     assert_eq!(
         t.get("config.test", "/").await,
@@ -46,10 +46,7 @@ fn volume_workload(read_only: bool, source: VolumeSource) -> weft_runtime::Workl
 #[tokio::test]
 async fn an_empty_dir_is_writable_and_the_only_thing_visible() {
     let t = TestHost::start().await;
-    t.host
-        .start_workload(volume_workload(false, VolumeSource::EmptyDir))
-        .await
-        .unwrap();
+    t.run(volume_workload(false, VolumeSource::EmptyDir)).await;
     assert_eq!(t.get("files.test", "/").await, (200, "/data\n".into()));
     assert_eq!(t.get("files.test", "/note.txt").await.0, 404);
     let (status, body) = t.request("PUT", "files.test", "/note.txt", "kept").await;
@@ -63,13 +60,11 @@ async fn a_host_path_mounted_read_only_cannot_be_written() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("hello.txt"), "from the host").unwrap();
     let t = TestHost::start().await;
-    t.host
-        .start_workload(volume_workload(
-            true,
-            VolumeSource::HostPath(dir.path().into()),
-        ))
-        .await
-        .unwrap();
+    t.run(volume_workload(
+        true,
+        VolumeSource::HostPath(dir.path().into()),
+    ))
+    .await;
     assert_eq!(
         t.get("files.test", "/hello.txt").await,
         (200, "from the host".into())
@@ -83,13 +78,11 @@ async fn a_host_path_mounted_read_only_cannot_be_written() {
 #[tokio::test]
 async fn without_mounts_no_filesystem_is_visible() {
     let t = TestHost::start().await;
-    t.host
-        .start_workload(http_workload(
-            "bare",
-            vec![component("files", "volume-http")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload(
+        "bare",
+        vec![component("files", "volume-http")],
+    ))
+    .await;
     // volume-http lists the preopened directories: there are none.
     assert_eq!(t.get("bare.test", "/").await, (200, String::new()));
 }
@@ -122,17 +115,12 @@ async fn outgoing_http_reaches_only_allowed_hosts() {
     let t = TestHost::start().await;
     let mut allowed = component("fetch", "fetch-http");
     allowed.allowed_hosts = vec!["127.0.0.1".into()];
-    t.host
-        .start_workload(http_workload("allowed", vec![allowed]))
-        .await
-        .unwrap();
-    t.host
-        .start_workload(http_workload(
-            "denied",
-            vec![component("fetch", "fetch-http")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload("allowed", vec![allowed])).await;
+    t.run(http_workload(
+        "denied",
+        vec![component("fetch", "fetch-http")],
+    ))
+    .await;
 
     let path = format!("/?url=http://{addr}/");
     assert_eq!(

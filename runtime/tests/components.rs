@@ -84,16 +84,14 @@ async fn an_unserved_host_interface_is_refused() {
 #[tokio::test]
 async fn siblings_are_linked() {
     let t = TestHost::start().await;
-    t.host
-        .start_workload(http_workload(
-            "greet",
-            vec![
-                component("web", "greet-http"),
-                component("greeter", "greeter"),
-            ],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload(
+        "greet",
+        vec![
+            component("web", "greet-http"),
+            component("greeter", "greeter"),
+        ],
+    ))
+    .await;
     assert_eq!(
         t.get("greet.test", "/?name=Weft").await,
         (200, "Hello, Weft!\n".into())
@@ -126,13 +124,11 @@ async fn compiled_components_are_cached_on_disk() {
     assert!(first.info.digest.starts_with("sha256:"));
 
     let t = TestHost::with_engine(engine()).await;
-    t.host
-        .start_workload(http_workload(
-            "cached",
-            vec![component("hello", "hello-http")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload(
+        "cached",
+        vec![component("hello", "hello-http")],
+    ))
+    .await;
     assert_eq!(t.get("cached.test", "/").await.0, 200);
     assert!(
         t.metrics_text()

@@ -20,17 +20,12 @@ fn faulty() -> weft_runtime::ComponentSpec {
 
 async fn host_with_faulty() -> TestHost {
     let t = TestHost::start().await;
-    t.host
-        .start_workload(http_workload("faulty", vec![faulty()]))
-        .await
-        .unwrap();
-    t.host
-        .start_workload(http_workload(
-            "hello",
-            vec![component("hello", "hello-http")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload("faulty", vec![faulty()])).await;
+    t.run(http_workload(
+        "hello",
+        vec![component("hello", "hello-http")],
+    ))
+    .await;
     t
 }
 
@@ -90,10 +85,7 @@ async fn max_concurrency_queues_and_then_refuses() {
     let t = std::sync::Arc::new(TestHost::start().await);
     let mut c = faulty();
     c.limits.max_concurrency = Some(1);
-    t.host
-        .start_workload(http_workload("one", vec![c]))
-        .await
-        .unwrap();
+    t.run(http_workload("one", vec![c])).await;
     let gauge = |name: &str, value: u32| {
         format!(r#"{name}{{workload="test/one",component="faulty"}} {value}"#)
     };

@@ -10,13 +10,11 @@ use common::*;
 #[tokio::test]
 async fn serves_hello_from_a_real_component() {
     let t = TestHost::start().await;
-    t.host
-        .start_workload(http_workload(
-            "hello",
-            vec![component("hello", "hello-http")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload(
+        "hello",
+        vec![component("hello", "hello-http")],
+    ))
+    .await;
     assert_eq!(
         t.get("hello.test", "/").await,
         (200, "Hello from Weft!\n".into())
@@ -33,17 +31,13 @@ async fn serves_hello_from_a_real_component() {
 #[tokio::test]
 async fn routes_by_host_header() {
     let t = TestHost::start().await;
-    t.host
-        .start_workload(http_workload("one", vec![component("hello", "hello-http")]))
-        .await
-        .unwrap();
-    t.host
-        .start_workload(http_workload(
-            "two",
-            vec![component("hello", "hello-http-v2")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload("one", vec![component("hello", "hello-http")]))
+        .await;
+    t.run(http_workload(
+        "two",
+        vec![component("hello", "hello-http-v2")],
+    ))
+    .await;
     assert_eq!(t.get("one.test", "/").await.1, "Hello from Weft!\n");
     assert_eq!(t.get("TWO.test:8080", "/").await.1, "Hello from Weft v2!\n");
     let (status, body) = t.get("three.test", "/").await;
@@ -57,10 +51,8 @@ async fn routes_by_host_header() {
 #[tokio::test]
 async fn a_host_claimed_twice_is_refused() {
     let t = TestHost::start().await;
-    t.host
-        .start_workload(http_workload("one", vec![component("hello", "hello-http")]))
-        .await
-        .unwrap();
+    t.run(http_workload("one", vec![component("hello", "hello-http")]))
+        .await;
     let mut other = http_workload("other", vec![component("hello", "hello-http")]);
     other.host_interfaces = vec![interface(
         "wasi:http/incoming-handler@0.2.0",
@@ -73,13 +65,11 @@ async fn a_host_claimed_twice_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn updating_a_workload_fails_no_request() {
     let t = Arc::new(TestHost::start().await);
-    t.host
-        .start_workload(http_workload(
-            "live",
-            vec![component("hello", "hello-http")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload(
+        "live",
+        vec![component("hello", "hello-http")],
+    ))
+    .await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let (ok, v2) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -103,13 +93,11 @@ async fn updating_a_workload_fails_no_request() {
         || async { (ok.load(Ordering::Relaxed) > 50).then_some(()) },
     )
     .await;
-    t.host
-        .start_workload(http_workload(
-            "live",
-            vec![component("hello", "hello-http-v2")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload(
+        "live",
+        vec![component("hello", "hello-http-v2")],
+    ))
+    .await;
     eventually(
         "requests served by v2",
         std::time::Duration::from_secs(10),
@@ -126,13 +114,11 @@ async fn updating_a_workload_fails_no_request() {
 #[tokio::test]
 async fn stopping_a_workload_removes_its_route() {
     let t = TestHost::start().await;
-    t.host
-        .start_workload(http_workload(
-            "gone",
-            vec![component("hello", "hello-http")],
-        ))
-        .await
-        .unwrap();
+    t.run(http_workload(
+        "gone",
+        vec![component("hello", "hello-http")],
+    ))
+    .await;
     assert_eq!(t.get("gone.test", "/").await.0, 200);
     t.host.stop_workload("test/gone").await.unwrap();
     assert_eq!(t.get("gone.test", "/").await.0, 404);

@@ -31,7 +31,7 @@ async fn a_service_runs_for_the_life_of_its_workload() {
         3,
     );
     let mut events = t.host.subscribe();
-    t.host.start_workload(w).await.unwrap();
+    t.run(w).await;
     // Still running after several of its 100 ms ticks, never restarted.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let status = t.host.status("test/tick").await.unwrap();
@@ -57,7 +57,7 @@ async fn an_exiting_service_is_restarted_until_max_restarts() {
         &[("EXIT_AFTER_TICKS", "1")],
         2,
     );
-    t.host.start_workload(w).await.unwrap();
+    t.run(w).await;
     let failed = eventually("the service to give up", Duration::from_secs(10), || {
         let next = events.try_recv().ok();
         async move { next.filter(|e| e.state == ComponentState::Failed) }
@@ -87,7 +87,7 @@ async fn a_trapping_service_is_restarted_with_the_trap_as_reason() {
         &[("TRAP_AFTER_TICKS", "1")],
         5,
     );
-    t.host.start_workload(w).await.unwrap();
+    t.run(w).await;
     let restarting = eventually("a restart", Duration::from_secs(10), || {
         let next = events.try_recv().ok();
         async move { next.filter(|e| e.state == ComponentState::Restarting) }
@@ -112,7 +112,7 @@ async fn components_reach_their_service_over_loopback() {
         &[("PORT", &port)],
         3,
     );
-    t.host.start_workload(w).await.unwrap();
+    t.run(w).await;
     let body = eventually("the service to answer", Duration::from_secs(10), || async {
         let (status, body) = t.get("tcp.test", "/").await;
         (status == 200).then_some(body)
@@ -131,10 +131,7 @@ async fn components_reach_no_port_but_their_services() {
         "SERVICE_PORT".into(),
         open.local_addr().unwrap().port().to_string(),
     )];
-    t.host
-        .start_workload(http_workload("sneaky", vec![client]))
-        .await
-        .unwrap();
+    t.run(http_workload("sneaky", vec![client])).await;
     let (status, body) = t.get("sneaky.test", "/").await;
     assert_eq!(status, 502, "{body}");
 }

@@ -116,6 +116,11 @@ impl TestHost {
         }
     }
 
+    /// Starts a workload that must start.
+    pub async fn run(&self, workload: WorkloadSpec) {
+        self.host.start_workload(workload).await.unwrap();
+    }
+
     pub async fn get(&self, host: &str, path: &str) -> (u16, String) {
         self.request("GET", host, path, "").await
     }
