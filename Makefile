@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test examples host-agent lint unit crds bench clean
+.PHONY: run test examples tools host-agent lint unit crds bench clean
 
 ## run: build the examples and the host-agent, then serve examples/hello-http.yaml locally
 run: examples host-agent
@@ -16,6 +16,10 @@ test: examples lint unit
 examples:
 	scripts/build-examples.sh
 
+## tools: build the real servers and clients the tests use (OCI registry, oras), once per version
+tools:
+	scripts/ensure-tools.sh
+
 host-agent:
 	$(CARGO) build --release -p host-agent
 
@@ -24,7 +28,7 @@ lint:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit:
+unit: tools
 	$(CARGO) test --workspace --locked
 
 ## crds: regenerate crds/ from the API types

@@ -3,9 +3,10 @@
 #   rustc-web, rust-web-src, lld-19  build the guest components (see examples/README.md)
 #   curl                             the HTTP client of the end-to-end tests
 #   wrk, bc                          the load generator and arithmetic of the benchmark
+#   apache2-utils                    htpasswd, for the registry credential tests
 set -euo pipefail
 
-pkgs=(rustc-web rust-web-src lld-19 curl wrk bc)
+pkgs=(rustc-web rust-web-src lld-19 curl wrk bc apache2-utils)
 missing=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")

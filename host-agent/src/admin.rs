@@ -1,5 +1,5 @@
 //! The admin port: `/metrics` (Prometheus text), `/healthz`, `/readyz`, and `/workloads`
-//! (the runtime status of every workload, as JSON).
+//! (the status of every workload, as JSON, including those still pulling).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,11 +13,12 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use weft_runtime::Host;
+
+use crate::launcher::Launcher;
 
 pub struct Admin {
     pub registry: Registry,
-    pub host: Arc<Host>,
+    pub launcher: Arc<Launcher>,
     /// Set once the host serves what it was asked to.
     pub ready: AtomicBool,
 }
@@ -79,7 +80,7 @@ async fn respond<B>(admin: &Admin, req: Request<B>) -> Response<Full<Bytes>> {
             "not ready\n".into(),
         ),
         "/workloads" => {
-            let statuses = admin.host.statuses().await;
+            let statuses = admin.launcher.statuses().await;
             let body = serde_json::to_string_pretty(&statuses).unwrap_or_default();
             reply(StatusCode::OK, "application/json", body)
         }

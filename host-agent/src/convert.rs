@@ -1,7 +1,7 @@
-//! Turns a Workload manifest into what the runtime runs: reads each component's image (a path
-//! relative to the manifest, in local mode) and parses limits.
+//! Turns a Workload into what the runtime runs, given each component's pulled image, and parses
+//! limits.
 
-use std::path::Path;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use weft_api::{Component, Workload};
@@ -34,20 +34,44 @@ pub enum ConvertError {
     },
 }
 
-/// Converts `workload`, reading local images relative to `base`.
-pub fn to_spec(workload: &Workload, base: &Path) -> Result<WorkloadSpec, ConvertError> {
+/// A component's bytes and where they came from.
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub wasm: Arc<[u8]>,
+    pub image_id: Option<String>,
+}
+
+/// Checks everything but the images, so bad input is refused before anything is pulled.
+pub fn check(workload: &Workload) -> Result<(), ConvertError> {
+    let empty = Image {
+        wasm: Arc::from(Vec::new()),
+        image_id: None,
+    };
+    let images = workload
+        .spec
+        .all_components()
+        .map(|c| (c.name.clone(), empty.clone()))
+        .collect();
+    to_spec(workload, &images).map(drop)
+}
+
+/// Converts `workload`, taking each component's bytes from `images` (by component name).
+pub fn to_spec(
+    workload: &Workload,
+    images: &BTreeMap<String, Image>,
+) -> Result<WorkloadSpec, ConvertError> {
     let spec = &workload.spec;
     let components = spec
         .components
         .iter()
-        .map(|c| component(c, base))
+        .map(|c| component(c, images))
         .collect::<Result<_, _>>()?;
     let service = spec
         .service
         .as_ref()
         .map(|s| {
             Ok::<_, ConvertError>(ServiceSpec {
-                component: component(&s.component, base)?,
+                component: component(&s.component, images)?,
                 max_restarts: s.max_restarts,
             })
         })
@@ -103,7 +127,10 @@ pub fn to_spec(workload: &Workload, base: &Path) -> Result<WorkloadSpec, Convert
     })
 }
 
-fn component(c: &Component, base: &Path) -> Result<ComponentSpec, ConvertError> {
+fn component(
+    c: &Component,
+    images: &BTreeMap<String, Image>,
+) -> Result<ComponentSpec, ConvertError> {
     let field = |field, reason: String| ConvertError::Field {
         component: c.name.clone(),
         field,
@@ -125,9 +152,16 @@ fn component(c: &Component, base: &Path) -> Result<ComponentSpec, ConvertError> 
         }
         limits.max_concurrency = l.max_concurrency;
     }
+    let image = images.get(&c.name).ok_or_else(|| ConvertError::Image {
+        component: c.name.clone(),
+        image: c.image.clone(),
+        reason: "was not pulled".into(),
+    })?;
     Ok(ComponentSpec {
         name: c.name.clone(),
-        wasm: read_image(c, base)?,
+        wasm: image.wasm.clone(),
+        image: Some(c.image.clone()),
+        image_id: image.image_id.clone(),
         config: c.config.clone(),
         env: c
             .env
@@ -146,19 +180,4 @@ fn component(c: &Component, base: &Path) -> Result<ComponentSpec, ConvertError> 
         limits,
         allowed_hosts: c.allowed_hosts.clone(),
     })
-}
-
-fn read_image(c: &Component, base: &Path) -> Result<Arc<[u8]>, ConvertError> {
-    let err = |reason: String| ConvertError::Image {
-        component: c.name.clone(),
-        image: c.image.clone(),
-        reason,
-    };
-    if c.image.trim().is_empty() {
-        return Err(err("is empty".into()));
-    }
-    let path = base.join(&c.image);
-    std::fs::read(&path)
-        .map(Arc::from)
-        .map_err(|e| err(format!("cannot read {}: {e}", path.display())))
 }

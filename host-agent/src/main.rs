@@ -2,7 +2,12 @@
 
 mod admin;
 mod convert;
+mod image;
+mod inspect;
+mod launcher;
 mod manifest;
+mod push;
+mod registry_args;
 mod run;
 mod telemetry;
 
@@ -25,8 +30,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one Workload manifest locally, without a cluster.
+    /// Run Workload manifests locally, without a cluster.
     Run(run::RunArgs),
+    /// Publish a component to an OCI registry (Wasm OCI artifact layout); prints its digest.
+    Push(push::PushArgs),
+    /// Show a component's WIT imports and exports, size and digest (a file or a reference).
+    Inspect(inspect::InspectArgs),
 }
 
 fn main() {
@@ -36,6 +45,8 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Push(args) => push::push(args).await,
+            Command::Inspect(args) => inspect::inspect(args).await,
         }
     });
     if let Err(err) = result {

@@ -1,43 +1,19 @@
 //! `host-agent run` as a user runs it: the real binary, real manifests from `examples/`, curl as
 //! the client.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn examples() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples")
-}
-
-fn host_agent() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-agent"));
-    cmd.env("RUST_LOG", "info");
-    cmd
-}
+use common::{Agent, agent, curl, examples, stderr};
 
 /// Runs `host-agent run` on a manifest expected to be refused.
 fn refused(manifest: &Path) -> Output {
-    let cache = tempfile::tempdir().unwrap();
-    let output = host_agent()
-        .args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--cache-dir",
-        ])
-        .arg(cache.path())
-        .arg(manifest)
-        .output()
-        .unwrap();
+    let output = agent().manifest(manifest).output();
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     output
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The error `host-agent run` gives for manifest text it must refuse.
@@ -66,75 +42,8 @@ spec:
       image: build/hello-http.wasm
 ";
 
-struct Running {
-    child: Child,
-    http: String,
-    admin: String,
-    log: tempfile::NamedTempFile,
-}
-
-impl Running {
-    /// Everything the host-agent has logged so far.
-    fn logs(&self) -> String {
-        std::fs::read_to_string(self.log.path()).unwrap()
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `host-agent run` and waits for it to say where it serves.
-fn start(manifest: &Path) -> Running {
-    let cache = tempfile::tempdir().unwrap().keep();
-    let log = tempfile::NamedTempFile::new().unwrap();
-    let mut child = host_agent()
-        .args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-            "--cache-dir",
-        ])
-        .arg(cache)
-        .arg(manifest)
-        .stdout(Stdio::piped())
-        .stderr(log.reopen().unwrap())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let line = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("host-agent said where it serves");
-    // "Serving default/hello on http://A  (admin: http://B)"
-    let urls: Vec<&str> = line.split("http://").skip(1).collect();
-    let clean = |s: &str| s.split([' ', ')']).next().unwrap().to_string();
-    Running {
-        http: clean(urls[0]),
-        admin: clean(urls[1]),
-        child,
-        log,
-    }
-}
-
-fn curl(args: &[&str]) -> String {
-    let output = Command::new("curl")
-        .args(["-sS", "--max-time", "10"])
-        .args(args)
-        .output()
-        .expect("curl is installed");
-    assert!(output.status.success(), "curl {args:?}: {output:?}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
+fn start(manifest: &Path) -> Agent {
+    agent().manifest(manifest).start()
 }
 
 #[test]
@@ -292,7 +201,7 @@ fn every_example_manifest_starts() {
 }
 
 /// Polls the host-agent's log until `check` holds, failing after ten seconds.
-fn wait_for_log(running: &Running, what: &str, check: impl Fn(&str) -> bool) {
+fn wait_for_log(running: &Agent, what: &str, check: impl Fn(&str) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !check(&running.logs()) {
         assert!(

@@ -37,7 +37,10 @@ impl CompileCache {
         // SAFETY: the file was written by `store` below from Wasmtime's own serializer, into a
         // directory only this host writes; Wasmtime still checks the header and engine settings.
         match unsafe { Component::deserialize_file(engine, &path) } {
-            Ok(component) => Some(component),
+            Ok(component) => {
+                touch(&path);
+                Some(component)
+            }
             Err(err) => {
                 tracing::warn!(path = %path.display(), err = %format!("{err:#}"), "ignoring unusable cache entry");
                 let _ = std::fs::remove_file(&path);
@@ -60,5 +63,16 @@ impl CompileCache {
         tmp.write_all(&bytes).map_err(io)?;
         tmp.persist(self.path(digest)).map_err(|e| io(e.error))?;
         Ok(())
+    }
+}
+
+/// Marks an entry as used now: garbage collection on the host removes entries by age of last use.
+fn touch(path: &std::path::Path) {
+    let touched = std::fs::File::options()
+        .write(true)
+        .open(path)
+        .and_then(|f| f.set_modified(std::time::SystemTime::now()));
+    if let Err(err) = touched {
+        tracing::debug!(path = %path.display(), %err, "could not mark a cache entry as used");
     }
 }

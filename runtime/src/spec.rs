@@ -40,6 +40,10 @@ pub struct ComponentSpec {
     pub name: String,
     /// The component binary (already pulled and verified by the caller).
     pub wasm: Arc<[u8]>,
+    /// Where the bytes came from, as the Workload names it (reported in status as-is).
+    pub image: Option<String>,
+    /// The digest reference the image resolved to (`registry/repo@sha256:…`).
+    pub image_id: Option<String>,
     /// wasi:config values for this component (they override the interface-level ones).
     pub config: BTreeMap<String, String>,
     pub env: Vec<(String, String)>,
@@ -55,6 +59,8 @@ impl ComponentSpec {
         Self {
             name: name.into(),
             wasm: wasm.into(),
+            image: None,
+            image_id: None,
             config: BTreeMap::new(),
             env: Vec::new(),
             mounts: Vec::new(),

@@ -1,0 +1,265 @@
+//! Pulls component images into the host's store, honouring the pull policy, verifying every
+//! byte against its digest before it is stored or returned, and fetching each reference and
+//! each blob at most once at a time however many workloads ask for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use oci_client::client::{ClientConfig, ClientProtocol};
+use oci_client::config::Architecture;
+use oci_client::manifest::{ImageIndexEntry, OciDescriptor};
+use oci_client::secrets::RegistryAuth;
+use oci_client::{Client, Reference};
+use weft_api::PullPolicy;
+
+use super::layout::{self, MAX_COMPONENT_BYTES};
+use super::reference::is_plain_http;
+use super::store::{ResolvedRef, sha256};
+use super::{Credentials, ImageMetrics, ImageStore, PullError};
+
+/// A component image ready to run.
+#[derive(Clone, Debug)]
+pub struct Pulled {
+    pub wasm: Arc<[u8]>,
+    /// The layer's digest: the sha256 of `wasm`.
+    pub digest: String,
+    /// `registry/repository@<manifest digest>`, as Kubernetes reports `imageID`.
+    pub image_id: String,
+    /// Whether the blob was downloaded by this pull (false when the store had it).
+    pub downloaded: bool,
+}
+
+pub struct Puller {
+    store: Arc<ImageStore>,
+    insecure: Vec<String>,
+    metrics: ImageMetrics,
+    /// One lock per reference and per blob digest, so concurrent pulls of the same thing wait
+    /// for the first and then find it in the store.
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Puller {
+    pub fn new(store: Arc<ImageStore>, insecure: Vec<String>, metrics: ImageMetrics) -> Self {
+        Self {
+            store,
+            insecure,
+            metrics,
+            inflight: Mutex::default(),
+        }
+    }
+
+    pub async fn pull(
+        &self,
+        reference: &Reference,
+        policy: PullPolicy,
+        credentials: &Credentials,
+    ) -> Result<Pulled, PullError> {
+        let start = Instant::now();
+        let result = self.pull_inner(reference, policy, credentials).await;
+        let label = match &result {
+            Ok(p) if p.downloaded => "downloaded",
+            Ok(_) => "present",
+            Err(e) => e.reason(),
+        };
+        self.metrics.record_pull(label, start.elapsed());
+        result
+    }
+
+    async fn pull_inner(
+        &self,
+        reference: &Reference,
+        policy: PullPolicy,
+        credentials: &Credentials,
+    ) -> Result<Pulled, PullError> {
+        let whole = reference.whole();
+        if policy != PullPolicy::Always {
+            let _guard = self.lock(&whole).await;
+            if let Some(pulled) = self.stored(reference)? {
+                return Ok(pulled);
+            }
+            if policy == PullPolicy::Never {
+                return Err(PullError::NeverPull { image: whole });
+            }
+            return self.fetch(reference, credentials).await;
+        }
+        let _guard = self.lock(&whole).await;
+        self.fetch(reference, credentials).await
+    }
+
+    /// What the store knows for this exact reference.
+    fn stored(&self, reference: &Reference) -> Result<Option<Pulled>, PullError> {
+        let Some(resolved) = self.store.resolve(&reference.whole()) else {
+            return Ok(None);
+        };
+        Ok(self.store.read(&resolved.layer_digest)?.map(|wasm| Pulled {
+            wasm,
+            digest: resolved.layer_digest,
+            image_id: image_id(reference, &resolved.manifest_digest),
+            downloaded: false,
+        }))
+    }
+
+    /// Resolves the manifest at the registry, then gets the layer from the store or downloads it.
+    async fn fetch(
+        &self,
+        reference: &Reference,
+        credentials: &Credentials,
+    ) -> Result<Pulled, PullError> {
+        let whole = reference.whole();
+        let registry = reference.resolve_registry().to_string();
+        let client = self.client(&registry);
+        let auth = credentials.auth_for(reference.registry());
+        let oci = |e| PullError::from_oci(e, &whole, &registry);
+
+        let (manifest, manifest_digest) = client
+            .pull_image_manifest(reference, &auth)
+            .await
+            .map_err(oci)?;
+        let layer = layout::wasm_layer(&manifest, &whole)?;
+        let digest = layer.digest.clone();
+
+        let (wasm, downloaded) = {
+            let _guard = self.lock(&digest).await;
+            match self.store.read(&digest)? {
+                Some(wasm) => (wasm, false),
+                None => {
+                    let wasm =
+                        download(&client, reference, layer, &auth, &whole, &registry).await?;
+                    self.store.put(&digest, &wasm)?;
+                    self.metrics.record_download(wasm.len());
+                    (wasm.into(), true)
+                }
+            }
+        };
+        self.store.record(&ResolvedRef {
+            reference: whole,
+            manifest_digest: manifest_digest.clone(),
+            layer_digest: digest.clone(),
+        })?;
+        Ok(Pulled {
+            wasm,
+            digest,
+            image_id: image_id(reference, &manifest_digest),
+            downloaded,
+        })
+    }
+
+    async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = self
+            .inflight
+            .lock()
+            .expect("inflight map")
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        lock.lock_owned().await
+    }
+
+    fn client(&self, registry: &str) -> Client {
+        client(registry, &self.insecure)
+    }
+}
+
+/// A registry client speaking HTTPS, or plain HTTP to loopback and listed insecure registries.
+/// A fresh client per pull: credentials read from a Secret may have changed since the last one.
+pub fn client(registry: &str, insecure: &[String]) -> Client {
+    let protocol = if is_plain_http(registry, insecure) {
+        ClientProtocol::HttpsExcept(vec![registry.to_string()])
+    } else {
+        ClientProtocol::Https
+    };
+    Client::new(ClientConfig {
+        protocol,
+        connect_timeout: Some(Duration::from_secs(10)),
+        read_timeout: Some(Duration::from_secs(60)),
+        platform_resolver: Some(Box::new(wasm_platform)),
+        ..Default::default()
+    })
+}
+
+/// In an image index, the entry for the `wasm` architecture, or the only entry.
+fn wasm_platform(entries: &[ImageIndexEntry]) -> Option<String> {
+    entries
+        .iter()
+        .find(|e| {
+            e.platform
+                .as_ref()
+                .is_some_and(|p| p.architecture == Architecture::Wasm)
+        })
+        .or(match entries {
+            [only] => Some(only),
+            _ => None,
+        })
+        .map(|e| e.digest.clone())
+}
+
+/// Streams the layer into memory, refusing more bytes than the manifest announced, and checks
+/// the digest before anything else sees the bytes.
+async fn download(
+    client: &Client,
+    reference: &Reference,
+    layer: &OciDescriptor,
+    auth: &RegistryAuth,
+    image: &str,
+    registry: &str,
+) -> Result<Vec<u8>, PullError> {
+    // Blob requests reuse the token the manifest request obtained; authenticate explicitly in
+    // case the client has none for this operation.
+    client
+        .auth(reference, auth, oci_client::RegistryOperation::Pull)
+        .await
+        .map_err(|e| PullError::from_oci(e, image, registry))?;
+    let mut stream = client
+        .pull_blob_stream(reference, layer)
+        .await
+        .map_err(|e| PullError::from_oci(e, image, registry))?;
+    let limit = layer.size.clamp(0, MAX_COMPONENT_BYTES) as usize;
+    let mut wasm = Vec::with_capacity(limit);
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| stream_error(e, image, registry))?;
+        if wasm.len() + chunk.len() > limit {
+            return Err(PullError::DigestMismatch {
+                expected: layer.digest.clone(),
+                actual: format!("more than the announced {limit} bytes"),
+            });
+        }
+        wasm.extend_from_slice(&chunk);
+    }
+    let actual = sha256(&wasm);
+    if actual != layer.digest {
+        return Err(PullError::DigestMismatch {
+            expected: layer.digest.clone(),
+            actual,
+        });
+    }
+    Ok(wasm)
+}
+
+/// oci-client's verifying stream reports a digest mismatch as an I/O error wrapping it.
+fn stream_error(err: std::io::Error, image: &str, registry: &str) -> PullError {
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<oci_client::errors::DigestError>())
+    {
+        Some(oci_client::errors::DigestError::VerificationError { expected, actual }) => {
+            PullError::DigestMismatch {
+                expected: expected.clone(),
+                actual: actual.clone(),
+            }
+        }
+        _ => PullError::Registry {
+            registry: registry.to_string(),
+            reason: format!("reading {image}: {err}"),
+        },
+    }
+}
+
+fn image_id(reference: &Reference, manifest_digest: &str) -> String {
+    format!(
+        "{}/{}@{manifest_digest}",
+        reference.registry(),
+        reference.repository()
+    )
+}

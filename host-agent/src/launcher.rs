@@ -1,0 +1,232 @@
+//! Gets a Workload from its manifest to running: pulls every component's image (retrying with
+//! back-off where waiting can help), then hands the workload to the runtime. While images are
+//! pulled, the workload's status says so in the kubelet's words (`ErrImagePull`,
+//! `ImagePullBackOff`).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weft_api::{Component, Workload};
+use weft_runtime::{ComponentState, ComponentStatus, Host, WorkloadStatus};
+
+use crate::convert::{self, ConvertError, Image};
+use crate::image::{Credentials, ImageSource, PullError, Puller, effective_policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Convert(#[from] ConvertError),
+    #[error("component {component}: image {image}: {error}")]
+    Pull {
+        component: String,
+        image: String,
+        error: PullError,
+    },
+    #[error(transparent)]
+    Runtime(#[from] weft_runtime::Error),
+}
+
+/// Pull retries wait `initial`, doubling up to `max`, as the kubelet's image back-off does.
+#[derive(Clone, Copy, Debug)]
+pub struct Backoff {
+    pub initial: Duration,
+    pub max: Duration,
+}
+
+pub struct Launcher {
+    host: Arc<Host>,
+    puller: Arc<Puller>,
+    backoff: Backoff,
+    /// Workloads whose images are not all pulled yet, with what their status says meanwhile.
+    pending: Mutex<HashMap<String, WorkloadStatus>>,
+}
+
+impl Launcher {
+    pub fn new(host: Arc<Host>, puller: Arc<Puller>, backoff: Backoff) -> Self {
+        Self {
+            host,
+            puller,
+            backoff,
+            pending: Mutex::default(),
+        }
+    }
+
+    /// Pulls and starts `workload` (or updates it if it runs). `files_from` allows file images
+    /// relative to that directory (local mode). Retryable pull failures are retried until they
+    /// succeed; the others end the launch, and stay in the status until [`Launcher::forget`].
+    pub async fn launch(
+        &self,
+        workload: &Workload,
+        files_from: Option<PathBuf>,
+        credentials: &Credentials,
+    ) -> Result<WorkloadStatus, LaunchError> {
+        convert::check(workload)?;
+        let id = id_of(workload);
+        let components: Vec<&Component> = workload.spec.all_components().collect();
+        let service = workload
+            .spec
+            .service
+            .as_ref()
+            .map(|s| s.component.name.as_str());
+        let mut delay = self.backoff.initial;
+        loop {
+            self.set_pending(&id, &components, service, |_| ("Pulling".into(), None));
+            let results = futures::future::join_all(
+                components
+                    .iter()
+                    .map(|c| self.pull(c, files_from.as_deref(), credentials)),
+            )
+            .await;
+            let mut images = BTreeMap::new();
+            let mut failed: Vec<(&Component, PullError)> = Vec::new();
+            for (component, result) in components.iter().zip(results) {
+                match result {
+                    Ok(image) => {
+                        images.insert(component.name.clone(), image);
+                    }
+                    Err(err) => failed.push((component, err)),
+                }
+            }
+            if failed.is_empty() {
+                let spec = convert::to_spec(workload, &images)?;
+                let started = self.host.start_workload(spec).await;
+                self.forget(&id);
+                return Ok(started?);
+            }
+
+            let by_name: HashMap<&str, &PullError> =
+                failed.iter().map(|(c, e)| (c.name.as_str(), e)).collect();
+            let describe = |c: &Component, backing_off: bool| match by_name.get(c.name.as_str()) {
+                Some(err) if backing_off && err.retryable() => (
+                    "ImagePullBackOff".to_string(),
+                    Some(format!("Back-off pulling image {:?}: {err}", c.image)),
+                ),
+                Some(err) => (err.reason().to_string(), Some(err.to_string())),
+                None => ("Pulled".to_string(), None),
+            };
+            self.set_pending(&id, &components, service, |c| describe(c, false));
+            for (component, err) in &failed {
+                tracing::warn!(workload = %id, component = %component.name, image = %component.image, reason = err.reason(), "{err}");
+            }
+            if failed.iter().any(|(_, e)| !e.retryable()) {
+                drop(by_name);
+                let (component, error) = failed
+                    .into_iter()
+                    .find(|(_, e)| !e.retryable())
+                    .expect("one is not retryable");
+                return Err(LaunchError::Pull {
+                    component: component.name.clone(),
+                    image: component.image.clone(),
+                    error,
+                });
+            }
+            self.set_pending(&id, &components, service, |c| describe(c, true));
+            tracing::info!(workload = %id, retry_in = ?delay, "back-off pulling images");
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(self.backoff.max);
+        }
+    }
+
+    async fn pull(
+        &self,
+        component: &Component,
+        files_from: Option<&std::path::Path>,
+        credentials: &Credentials,
+    ) -> Result<Image, PullError> {
+        match ImageSource::parse(&component.image, files_from)? {
+            ImageSource::File(path) => {
+                let wasm = tokio::fs::read(&path).await.map_err(|e| PullError::File {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+                Ok(Image {
+                    wasm: wasm.into(),
+                    image_id: None,
+                })
+            }
+            ImageSource::Registry(reference) => {
+                let policy = effective_policy(&component.image, component.image_pull_policy);
+                let pulled = self.puller.pull(&reference, policy, credentials).await?;
+                tracing::info!(component = %component.name, image = %component.image, digest = %pulled.digest, downloaded = pulled.downloaded, "image ready");
+                Ok(Image {
+                    wasm: pulled.wasm,
+                    image_id: Some(pulled.image_id),
+                })
+            }
+        }
+    }
+
+    fn set_pending(
+        &self,
+        id: &str,
+        components: &[&Component],
+        service: Option<&str>,
+        describe: impl Fn(&Component) -> (String, Option<String>),
+    ) {
+        let status = WorkloadStatus {
+            id: id.to_string(),
+            components: components
+                .iter()
+                .map(|c| {
+                    let (reason, message) = describe(c);
+                    ComponentStatus {
+                        name: c.name.clone(),
+                        digest: String::new(),
+                        state: ComponentState::Waiting,
+                        reason: Some(reason),
+                        restarts: 0,
+                        message,
+                        image: Some(c.image.clone()),
+                        image_id: None,
+                        imports: Vec::new(),
+                        exports: Vec::new(),
+                        is_service: service == Some(c.name.as_str()),
+                    }
+                })
+                .collect(),
+        };
+        self.pending
+            .lock()
+            .expect("pending map")
+            .insert(id.to_string(), status);
+    }
+
+    /// Drops what the status says about a launch that no longer matters.
+    pub fn forget(&self, id: &str) {
+        self.pending.lock().expect("pending map").remove(id);
+    }
+
+    /// Every workload: those running as the runtime reports them, then those still pulling.
+    pub async fn statuses(&self) -> Vec<WorkloadStatus> {
+        let mut all = self.host.statuses().await;
+        let pending = self.pending.lock().expect("pending map").clone();
+        for (id, status) in pending {
+            if !all.iter().any(|s| s.id == id) {
+                all.push(status);
+            }
+        }
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+        all
+    }
+
+    /// The digests of every running component: garbage collection keeps them.
+    pub async fn digests_in_use(&self) -> std::collections::HashSet<String> {
+        self.host
+            .statuses()
+            .await
+            .into_iter()
+            .flat_map(|s| s.components.into_iter().map(|c| c.digest))
+            .collect()
+    }
+}
+
+/// `namespace/name`, as the runtime names workloads.
+pub fn id_of(workload: &Workload) -> String {
+    format!(
+        "{}/{}",
+        workload.metadata.namespace.as_deref().unwrap_or("default"),
+        workload.metadata.name.as_deref().unwrap_or_default()
+    )
+}

@@ -1,0 +1,164 @@
+//! A real OCI registry (CNCF distribution) on loopback, optionally behind htpasswd, and the
+//! third-party tools built by `scripts/ensure-tools.sh`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The path of a tool `scripts/ensure-tools.sh` builds (`registry`, `oras`): from
+/// `WEFT_<TOOL>` if set, else from the script itself, which builds what is missing.
+pub fn tool(name: &str) -> PathBuf {
+    static TOOLS: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+    let var = format!("WEFT_{}", name.to_uppercase());
+    if let Some(path) = std::env::var_os(&var) {
+        return path.into();
+    }
+    let tools = TOOLS.get_or_init(|| {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/ensure-tools.sh");
+        let output = Command::new(&script)
+            .arg("--env")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("running scripts/ensure-tools.sh");
+        assert!(output.status.success(), "ensure-tools.sh failed");
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
+            .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
+            .collect()
+    });
+    tools
+        .get(&var)
+        .unwrap_or_else(|| panic!("ensure-tools.sh does not provide {var}"))
+        .clone()
+}
+
+pub struct Registry {
+    child: Child,
+    /// `127.0.0.1:<port>`, the registry part of references.
+    pub addr: String,
+    dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// An open registry.
+    pub fn start() -> Self {
+        Self::launch(None)
+    }
+
+    /// A registry that requires `user`/`password` (htpasswd, bcrypt).
+    pub fn with_user(user: &str, password: &str) -> Self {
+        Self::launch(Some((user, password)))
+    }
+
+    fn launch(user: Option<(&str, &str)>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
+            dir.path().join("data").display()
+        );
+        if let Some((user, password)) = user {
+            let htpasswd = dir.path().join("htpasswd");
+            let status = Command::new("htpasswd")
+                .args(["-Bbc"])
+                .arg(&htpasswd)
+                .args([user, password])
+                .stderr(Stdio::null())
+                .status()
+                .expect("htpasswd (apache2-utils) is installed");
+            assert!(status.success());
+            config.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: weft-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        let config_path = dir.path().join("config.yml");
+        std::fs::write(&config_path, config).unwrap();
+        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+        let child = Command::new(tool("registry"))
+            .arg("serve")
+            .arg(&config_path)
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let registry = Self { child, addr, dir };
+        registry.wait_ready();
+        registry
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let answered = Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "--max-time", "2"])
+                .arg(format!("http://{}/v2/", self.addr))
+                .status()
+                .is_ok_and(|s| s.success());
+            if answered {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "registry did not start:\n{}",
+                std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `127.0.0.1:<port>/<repository>`.
+    pub fn image(&self, repository: &str) -> String {
+        format!("{}/{repository}", self.addr)
+    }
+
+    /// Where the registry keeps a blob's bytes on disk (its filesystem storage layout).
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap();
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A Docker config file granting `user`/`password` on `registry`.
+pub fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> PathBuf {
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let path = dir.join("config.json");
+    std::fs::write(
+        &path,
+        format!(r#"{{"auths": {{"{registry}": {{"auth": "{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    path
+}
