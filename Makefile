@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test examples tools host-agent lint unit crds bench clean
+.PHONY: run test examples tools host-agent lint unit crds bench bench-pull clean
 
 ## run: build the examples and the host-agent, then serve examples/hello-http.yaml locally
 run: examples host-agent
@@ -38,6 +38,10 @@ crds:
 ## bench: host-agent run vs wasmtime serve on hello-http, side by side (not part of test)
 bench: examples
 	scripts/bench.sh
+
+## bench-pull: pull time and first-request latency, uncached vs cached digest, next to oras pull
+bench-pull: examples
+	scripts/bench-pull.sh
 
 clean:
 	$(CARGO) clean

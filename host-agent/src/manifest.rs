@@ -7,11 +7,11 @@ use weft_api::Workload;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
-    #[error("{}: {source}", path.display())]
+    // The I/O error is part of the message, not a source, so it is printed once.
+    #[error("{}: {error}", path.display())]
     Read {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
@@ -21,9 +21,9 @@ const API_VERSION: &str = "weft.dev/v1alpha1";
 
 /// Loads the one Workload in `path`.
 pub fn load(path: &Path) -> Result<Workload, ManifestError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+    let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
         path: path.to_path_buf(),
-        source,
+        error,
     })?;
     parse(&text).map_err(|message| ManifestError::Invalid {
         path: path.to_path_buf(),

@@ -23,10 +23,10 @@ impl std::fmt::Debug for Credentials {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CredentialsError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("{origin}: not a Docker config: {reason}")]
     Invalid { origin: String, reason: String },
@@ -56,9 +56,9 @@ impl Credentials {
         match std::fs::read(path) {
             Ok(bytes) => Self::parse(&bytes, &path.display().to_string()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(source) => Err(CredentialsError::Read {
+            Err(error) => Err(CredentialsError::Read {
                 path: path.to_path_buf(),
-                source,
+                error,
             }),
         }
     }
