@@ -21,6 +21,14 @@ pub const OPERATOR_FIELD_MANAGER: &str = "weft-operator";
 /// Server-side-apply field manager of the host-agent.
 pub const HOST_AGENT_FIELD_MANAGER: &str = "weft-host-agent";
 
+/// Prefix of the `coordination.k8s.io` Lease a host-agent renews as its heartbeat: the Lease
+/// `weft-host-<host name>` lives in the host-agent's namespace.
+pub const HOST_LEASE_PREFIX: &str = "weft-host-";
+
+/// Annotation on a Host naming the host-agent's Pod (`namespace/name`), so the operator can act
+/// at once when that Pod is deleted.
+pub const HOST_POD_ANNOTATION: &str = "weft.dev/pod";
+
 /// Condition types used in `status.conditions` of Workloads and Hosts.
 pub mod condition {
     /// Workload and Host: ready to serve. On a Workload, every component runs on its host; on a
@@ -29,4 +37,17 @@ pub mod condition {
 
     /// Workload: the operator has assigned the Workload to a Host (`status.host`).
     pub const SCHEDULED: &str = "Scheduled";
+}
+
+/// Condition reasons shared between the operator and the host-agent.
+pub mod reason {
+    /// Workload `Ready=False`: its host has stopped it (the Workload is being deleted or was
+    /// moved); the operator may release its finalizer.
+    pub const STOPPED: &str = "Stopped";
+    /// Host `Ready=False`: the host-agent is shutting down and its Workloads should move.
+    pub const SHUTTING_DOWN: &str = "ShuttingDown";
+    /// Host `Ready=False`: the host-agent's Lease was not renewed in time.
+    pub const LEASE_EXPIRED: &str = "LeaseExpired";
+    /// Workload `Scheduled=False`: no Host fits.
+    pub const UNSCHEDULABLE: &str = "Unschedulable";
 }

@@ -73,6 +73,11 @@ pub struct ComponentStatus {
     /// Waiting, Starting, Running, Restarting, Failed or Completed.
     pub state: ComponentState,
 
+    /// A CamelCase word for why the component is in its state, in the kubelet's vocabulary where
+    /// one fits (`ErrImagePull`, `ImagePullBackOff`, `ErrImageNeverPull`, `InvalidImageName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+
     /// How many times the service has been restarted (always 0 for components).
     #[serde(default)]
     pub restarts: u32,
@@ -80,6 +85,11 @@ pub struct ComponentStatus {
     /// Why the component is in its state, when that needs explaining.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+
+    /// The image reference the component was resolved to: `registry/repository@sha256:…` of
+    /// its manifest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_id: Option<String>,
 
     /// WIT interfaces the component imports, read from its binary (`wasi:http/types@0.2.4`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -211,6 +211,37 @@ impl Launcher {
         all
     }
 
+    /// Changes of component state the runtime broadcasts (service restarts, give-ups).
+    pub fn host_events(&self) -> tokio::sync::broadcast::Receiver<weft_runtime::StatusEvent> {
+        self.host.subscribe()
+    }
+
+    /// One workload's status: running, or still pulling.
+    pub async fn status(&self, id: &str) -> Option<WorkloadStatus> {
+        if let Some(status) = self.host.status(id).await {
+            return Some(status);
+        }
+        self.pending.lock().expect("pending map").get(id).cloned()
+    }
+
+    /// The ids of every workload this launcher knows: running or pulling.
+    pub async fn ids(&self) -> std::collections::HashSet<String> {
+        let mut ids: std::collections::HashSet<String> =
+            self.host.statuses().await.into_iter().map(|s| s.id).collect();
+        ids.extend(self.pending.lock().expect("pending map").keys().cloned());
+        ids
+    }
+
+    /// Stops a workload wherever it is: running on the host, or pending.
+    pub async fn stop(&self, id: &str) {
+        self.forget(id);
+        if self.host.status(id).await.is_some()
+            && let Err(err) = self.host.stop_workload(id).await
+        {
+            tracing::warn!(workload = id, %err, "stopping");
+        }
+    }
+
     /// The digests of every running component: garbage collection keeps them.
     pub async fn digests_in_use(&self) -> std::collections::HashSet<String> {
         self.host

@@ -1,11 +1,13 @@
 //! `host-agent`: runs Weft Workloads on Wasmtime.
 
 mod admin;
+mod agent;
 mod convert;
 mod image;
 mod inspect;
 mod launcher;
 mod manifest;
+mod node;
 mod push;
 mod registry_args;
 mod run;
@@ -32,6 +34,8 @@ struct Cli {
 enum Command {
     /// Run Workload manifests locally, without a cluster.
     Run(run::RunArgs),
+    /// Run in a cluster: register a Host and run the Workloads the operator assigns to it.
+    Agent(agent::AgentArgs),
     /// Publish a component to an OCI registry (Wasm OCI artifact layout); prints its digest.
     Push(push::PushArgs),
     /// Show a component's WIT imports and exports, size and digest (a file or a reference).
@@ -41,10 +45,13 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     telemetry::init(cli.log_format);
+    // Two rustls crypto providers are in the dependency tree; pick the one reqwest uses.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Push(args) => push::push(args).await,
             Command::Inspect(args) => inspect::inspect(args).await,
         }

@@ -4,21 +4,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::time::Duration;
 
 use anyhow::Context;
-use prometheus_client::registry::Registry;
 use weft_api::Workload;
-use weft_runtime::plugins::{
-    config::ConfigPlugin, http::HttpPlugin, logging::LoggingPlugin, wasi::WasiPlugin,
-};
-use weft_runtime::router::Router;
-use weft_runtime::{Engine, Host, RuntimeMetrics};
 
 use crate::admin::{self, Admin};
-use crate::image::{self, ImageMetrics, ImageStore, Puller};
-use crate::launcher::{Backoff, LaunchError, Launcher, id_of};
-use crate::registry_args::{RegistryArgs, user_cache};
+use crate::launcher::{LaunchError, id_of};
+use crate::node::{ImageArgs, Node};
 use crate::{convert, manifest};
 
 #[derive(Debug, clap::Args)]
@@ -36,22 +28,6 @@ pub struct RunArgs {
     pub images: ImageArgs,
 }
 
-/// Where images and compiled components are kept, and how registries are reached.
-#[derive(Debug, clap::Args)]
-pub struct ImageArgs {
-    #[command(flatten)]
-    pub registry: RegistryArgs,
-    /// Compiled components are kept here between runs [default: $XDG_CACHE_HOME/weft/compiled].
-    #[arg(long, env = "WEFT_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// First wait before retrying a failed pull; it doubles up to five minutes.
-    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
-    pub image_pull_backoff: Duration,
-    /// Images and compiled components unused for this long are removed.
-    #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
-    pub image_gc_age: Duration,
-}
-
 /// Exit code for a manifest that cannot be run as written.
 pub const BAD_INPUT: i32 = 2;
 
@@ -59,9 +35,6 @@ pub const BAD_INPUT: i32 = 2;
 #[derive(Debug, thiserror::Error)]
 #[error(transparent)]
 pub struct BadInput(#[from] pub anyhow::Error);
-
-const MAX_PULL_BACKOFF: Duration = Duration::from_secs(300);
-const GC_INTERVAL: Duration = Duration::from_secs(3600);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let workloads = load_all(&args.manifests)?;
@@ -76,62 +49,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
 
-    let mut registry = Registry::default();
-    let metrics = RuntimeMetrics::default();
-    metrics.register(&mut registry);
-    let image_metrics = ImageMetrics::default();
-    image_metrics.register(&mut registry);
-
-    let cache_dir = args
-        .images
-        .cache_dir
-        .clone()
-        .or_else(|| user_cache("compiled"));
-    let mut engine = Engine::builder();
-    if let Some(dir) = &cache_dir {
-        engine = engine.cache_dir(dir);
-    }
-    let router = Arc::new(Router::new(true));
-    let http = Arc::new(HttpPlugin::new(router, metrics.clone()));
-    let host = Arc::new(
-        Host::builder()
-            .engine(engine.build()?)
-            .metrics(metrics)
-            .plugin(Arc::new(WasiPlugin))?
-            .plugin(http.clone())?
-            .plugin(Arc::new(ConfigPlugin))?
-            .plugin(Arc::new(LoggingPlugin))?
-            .build()?,
-    );
-    host.start().await?;
-
-    let image_dir = args.images.registry.image_dir()?;
-    let store = Arc::new(
-        ImageStore::open(&image_dir)
-            .with_context(|| format!("opening the image store {}", image_dir.display()))?,
-    );
-    let puller = Arc::new(Puller::new(
-        store.clone(),
-        args.images.registry.insecure_registries.clone(),
-        image_metrics,
-    ));
-    let launcher = Arc::new(Launcher::new(
-        host.clone(),
-        puller,
-        Backoff {
-            initial: args.images.image_pull_backoff,
-            max: MAX_PULL_BACKOFF,
-        },
-    ));
-    tokio::spawn(collect_garbage(
-        store,
-        cache_dir,
-        args.images.image_gc_age,
-        launcher.clone(),
-    ));
+    let node = Node::start(&args.images, true).await?;
+    let (host, http, launcher) = (node.host.clone(), node.http.clone(), node.launcher.clone());
 
     let admin = Arc::new(Admin {
-        registry,
+        registry: node.registry,
         launcher: launcher.clone(),
         ready: AtomicBool::new(false),
     });
@@ -173,7 +95,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut fatal = None;
     let shutdown = async {
         tokio::select! {
-            _ = shutdown_signal() => tracing::info!("shutting down"),
+            _ = crate::node::shutdown_signal() => tracing::info!("shutting down"),
             Some(err) = fatal_rx.recv() => fatal = Some(err),
             _ = all_started => {}
         }
@@ -249,41 +171,4 @@ fn bad_input(
     manifest: &Path,
 ) -> anyhow::Error {
     BadInput(anyhow::Error::new(err).context(manifest.display().to_string())).into()
-}
-
-/// Sweeps the image store and compile cache now and every hour, keeping what runs.
-async fn collect_garbage(
-    store: Arc<ImageStore>,
-    compiled: Option<PathBuf>,
-    max_age: Duration,
-    launcher: Arc<Launcher>,
-) {
-    let mut every = tokio::time::interval(GC_INTERVAL);
-    loop {
-        every.tick().await;
-        let in_use = launcher.digests_in_use().await;
-        match image::gc::collect(&store, compiled.as_deref(), max_age, &in_use) {
-            Ok(c) if c.blobs + c.compiled > 0 => {
-                tracing::info!(
-                    blobs = c.blobs,
-                    compiled = c.compiled,
-                    "removed unused images"
-                )
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(%err, store = %store.root().display(), "image garbage collection failed")
-            }
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
-    }
 }

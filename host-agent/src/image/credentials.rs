@@ -107,6 +107,14 @@ impl Credentials {
         Ok(Self { by_registry })
     }
 
+    /// Adds `other`'s entries; entries already here win (the first Secret listed wins, as in
+    /// the kubelet).
+    pub fn merge(&mut self, other: Credentials) {
+        for (k, v) in other.by_registry {
+            self.by_registry.entry(k).or_insert(v);
+        }
+    }
+
     /// The credentials for `registry`, or anonymous.
     pub fn auth_for(&self, registry: &str) -> RegistryAuth {
         let registry = normalize(registry);

@@ -1,0 +1,118 @@
+//! This host-agent's `Host` object: its spec (address, port, schedulability) and status
+//! (readiness, capacity, interfaces served, workload count), applied with its field manager.
+
+use kube::Api;
+use kube::api::{Patch, PatchParams};
+use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_POD_ANNOTATION, condition, reason};
+use weft_api::{Host, WitInterface};
+
+pub struct Registration {
+    pub api: Api<Host>,
+    pub name: String,
+    pub address: String,
+    pub http_port: u16,
+    /// `namespace/pod` when running in a Pod.
+    pub pod: Option<String>,
+    pub capacity: u32,
+    pub interfaces: Vec<(WitInterface, &'static str)>,
+}
+
+impl Registration {
+    /// Creates or updates the Host as schedulable and Ready.
+    pub async fn register(&self) -> kube::Result<()> {
+        self.apply_spec(false).await?;
+        self.apply_status(true, "AgentReady", "the host-agent is running", 0)
+            .await
+    }
+
+    /// Says this host is going away: unschedulable and not Ready, so its Workloads move.
+    pub async fn shutting_down(&self) -> kube::Result<()> {
+        self.apply_spec(true).await?;
+        self.apply_status(
+            false,
+            reason::SHUTTING_DOWN,
+            "the host-agent received SIGTERM",
+            0,
+        )
+        .await
+    }
+
+    /// Refreshes the workload count (and re-asserts readiness after an operator marked the
+    /// Host not Ready while this agent was unreachable).
+    pub async fn report(&self, workloads: u32) -> kube::Result<()> {
+        self.apply_status(true, "AgentReady", "the host-agent is running", workloads)
+            .await
+    }
+
+    async fn apply_spec(&self, unschedulable: bool) -> kube::Result<()> {
+        let mut metadata = serde_json::json!({ "name": self.name });
+        if let Some(pod) = &self.pod {
+            metadata["annotations"] = serde_json::json!({ HOST_POD_ANNOTATION: pod });
+        }
+        let host = serde_json::json!({
+            "apiVersion": "weft.dev/v1alpha1",
+            "kind": "Host",
+            "metadata": metadata,
+            "spec": {
+                "address": self.address,
+                "httpPort": self.http_port,
+                "unschedulable": unschedulable,
+            }
+        });
+        self.api
+            .patch(&self.name, &self.params(), &Patch::Apply(host))
+            .await
+            .map(drop)
+    }
+
+    async fn apply_status(
+        &self,
+        ready: bool,
+        why: &str,
+        message: &str,
+        workloads: u32,
+    ) -> kube::Result<()> {
+        let interfaces: Vec<serde_json::Value> = self
+            .interfaces
+            .iter()
+            .map(|(i, backend)| serde_json::json!({ "interface": i.to_string(), "backend": backend }))
+            .collect();
+        let current = self.api.get_status(&self.name).await.ok();
+        let status = if ready { "True" } else { "False" };
+        let since = current
+            .as_ref()
+            .and_then(|h| h.status.as_ref())
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::READY))
+            .filter(|c| c.status == status)
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                k8s_openapi::jiff::Timestamp::now(),
+            ));
+        let host = serde_json::json!({
+            "apiVersion": "weft.dev/v1alpha1",
+            "kind": "Host",
+            "metadata": { "name": self.name },
+            "status": {
+                "conditions": [{
+                    "type": condition::READY,
+                    "status": status,
+                    "reason": why,
+                    "message": message,
+                    "lastTransitionTime": since,
+                }],
+                "capacity": { "workloads": self.capacity },
+                "interfaces": interfaces,
+                "workloads": workloads,
+                "version": env!("CARGO_PKG_VERSION"),
+            }
+        });
+        self.api
+            .patch_status(&self.name, &self.params(), &Patch::Apply(host))
+            .await
+            .map(drop)
+    }
+
+    fn params(&self) -> PatchParams {
+        PatchParams::apply(HOST_AGENT_FIELD_MANAGER).force()
+    }
+}

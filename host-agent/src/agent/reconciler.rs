@@ -1,0 +1,315 @@
+//! Runs the Workloads labelled with this host's name: a kube-runtime controller over exactly
+//! those, launching (pull + start) each new generation in its own task, reporting status with
+//! this agent's field manager, and stopping whatever leaves the watch.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, ResourceExt};
+use tokio::sync::watch;
+use weft_api::Workload;
+use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_LABEL};
+
+use super::host_object::Registration;
+use super::{pull_secrets, status};
+use crate::launcher::{Launcher, id_of};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("writing the status of {workload}: {source}")]
+    Status {
+        workload: String,
+        source: kube::Error,
+    },
+}
+
+struct Ctx {
+    client: kube::Client,
+    host: String,
+    launcher: Arc<Launcher>,
+    /// The generation each workload's launch task is for.
+    launches: Mutex<HashMap<String, (Option<i64>, tokio::task::JoinHandle<()>)>>,
+    /// Why a launch failed for good, until the next generation.
+    failures: Mutex<HashMap<String, String>>,
+    /// The last status applied per workload, so unchanged status is not written again.
+    applied: Mutex<HashMap<String, serde_json::Value>>,
+    store: Store<Workload>,
+}
+
+pub struct Reconciler {
+    store: Store<Workload>,
+    host: String,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl Reconciler {
+    /// Workloads still labelled with this host.
+    pub fn assigned(&self) -> usize {
+        self.store
+            .state()
+            .iter()
+            .filter(|w| w.labels().get(HOST_LABEL) == Some(&self.host))
+            .count()
+    }
+
+    pub async fn finished(self) {
+        let _ = self.done.await;
+    }
+}
+
+pub fn start(
+    client: kube::Client,
+    host: String,
+    launcher: Arc<Launcher>,
+    registration: Arc<Registration>,
+    mut stop: watch::Receiver<bool>,
+) -> Reconciler {
+    let api: Api<Workload> = Api::all(client.clone());
+    let selector = format!("{HOST_LABEL}={host}");
+    let controller = Controller::new(api, watcher::Config::default().labels(&selector));
+    let store = controller.store();
+    let ctx = Arc::new(Ctx {
+        client,
+        host: host.clone(),
+        launcher,
+        launches: Mutex::default(),
+        failures: Mutex::default(),
+        applied: Mutex::default(),
+        store: store.clone(),
+    });
+
+    // Service restarts and give-ups change status without any change to the object.
+    let mut events = ctx.launcher.host_events();
+    let event_ctx = ctx.clone();
+    tokio::spawn(async move {
+        while let Ok(event) = events.recv().await {
+            if let Some((ns, name)) = event.workload.split_once('/')
+                && let Some(workload) = event_ctx.store.get(&ObjectRef::new(name).within(ns))
+                && let Err(err) = event_ctx.report(&workload).await
+            {
+                tracing::warn!(%err, "status update failed");
+            }
+        }
+    });
+
+    tokio::spawn(janitor(ctx.clone(), store.clone(), registration));
+
+    let mut shutdown = stop.clone();
+    let done = tokio::spawn(async move {
+        controller
+            .graceful_shutdown_on(async move {
+                let _ = shutdown.wait_for(|s| *s).await;
+            })
+            .run(reconcile, error_policy, ctx)
+            .for_each(|_| async {})
+            .await;
+    });
+    let _ = stop.borrow_and_update();
+    Reconciler { store, host, done }
+}
+
+async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Error> {
+    let id = id_of(&workload);
+    let mine = workload.labels().get(HOST_LABEL) == Some(&ctx.host);
+    if workload.metadata.deletion_timestamp.is_some() || !mine {
+        ctx.stop(&id).await;
+        if mine {
+            // Tells the operator it may release the finalizer.
+            ctx.apply(&workload, &id, status::report(&workload, None, None))
+                .await?;
+        }
+        return Ok(Action::await_change());
+    }
+
+    let generation = workload.metadata.generation;
+    let relaunch = match ctx.launches.lock().expect("launches").get(&id) {
+        Some((launched, _)) => *launched != generation,
+        None => true,
+    };
+    if relaunch {
+        ctx.launch(workload.clone(), id.clone());
+    }
+
+    let ready = ctx.report(&workload).await?;
+    Ok(Action::requeue(if ready {
+        Duration::from_secs(30)
+    } else {
+        Duration::from_secs(1)
+    }))
+}
+
+fn error_policy(workload: Arc<Workload>, err: &Error, _: Arc<Ctx>) -> Action {
+    tracing::warn!(workload = %id_of(&workload), %err, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(2))
+}
+
+impl Ctx {
+    /// Writes what the host knows of `workload` now; returns whether it is Ready.
+    async fn report(&self, workload: &Workload) -> Result<bool, Error> {
+        let id = id_of(workload);
+        let current = self.launcher.status(&id).await;
+        let failure = self.failures.lock().expect("failures").get(&id).cloned();
+        let report = status::report(workload, current.as_ref(), failure.as_deref());
+        self.apply(workload, &id, report).await?;
+        Ok(current.is_some_and(|s| s.ready()) && failure.is_none())
+    }
+
+    fn launch(self: &Arc<Self>, workload: Arc<Workload>, id: String) {
+        let ctx = self.clone();
+        let generation = workload.metadata.generation;
+        self.failures.lock().expect("failures").remove(&id);
+        let task_id = id.clone();
+        let task = tokio::spawn(async move {
+            let credentials = pull_secrets::credentials(&ctx.client, &workload).await;
+            let spec = with_service_hosts(&workload);
+            match ctx.launcher.launch(&spec, None, &credentials).await {
+                Ok(status) => tracing::info!(workload = %status.id, "workload running"),
+                Err(err) => {
+                    tracing::warn!(workload = %task_id, %err, "workload cannot start");
+                    ctx.failures
+                        .lock()
+                        .expect("failures")
+                        .insert(task_id.clone(), err.to_string());
+                }
+            }
+            // Report at once rather than at the next requeue: this is the moment the
+            // Workload becomes Ready.
+            if let Err(err) = ctx.report(&workload).await {
+                tracing::warn!(%err, "status update failed");
+            }
+        });
+        if let Some((_, old)) = self
+            .launches
+            .lock()
+            .expect("launches")
+            .insert(id, (generation, task))
+        {
+            // A launch for an older generation that is still pulling is obsolete.
+            old.abort();
+        }
+    }
+
+    async fn stop(&self, id: &str) {
+        if let Some((_, task)) = self.launches.lock().expect("launches").remove(id) {
+            task.abort();
+        }
+        self.failures.lock().expect("failures").remove(id);
+        self.launcher.stop(id).await;
+    }
+
+    async fn apply(
+        &self,
+        workload: &Workload,
+        id: &str,
+        report: serde_json::Value,
+    ) -> Result<(), Error> {
+        if self.applied.lock().expect("applied").get(id) == Some(&report) {
+            return Ok(());
+        }
+        let api: Api<Workload> = Api::namespaced(
+            self.client.clone(),
+            workload.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        api.patch_status(
+            &workload.name_any(),
+            &PatchParams::apply(HOST_AGENT_FIELD_MANAGER).force(),
+            &Patch::Apply(&report),
+        )
+        .await
+        .map_err(|source| Error::Status {
+            workload: id.to_string(),
+            source,
+        })?;
+        self.applied
+            .lock()
+            .expect("applied")
+            .insert(id.to_string(), report);
+        Ok(())
+    }
+}
+
+/// Adds the DNS names of the Workload's Kubernetes Service to the hosts its `wasi:http`
+/// interface answers, so requests through the Service reach it.
+fn with_service_hosts(workload: &Workload) -> Workload {
+    let mut workload = workload.clone();
+    let service = workload
+        .spec
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.service.as_ref())
+        .map(|s| s.name.clone());
+    let namespace = workload
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".into());
+    if let Some(service) = service
+        && let Some(http) = workload
+            .spec
+            .host_interfaces
+            .iter_mut()
+            .find(|i| i.namespace == "wasi" && i.package == "http")
+    {
+        let mut hosts: Vec<String> = http
+            .config
+            .get("host")
+            .map(|h| h.split(',').map(|s| s.trim().to_string()).collect())
+            .unwrap_or_default();
+        for suffix in ["", ".NS", ".NS.svc", ".NS.svc.cluster.local"] {
+            hosts.push(format!("{service}{}", suffix.replace("NS", &namespace)));
+        }
+        hosts.retain(|h| !h.is_empty());
+        http.config.insert("host".into(), hosts.join(","));
+    }
+    workload
+}
+
+/// Stops what no longer belongs here (deleted, or moved to another host while this agent
+/// did not see it happen) and keeps the Host's workload count current.
+async fn janitor(ctx: Arc<Ctx>, store: Store<Workload>, registration: Arc<Registration>) {
+    let mut every = tokio::time::interval(Duration::from_millis(500));
+    let mut reported = None;
+    let mut since_report = 0u32;
+    loop {
+        every.tick().await;
+        if store.wait_until_ready().await.is_err() {
+            continue;
+        }
+        let assigned: std::collections::HashSet<String> = store
+            .state()
+            .iter()
+            .filter(|w| w.labels().get(HOST_LABEL) == Some(&ctx.host))
+            .map(|w| id_of(w))
+            .collect();
+        let known: Vec<String> = {
+            let launches = ctx.launches.lock().expect("launches");
+            launches.keys().cloned().collect()
+        };
+        let mut ids = ctx.launcher.ids().await;
+        ids.extend(known);
+        for id in ids.difference(&assigned) {
+            tracing::info!(workload = %id, "no longer assigned here; stopping");
+            ctx.stop(id).await;
+            ctx.applied.lock().expect("applied").remove(id);
+        }
+        // Re-assert readiness every ~10 s (an operator may have marked the Host not Ready
+        // while this agent was cut off) and whenever the count changes.
+        since_report += 1;
+        let count = assigned.len() as u32;
+        if reported != Some(count) || since_report >= 20 {
+            match registration.report(count).await {
+                Ok(()) => {
+                    reported = Some(count);
+                    since_report = 0;
+                }
+                Err(err) => tracing::warn!(%err, "could not update the Host status"),
+            }
+        }
+    }
+}

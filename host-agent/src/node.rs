@@ -1,0 +1,142 @@
+//! Everything a host-agent runs on, in either mode: the Wasmtime host with its plugins, the
+//! image store and puller, the launcher, the metrics registry and the admin endpoints' state.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use weft_runtime::plugins::{
+    config::ConfigPlugin, http::HttpPlugin, logging::LoggingPlugin, wasi::WasiPlugin,
+};
+use weft_runtime::router::Router;
+use weft_runtime::{Engine, Host, RuntimeMetrics};
+
+use crate::image::{self, ImageMetrics, ImageStore, Puller};
+use crate::launcher::{Backoff, Launcher};
+use crate::registry_args::{RegistryArgs, user_cache};
+
+/// Where images and compiled components are kept, and how registries are reached.
+#[derive(Debug, clap::Args)]
+pub struct ImageArgs {
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+    /// Compiled components are kept here between runs [default: $XDG_CACHE_HOME/weft/compiled].
+    #[arg(long, env = "WEFT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// First wait before retrying a failed pull; it doubles up to five minutes.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub image_pull_backoff: Duration,
+    /// Images and compiled components unused for this long are removed.
+    #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
+    pub image_gc_age: Duration,
+}
+
+const MAX_PULL_BACKOFF: Duration = Duration::from_secs(300);
+const GC_INTERVAL: Duration = Duration::from_secs(3600);
+
+pub struct Node {
+    pub host: Arc<Host>,
+    pub http: Arc<HttpPlugin>,
+    pub launcher: Arc<Launcher>,
+    pub registry: Registry,
+}
+
+impl Node {
+    /// Builds and starts the host. In local mode a lone HTTP workload answers any `Host`
+    /// header; in a cluster only the hosts a workload claims are routed to it.
+    pub async fn start(images: &ImageArgs, local: bool) -> anyhow::Result<Self> {
+        let mut registry = Registry::default();
+        let metrics = RuntimeMetrics::default();
+        metrics.register(&mut registry);
+        let image_metrics = ImageMetrics::default();
+        image_metrics.register(&mut registry);
+
+        let cache_dir = images.cache_dir.clone().or_else(|| user_cache("compiled"));
+        let mut engine = Engine::builder();
+        if let Some(dir) = &cache_dir {
+            engine = engine.cache_dir(dir);
+        }
+        let http = Arc::new(HttpPlugin::new(
+            Arc::new(Router::new(local)),
+            metrics.clone(),
+        ));
+        let host = Arc::new(
+            Host::builder()
+                .engine(engine.build()?)
+                .metrics(metrics)
+                .plugin(Arc::new(WasiPlugin))?
+                .plugin(http.clone())?
+                .plugin(Arc::new(ConfigPlugin))?
+                .plugin(Arc::new(LoggingPlugin))?
+                .build()?,
+        );
+        host.start().await?;
+
+        let image_dir = images.registry.image_dir()?;
+        let store = Arc::new(
+            ImageStore::open(&image_dir)
+                .with_context(|| format!("opening the image store {}", image_dir.display()))?,
+        );
+        let puller = Arc::new(Puller::new(
+            store.clone(),
+            images.registry.insecure_registries.clone(),
+            image_metrics,
+        ));
+        let launcher = Arc::new(Launcher::new(
+            host.clone(),
+            puller,
+            Backoff {
+                initial: images.image_pull_backoff,
+                max: MAX_PULL_BACKOFF,
+            },
+        ));
+        tokio::spawn(collect_garbage(
+            store,
+            cache_dir,
+            images.image_gc_age,
+            launcher.clone(),
+        ));
+        Ok(Self {
+            host,
+            http,
+            launcher,
+            registry,
+        })
+    }
+}
+
+/// Sweeps the image store and compile cache now and every hour, keeping what runs.
+async fn collect_garbage(
+    store: Arc<ImageStore>,
+    compiled: Option<PathBuf>,
+    max_age: Duration,
+    launcher: Arc<Launcher>,
+) {
+    let mut every = tokio::time::interval(GC_INTERVAL);
+    loop {
+        every.tick().await;
+        let in_use = launcher.digests_in_use().await;
+        match image::gc::collect(&store, compiled.as_deref(), max_age, &in_use) {
+            Ok(c) if c.blobs + c.compiled > 0 => {
+                tracing::info!(blobs = c.blobs, compiled = c.compiled, "removed unused images")
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(%err, store = %store.root().display(), "image garbage collection failed")
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term.recv() => {}
+    }
+}
