@@ -60,8 +60,7 @@ fn component_mount_must_name_a_declared_volume() {
     assert_eq!(path, "spec.components");
     assert_eq!(
         message,
-        "volumeMounts must name volumes declared in spec.volumes: \
-         component http mounts logs; component greet mounts cache"
+        "a component's volumeMounts must name volumes declared in spec.volumes"
     );
 }
 
@@ -72,7 +71,7 @@ fn component_mount_without_any_volumes() {
         w["spec"].as_object_mut().unwrap().remove("service");
     });
     assert_eq!(path, "spec.components");
-    assert!(message.ends_with("component http mounts data"), "{message}");
+    assert!(message.starts_with("a component's volumeMounts"), "{message}");
 }
 
 #[test]
@@ -83,7 +82,7 @@ fn service_mount_must_name_a_declared_volume() {
     assert_eq!(path, "spec.service.volumeMounts");
     assert_eq!(
         message,
-        "volumeMounts must name volumes declared in spec.volumes: service cron mounts nope"
+        "the service's volumeMounts must name volumes declared in spec.volumes"
     );
 }
 
@@ -93,7 +92,7 @@ fn service_name_must_differ_from_components() {
     assert_eq!(path, "spec.service.name");
     assert_eq!(
         message,
-        "service name greet is already the name of a component; names must be unique within the Workload"
+        "the service's name is already the name of a component; names must be unique within the Workload"
     );
 }
 
@@ -106,10 +105,9 @@ fn unnamed_host_interfaces_must_not_share_a_package() {
             .push(json!({"namespace": "wasi", "package": "keyvalue", "interfaces": ["batch"]}));
     });
     assert_eq!(path, "spec.hostInterfaces");
-    assert_eq!(
-        message,
-        "hostInterfaces lists wasi:keyvalue without a name more than once; \
-         give each entry of the same package a distinct name"
+    assert!(
+        message.starts_with("hostInterfaces lists one namespace:package more than once"),
+        "{message}"
     );
 }
 
@@ -121,7 +119,10 @@ fn named_host_interfaces_must_not_share_a_name() {
             .unwrap()
             .push(json!({"namespace": "wasi", "package": "keyvalue", "name": "cache"}));
     });
-    assert!(message.starts_with("hostInterfaces lists wasi:keyvalue named cache more than once"));
+    assert!(
+        message.starts_with("hostInterfaces lists one namespace:package more than once"),
+        "{message}"
+    );
 }
 
 #[test]

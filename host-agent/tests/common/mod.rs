@@ -2,7 +2,7 @@
 //! registry, oras, curl) the tests talk to it with.
 #![allow(dead_code)] // each test binary uses a different part
 
-pub mod registry;
+pub use weft_e2e::registry;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader};

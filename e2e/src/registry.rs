@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 /// `WEFT_<TOOL>` if set, else from the script itself, which builds what is missing.
 pub fn tool(name: &str) -> PathBuf {
     static TOOLS: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
-    let var = format!("WEFT_{}", name.to_uppercase());
+    let var = format!("WEFT_{}", name.to_uppercase().replace('-', "_"));
     if let Some(path) = std::env::var_os(&var) {
         return path.into();
     }
     let tools = TOOLS.get_or_init(|| {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/ensure-tools.sh");
+        let script = crate::process::workspace_root().join("scripts/ensure-tools.sh");
         let output = Command::new(&script)
             .arg("--env")
             .stderr(Stdio::inherit())
@@ -141,14 +141,7 @@ impl Drop for Registry {
     }
 }
 
-/// A loopback port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use crate::process::free_port;
 
 /// A Docker config file granting `user`/`password` on `registry`.
 pub fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> PathBuf {

@@ -1,0 +1,247 @@
+//! A whole Weft installation on one machine: the control plane, an OCI registry, the operator
+//! and host-agents as processes, each host-agent on its own loopback address (127.0.0.1x) so
+//! EndpointSlices tell them apart.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::control_plane::{ControlPlane, tail};
+use crate::process::{Process, free_port, workspace_bin};
+use crate::registry::Registry;
+
+pub struct Agent {
+    pub name: String,
+    /// The loopback address it listens and registers on.
+    pub address: String,
+    pub http_port: u16,
+    pub admin_port: u16,
+    pub process: Process,
+    image_dir: tempfile::TempDir,
+}
+
+impl Agent {
+    pub fn http(&self) -> String {
+        format!("{}:{}", self.address, self.http_port)
+    }
+
+    pub fn admin(&self) -> String {
+        format!("{}:{}", self.address, self.admin_port)
+    }
+}
+
+pub struct Cluster {
+    pub control_plane: ControlPlane,
+    pub registry: Registry,
+    pub operator: Option<Process>,
+    pub agents: BTreeMap<String, Agent>,
+    /// How long a host-agent's Lease holds without renewal.
+    pub lease_duration: Duration,
+}
+
+impl Cluster {
+    /// The control plane, a registry, the operator and `agents` host-agents named `host-a`,
+    /// `host-b`, … all Ready.
+    pub fn start(agents: usize) -> Self {
+        let mut cluster = Self {
+            control_plane: ControlPlane::start(),
+            registry: Registry::start(),
+            operator: None,
+            agents: BTreeMap::new(),
+            lease_duration: Duration::from_secs(6),
+        };
+        cluster.start_operator();
+        for i in 0..agents {
+            let name = format!("host-{}", (b'a' + i as u8) as char);
+            cluster.start_agent(&name);
+        }
+        cluster
+    }
+
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        self.control_plane.kubectl_ok(args)
+    }
+
+    pub fn start_operator(&mut self) {
+        let metrics = free_port();
+        let mut cmd = Command::new(workspace_bin("operator"));
+        cmd.args(["run", "--namespace", "weft-system"])
+            .arg("--metrics-listen")
+            .arg(format!("127.0.0.1:{metrics}"))
+            .env("KUBECONFIG", &self.control_plane.kubeconfig)
+            .env("RUST_LOG", "info");
+        let log = self.control_plane.dir().join(format!("operator-{metrics}.log"));
+        self.operator = Some(Process::spawn(cmd, &log));
+    }
+
+    /// Starts (or restarts, keeping its image store) the host-agent `name` and waits until
+    /// its Host is Ready.
+    pub fn start_agent(&mut self, name: &str) {
+        let index = name.bytes().last().unwrap_or(b'a') - b'a';
+        let address = format!("127.0.0.{}", 11 + index);
+        let (http_port, admin_port) = (free_port(), free_port());
+        let image_dir = match self.agents.remove(name) {
+            Some(old) => old.image_dir,
+            None => tempfile::tempdir().unwrap(),
+        };
+        let mut cmd = Command::new(workspace_bin("host-agent"));
+        cmd.args(["agent", "--host-name", name, "--namespace", "weft-system"])
+            .arg("--address")
+            .arg(&address)
+            .arg("--listen")
+            .arg(format!("{address}:{http_port}"))
+            .arg("--admin-listen")
+            .arg(format!("{address}:{admin_port}"))
+            .arg("--lease-duration")
+            .arg(format!("{}s", self.lease_duration.as_secs()))
+            .arg("--image-dir")
+            .arg(image_dir.path())
+            .arg("--cache-dir")
+            .arg(image_dir.path().join("compiled"))
+            .arg("--registry-config")
+            .arg(image_dir.path().join("no-docker-config.json"))
+            .arg("--image-pull-backoff")
+            .arg("1s")
+            .env("KUBECONFIG", &self.control_plane.kubeconfig)
+            .env("RUST_LOG", "info");
+        let log = self
+            .control_plane
+            .dir()
+            .join(format!("{name}-{http_port}.log"));
+        let process = Process::spawn(cmd, &log);
+        self.agents.insert(
+            name.to_string(),
+            Agent {
+                name: name.to_string(),
+                address,
+                http_port,
+                admin_port,
+                process,
+                image_dir,
+            },
+        );
+        self.wait(&format!("Host {name} Ready"), Duration::from_secs(60), |c| {
+            c.host_ready(name)
+        });
+    }
+
+    pub fn host_ready(&self, name: &str) -> bool {
+        self.control_plane.jsonpath(
+            &["host", name],
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True"
+    }
+
+    /// A Workload's condition status (`True`, `False`, or empty).
+    pub fn condition(&self, workload: &str, condition: &str) -> String {
+        self.control_plane.jsonpath(
+            &["workload", workload],
+            &format!("{{.status.conditions[?(@.type==\"{condition}\")].status}}"),
+        )
+    }
+
+    pub fn workload_host(&self, workload: &str) -> String {
+        self.control_plane
+            .jsonpath(&["workload", workload], "{.metadata.labels.weft\\.dev/host}")
+    }
+
+    /// Polls `check` until it holds; on timeout, fails with every process's log tail.
+    pub fn wait(&self, what: &str, timeout: Duration, check: impl Fn(&Self) -> bool) -> Duration {
+        let start = std::time::Instant::now();
+        loop {
+            if check(self) {
+                return start.elapsed();
+            }
+            if start.elapsed() > timeout {
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The tail of every process's log.
+    pub fn logs(&self) -> String {
+        let mut out = self.control_plane.logs();
+        if let Some(op) = &self.operator {
+            out.push_str(&format!("\n--- operator\n{}", tail(&op.logs())));
+        }
+        for agent in self.agents.values() {
+            out.push_str(&format!(
+                "\n--- {}\n{}",
+                agent.name,
+                tail(&agent.process.logs())
+            ));
+        }
+        out
+    }
+
+    /// Pushes an example component (`examples/build/<name>.wasm`) to the registry as
+    /// `examples/<name>:<tag>` and returns the reference.
+    pub fn push_example(&self, name: &str, tag: &str) -> String {
+        let wasm = crate::process::workspace_root()
+            .join("examples/build")
+            .join(format!("{name}.wasm"));
+        let reference = format!("{}:{tag}", self.registry.image(&format!("examples/{name}")));
+        let output = Command::new(workspace_bin("host-agent"))
+            .arg("push")
+            .arg(&wasm)
+            .arg(&reference)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "host-agent push: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        reference
+    }
+}
+
+/// One HTTP/1.1 GET to `addr` with a `Host` header; the status code and body, or the error.
+pub fn http_get(addr: &str, host: &str, path: &str) -> Result<(u16, String), String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).map_err(|e| e.to_string())?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
+    let mut response = Vec::new();
+    stream
+        .read_to_end(&mut response)
+        .map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&response);
+    let (head, body) = text.split_once("\r\n\r\n").ok_or("no response head")?;
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("no status code")?;
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    Ok((code, body))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -1,0 +1,234 @@
+//! A real Kubernetes control plane without containers: etcd and kube-apiserver as processes on
+//! loopback, RBAC on, an admin token in `system:masters`, and a kubeconfig for kubectl and the
+//! Weft binaries. No controller-manager, scheduler or kubelet: Weft needs none of them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use crate::process::{Process, free_port, wait_until, workspace_root};
+use crate::registry::tool;
+
+pub struct ControlPlane {
+    dir: tempfile::TempDir,
+    etcd: Process,
+    apiserver: Option<Process>,
+    apiserver_port: u16,
+    etcd_port: u16,
+    pub kubeconfig: PathBuf,
+}
+
+const ADMIN_TOKEN_USER: &str = "weft-admin";
+
+impl ControlPlane {
+    /// Starts etcd and kube-apiserver, waits until the API server is ready, and applies the
+    /// CRDs from `crds/` (waiting until they are established) and the `weft-system` namespace.
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("weft-cp-")
+            .tempdir()
+            .unwrap();
+        let (etcd_port, peer_port) = (free_port(), free_port());
+        let mut etcd = Command::new(tool("etcd"));
+        etcd.args([
+            "--name=weft",
+            "--unsafe-no-fsync",
+            &format!("--data-dir={}", dir.path().join("etcd").display()),
+            &format!("--listen-client-urls=http://127.0.0.1:{etcd_port}"),
+            &format!("--advertise-client-urls=http://127.0.0.1:{etcd_port}"),
+            &format!("--listen-peer-urls=http://127.0.0.1:{peer_port}"),
+            &format!("--initial-advertise-peer-urls=http://127.0.0.1:{peer_port}"),
+            &format!("--initial-cluster=weft=http://127.0.0.1:{peer_port}"),
+            "--log-level=warn",
+        ]);
+        let etcd = Process::spawn(etcd, &dir.path().join("etcd.log"));
+
+        // The service-account signing key, and the admin's bearer token.
+        let key = dir.path().join("sa.key");
+        let status = Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&key)
+            .arg("2048")
+            .stderr(std::process::Stdio::null())
+            .status()
+            .expect("openssl is installed");
+        assert!(status.success(), "openssl genrsa");
+        let token = format!("{:032x}", rand_u128());
+        std::fs::write(
+            dir.path().join("tokens.csv"),
+            format!("{token},{ADMIN_TOKEN_USER},{ADMIN_TOKEN_USER},\"system:masters\"\n"),
+        )
+        .unwrap();
+
+        let apiserver_port = free_port();
+        let kubeconfig = dir.path().join("kubeconfig");
+        let cert_dir = dir.path().join("certs");
+        std::fs::write(
+            &kubeconfig,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: weft\n  cluster:\n    server: https://127.0.0.1:{apiserver_port}\n    certificate-authority: {}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: weft\n  context:\n    cluster: weft\n    user: admin\n    namespace: default\ncurrent-context: weft\n",
+                cert_dir.join("apiserver.crt").display()
+            ),
+        )
+        .unwrap();
+
+        let mut plane = Self {
+            dir,
+            etcd,
+            apiserver: None,
+            apiserver_port,
+            etcd_port,
+            kubeconfig,
+        };
+        plane.start_apiserver();
+        plane.install();
+        plane
+    }
+
+    fn start_apiserver(&mut self) {
+        let dir = self.dir.path();
+        let mut cmd = Command::new(tool("kube-apiserver"));
+        cmd.args([
+            &format!("--etcd-servers=http://127.0.0.1:{}", self.etcd_port),
+            &format!("--secure-port={}", self.apiserver_port),
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            &format!("--cert-dir={}", dir.join("certs").display()),
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--authorization-mode=RBAC",
+            &format!("--token-auth-file={}", dir.join("tokens.csv").display()),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+            &format!("--service-account-key-file={}", dir.join("sa.key").display()),
+            &format!(
+                "--service-account-signing-key-file={}",
+                dir.join("sa.key").display()
+            ),
+            "--disable-admission-plugins=ServiceAccount",
+            "--enable-priority-and-fairness=false",
+            "--v=0",
+        ]);
+        self.apiserver = Some(Process::spawn(cmd, &dir.join("kube-apiserver.log")));
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let log = self.dir.path().join("kube-apiserver.log");
+        wait_until("kube-apiserver /readyz", Duration::from_secs(120), || {
+            self.kubectl()
+                .args(["get", "--raw", "/readyz"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+        assert!(log.exists());
+    }
+
+    /// Kills the API server and starts it again on the same port and etcd.
+    pub fn restart_apiserver(&mut self) {
+        if let Some(mut old) = self.apiserver.take() {
+            old.signal("KILL");
+            old.wait_exit(Duration::from_secs(10));
+        }
+        self.start_apiserver();
+    }
+
+    fn install(&self) {
+        let crds = workspace_root().join("crds");
+        self.kubectl_ok(&["apply", "-f", crds.to_str().unwrap()]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/workloads.weft.dev",
+            "crd/hosts.weft.dev",
+        ]);
+        self.kubectl_ok(&["create", "namespace", "weft-system"]);
+    }
+
+    /// `kubectl --kubeconfig <this plane>`.
+    pub fn kubectl(&self) -> Command {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
+    /// Runs kubectl, panicking with its stderr unless it succeeds; returns stdout.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let output = self.kubectl_output(args);
+        assert!(
+            output.status.success(),
+            "kubectl {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn kubectl_output(&self, args: &[&str]) -> Output {
+        self.kubectl().args(args).output().expect("kubectl is installed")
+    }
+
+    /// `kubectl apply -f -` with `yaml` on stdin.
+    pub fn apply(&self, yaml: &str) -> Output {
+        use std::io::Write;
+        let mut child = self
+            .kubectl()
+            .args(["apply", "-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(yaml.as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    }
+
+    /// A JSON field of an object, through `kubectl get -o jsonpath`; empty when absent.
+    pub fn jsonpath(&self, object: &[&str], path: &str) -> String {
+        let mut args = vec!["get"];
+        args.extend_from_slice(object);
+        let expr = format!("-o=jsonpath={path}");
+        args.push(&expr);
+        let output = self.kubectl_output(&args);
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn logs(&self) -> String {
+        format!(
+            "--- etcd\n{}\n--- kube-apiserver\n{}",
+            tail(&self.etcd.logs()),
+            tail(
+                &self
+                    .apiserver
+                    .as_ref()
+                    .map(|a| a.logs())
+                    .unwrap_or_default()
+            )
+        )
+    }
+}
+
+/// The last 40 lines of a log.
+pub fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+/// Randomness for a token, without a dependency: the OS's.
+fn rand_u128() -> u128 {
+    let mut bytes = [0u8; 16];
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(&mut bytes)
+        .unwrap();
+    u128::from_le_bytes(bytes)
+}
