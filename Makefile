@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test examples tools host-agent lint unit crds bench bench-pull clean
+.PHONY: run test examples tools host-agent lint unit crds bench bench-pull bench-cluster dev-cluster clean
 
 ## run: build the examples and the host-agent, then serve examples/hello-http.yaml locally
 run: examples host-agent
@@ -31,6 +31,11 @@ lint:
 unit: tools
 	$(CARGO) test --workspace --locked
 
+## dev-cluster: a real control plane, registry, operator and two host-agents, in the foreground
+dev-cluster: examples tools
+	$(CARGO) build --quiet -p host-agent -p operator -p weft-e2e
+	$(CARGO) run --quiet -p weft-e2e --bin dev-cluster
+
 ## crds: regenerate crds/ from the API types
 crds:
 	$(CARGO) run --quiet -p operator -- crd --out-dir crds
@@ -42,6 +47,11 @@ bench: examples
 ## bench-pull: pull time and first-request latency, uncached vs cached digest, next to oras pull
 bench-pull: examples
 	scripts/bench-pull.sh
+
+## bench-cluster: apply-to-first-response and 200 Workloads to Ready on a real control plane
+bench-cluster: examples tools
+	$(CARGO) build --quiet --release -p host-agent -p operator -p weft-e2e
+	$(CARGO) run --quiet --release -p weft-e2e --bin bench-cluster
 
 clean:
 	$(CARGO) clean

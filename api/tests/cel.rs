@@ -71,7 +71,10 @@ fn component_mount_without_any_volumes() {
         w["spec"].as_object_mut().unwrap().remove("service");
     });
     assert_eq!(path, "spec.components");
-    assert!(message.starts_with("a component's volumeMounts"), "{message}");
+    assert!(
+        message.starts_with("a component's volumeMounts"),
+        "{message}"
+    );
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! A whole Weft installation on one machine: the control plane, an OCI registry, the operator
-//! and host-agents as processes, each host-agent on its own loopback address (127.0.0.1x) so
-//! EndpointSlices tell them apart.
+//! and host-agents as processes. Each host-agent listens on its own loopback address
+//! (127.0.0.1x) and registers a distinct documentation address (192.0.2.1x) as its Host's
+//! `spec.address`: the API server refuses loopback addresses in EndpointSlices, and the tests
+//! only need to tell the hosts apart there.
 
 use std::collections::BTreeMap;
 use std::process::Command;
@@ -12,8 +14,10 @@ use crate::registry::Registry;
 
 pub struct Agent {
     pub name: String,
-    /// The loopback address it listens and registers on.
+    /// The address it registers (`Host.spec.address`, what EndpointSlices list).
     pub address: String,
+    /// The loopback address it listens on.
+    pub listen: String,
     pub http_port: u16,
     pub admin_port: u16,
     pub process: Process,
@@ -22,11 +26,11 @@ pub struct Agent {
 
 impl Agent {
     pub fn http(&self) -> String {
-        format!("{}:{}", self.address, self.http_port)
+        format!("{}:{}", self.listen, self.http_port)
     }
 
     pub fn admin(&self) -> String {
-        format!("{}:{}", self.address, self.admin_port)
+        format!("{}:{}", self.listen, self.admin_port)
     }
 }
 
@@ -70,7 +74,10 @@ impl Cluster {
             .arg(format!("127.0.0.1:{metrics}"))
             .env("KUBECONFIG", &self.control_plane.kubeconfig)
             .env("RUST_LOG", "info");
-        let log = self.control_plane.dir().join(format!("operator-{metrics}.log"));
+        let log = self
+            .control_plane
+            .dir()
+            .join(format!("operator-{metrics}.log"));
         self.operator = Some(Process::spawn(cmd, &log));
     }
 
@@ -78,7 +85,8 @@ impl Cluster {
     /// its Host is Ready.
     pub fn start_agent(&mut self, name: &str) {
         let index = name.bytes().last().unwrap_or(b'a') - b'a';
-        let address = format!("127.0.0.{}", 11 + index);
+        let address = format!("192.0.2.{}", 11 + index);
+        let listen = format!("127.0.0.{}", 11 + index);
         let (http_port, admin_port) = (free_port(), free_port());
         let image_dir = match self.agents.remove(name) {
             Some(old) => old.image_dir,
@@ -89,9 +97,9 @@ impl Cluster {
             .arg("--address")
             .arg(&address)
             .arg("--listen")
-            .arg(format!("{address}:{http_port}"))
+            .arg(format!("{listen}:{http_port}"))
             .arg("--admin-listen")
-            .arg(format!("{address}:{admin_port}"))
+            .arg(format!("{listen}:{admin_port}"))
             .arg("--lease-duration")
             .arg(format!("{}s", self.lease_duration.as_secs()))
             .arg("--image-dir")
@@ -114,15 +122,18 @@ impl Cluster {
             Agent {
                 name: name.to_string(),
                 address,
+                listen,
                 http_port,
                 admin_port,
                 process,
                 image_dir,
             },
         );
-        self.wait(&format!("Host {name} Ready"), Duration::from_secs(60), |c| {
-            c.host_ready(name)
-        });
+        self.wait(
+            &format!("Host {name} Ready"),
+            Duration::from_secs(60),
+            |c| c.host_ready(name),
+        );
     }
 
     pub fn host_ready(&self, name: &str) -> bool {
@@ -141,8 +152,10 @@ impl Cluster {
     }
 
     pub fn workload_host(&self, workload: &str) -> String {
-        self.control_plane
-            .jsonpath(&["workload", workload], "{.metadata.labels.weft\\.dev/host}")
+        self.control_plane.jsonpath(
+            &["workload", workload],
+            "{.metadata.labels.weft\\.dev/host}",
+        )
     }
 
     /// Polls `check` until it holds; on timeout, fails with every process's log tail.
@@ -223,7 +236,10 @@ pub fn http_get(addr: &str, host: &str, path: &str) -> Result<(u16, String), Str
         .nth(1)
         .and_then(|c| c.parse().ok())
         .ok_or("no status code")?;
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(body)
     } else {
         body.to_string()

@@ -98,7 +98,10 @@ impl ControlPlane {
             "--authorization-mode=RBAC",
             &format!("--token-auth-file={}", dir.join("tokens.csv").display()),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
-            &format!("--service-account-key-file={}", dir.join("sa.key").display()),
+            &format!(
+                "--service-account-key-file={}",
+                dir.join("sa.key").display()
+            ),
             &format!(
                 "--service-account-signing-key-file={}",
                 dir.join("sa.key").display()
@@ -164,7 +167,10 @@ impl ControlPlane {
     }
 
     pub fn kubectl_output(&self, args: &[&str]) -> Output {
-        self.kubectl().args(args).output().expect("kubectl is installed")
+        self.kubectl()
+            .args(args)
+            .output()
+            .expect("kubectl is installed")
     }
 
     /// `kubectl apply -f -` with `yaml` on stdin.

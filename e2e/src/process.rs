@@ -124,3 +124,21 @@ pub fn workspace_root() -> PathBuf {
         .unwrap()
         .to_path_buf()
 }
+
+/// The body curl gets from `url`, or empty when the request fails.
+pub fn curl_text(url: &str) -> String {
+    Command::new("curl")
+        .args(["-s", "--max-time", "5", url])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default()
+}
+
+/// One series' value from the `/metrics` of an admin address, or 0 when absent.
+pub fn metric(admin: &str, series: &str) -> f64 {
+    curl_text(&format!("http://{admin}/metrics"))
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}

@@ -37,7 +37,8 @@ fn the_api_server_rejects_invalid_workloads_naming_the_field() {
         ),
         (
             "undeclared-volume",
-            VALID.to_string() + "      volumeMounts:\n        - name: data\n          mountPath: /data\n",
+            VALID.to_string()
+                + "      volumeMounts:\n        - name: data\n          mountPath: /data\n",
             &["spec", "volume"],
         ),
         (

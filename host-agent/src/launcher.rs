@@ -226,8 +226,13 @@ impl Launcher {
 
     /// The ids of every workload this launcher knows: running or pulling.
     pub async fn ids(&self) -> std::collections::HashSet<String> {
-        let mut ids: std::collections::HashSet<String> =
-            self.host.statuses().await.into_iter().map(|s| s.id).collect();
+        let mut ids: std::collections::HashSet<String> = self
+            .host
+            .statuses()
+            .await
+            .into_iter()
+            .map(|s| s.id)
+            .collect();
         ids.extend(self.pending.lock().expect("pending map").keys().cloned());
         ids
     }

@@ -120,7 +120,11 @@ async fn collect_garbage(
         let in_use = launcher.digests_in_use().await;
         match image::gc::collect(&store, compiled.as_deref(), max_age, &in_use) {
             Ok(c) if c.blobs + c.compiled > 0 => {
-                tracing::info!(blobs = c.blobs, compiled = c.compiled, "removed unused images")
+                tracing::info!(
+                    blobs = c.blobs,
+                    compiled = c.compiled,
+                    "removed unused images"
+                )
             }
             Ok(_) => {}
             Err(err) => {

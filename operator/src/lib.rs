@@ -1,3 +1,16 @@
 //! The Weft operator as a library, so its binary and its tests share one implementation.
 
+pub mod admin;
+pub mod assignments;
+pub mod context;
+pub mod controllers;
 pub mod crdgen;
+pub mod endpoints;
+pub mod error;
+pub mod events;
+pub mod host_controller;
+pub mod leader;
+pub mod metrics;
+pub mod scheduler;
+pub mod status;
+pub mod workload_controller;

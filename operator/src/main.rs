@@ -1,7 +1,16 @@
 //! The Weft operator: places Workloads on Hosts and keeps them running.
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use operator::crdgen;
+use operator::admin::{self, Health, Role};
+use operator::leader::{self, LeaderElector};
+use operator::metrics::Metrics;
+use operator::{controllers, crdgen};
+use tokio::sync::watch;
 
 /// The Weft operator.
 #[derive(Debug, Parser)]
@@ -15,10 +24,144 @@ struct Cli {
 enum Command {
     /// Print Weft's CustomResourceDefinitions as YAML (or write them to files with --out-dir).
     Crd(crdgen::CrdArgs),
+    /// Run the operator: elect a leader, then schedule Workloads onto Hosts.
+    Run(RunArgs),
 }
+
+/// Arguments of `operator run`.
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// Namespace of the leader Lease and of the host-agents (their Leases and Pods).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "weft-system")]
+    namespace: String,
+
+    /// Address of the /metrics, /healthz and /readyz endpoints.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    metrics_listen: SocketAddr,
+
+    /// Duration of the leader Lease (`10s`, `1m`); it is renewed every third of that.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    lease_duration: Duration,
+}
+
+/// How long shutdown waits for in-flight reconciliations before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd(args) => crdgen::run(&args),
+        Command::Run(args) => {
+            // Both aws-lc-rs and ring are in the dependency tree: pick one before any TLS client
+            // is built. An error means a provider is already installed, which is fine.
+            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+            init_tracing();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let outcome = runtime.block_on(run(args));
+            // Do not let a straggling task (an abandoned watch, a blocking call) delay the exit.
+            runtime.shutdown_timeout(Duration::from_secs(1));
+            outcome
+        }
     }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).init();
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() -> anyhow::Result<()> {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("listening for SIGTERM")?;
+    tokio::select! {
+        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
+        result = tokio::signal::ctrl_c() => {
+            result.context("listening for Ctrl-C")?;
+            tracing::info!("Ctrl-C received; shutting down");
+        }
+    }
+    Ok(())
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    if args.lease_duration < Duration::from_secs(1) {
+        anyhow::bail!("--lease-duration must be at least 1s");
+    }
+    let client = kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let metrics = Arc::new(Metrics::default());
+    let health = Arc::new(Health::default());
+    let listener = admin::bind(args.metrics_listen)
+        .await
+        .with_context(|| format!("listening on {}", args.metrics_listen))?;
+    tracing::info!(address = %args.metrics_listen, "serving /metrics, /healthz and /readyz");
+    let admin = tokio::spawn(admin::serve(listener, metrics.clone(), health.clone()));
+
+    let identity = leader::identity();
+    let elector = LeaderElector::new(
+        client.clone(),
+        &args.namespace,
+        identity.clone(),
+        args.lease_duration,
+    );
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+
+    tokio::select! {
+        () = elector.acquire(&health) => {}
+        result = &mut shutdown => {
+            admin.abort();
+            return result;
+        }
+    }
+    health.set(Role::Leader);
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let controllers = tokio::spawn(controllers::run(
+        client,
+        args.namespace.clone(),
+        identity,
+        metrics,
+        stop_rx,
+    ));
+    tokio::pin!(controllers);
+
+    let outcome = tokio::select! {
+        result = &mut shutdown => result,
+        lost = elector.keep() => Err(anyhow::Error::new(lost).context("stopping: this replica is no longer the leader")),
+        ended = &mut controllers => match ended {
+            Ok(()) => Err(anyhow::anyhow!("the controllers stopped unexpectedly")),
+            Err(join) => Err(anyhow::Error::new(join).context("the controllers panicked")),
+        },
+    };
+
+    // Stop reconciling before letting go of the Lease, so two leaders never overlap.
+    let _ = stop_tx.send(true);
+    if !controllers.is_finished()
+        && tokio::time::timeout(SHUTDOWN_GRACE, &mut controllers)
+            .await
+            .is_err()
+    {
+        tracing::warn!("controllers did not stop within {SHUTDOWN_GRACE:?}; aborting them");
+        controllers.abort();
+    }
+    if outcome.is_ok() {
+        match tokio::time::timeout(SHUTDOWN_GRACE, elector.release()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(
+                error = %operator::error::chain(&error),
+                "could not release the leader Lease; a standby takes over when it expires"
+            ),
+            Err(_) => tracing::warn!(
+                "releasing the leader Lease timed out; a standby takes over when it expires"
+            ),
+        }
+    }
+    admin.abort();
+    outcome
 }

@@ -25,7 +25,9 @@ pub async fn credentials(client: &kube::Client, workload: &Workload) -> Credenti
             match api.get(&secret.name).await {
                 Ok(s) => match parse(&s, namespace) {
                     Ok(c) => credentials.merge(c),
-                    Err(err) => tracing::warn!(secret = %secret.name, namespace, %err, "unusable pull secret"),
+                    Err(err) => {
+                        tracing::warn!(secret = %secret.name, namespace, %err, "unusable pull secret")
+                    }
                 },
                 Err(err) => {
                     tracing::warn!(secret = %secret.name, namespace, %err, "cannot read pull secret")
@@ -41,7 +43,10 @@ fn parse(secret: &Secret, namespace: &str) -> Result<Credentials, String> {
         "Secret {namespace}/{}",
         secret.metadata.name.as_deref().unwrap_or_default()
     );
-    let data = secret.data.as_ref().ok_or(format!("{origin} has no data"))?;
+    let data = secret
+        .data
+        .as_ref()
+        .ok_or(format!("{origin} has no data"))?;
     let bytes = match secret.type_.as_deref() {
         Some("kubernetes.io/dockerconfigjson") => data.get(".dockerconfigjson"),
         Some("kubernetes.io/dockercfg") => data.get(".dockercfg"),

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -29,12 +30,18 @@ pub enum Error {
     },
 }
 
+/// A workload's launch task, and the generation it launches.
+struct Launch {
+    generation: Option<i64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
 struct Ctx {
     client: kube::Client,
     host: String,
     launcher: Arc<Launcher>,
     /// The generation each workload's launch task is for.
-    launches: Mutex<HashMap<String, (Option<i64>, tokio::task::JoinHandle<()>)>>,
+    launches: Mutex<HashMap<String, Launch>>,
     /// Why a launch failed for good, until the next generation.
     failures: Mutex<HashMap<String, String>>,
     /// The last status applied per workload, so unchanged status is not written again.
@@ -121,15 +128,23 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
         ctx.stop(&id).await;
         if mine {
             // Tells the operator it may release the finalizer.
-            ctx.apply(&workload, &id, status::report(&workload, None, None))
-                .await?;
+            ctx.apply(
+                &workload,
+                &id,
+                status::report(
+                    &workload,
+                    status::Known::Stopped,
+                    ctx.previous(&id).as_ref(),
+                ),
+            )
+            .await?;
         }
         return Ok(Action::await_change());
     }
 
     let generation = workload.metadata.generation;
     let relaunch = match ctx.launches.lock().expect("launches").get(&id) {
-        Some((launched, _)) => *launched != generation,
+        Some(launch) => launch.generation != generation,
         None => true,
     };
     if relaunch {
@@ -155,9 +170,30 @@ impl Ctx {
         let id = id_of(workload);
         let current = self.launcher.status(&id).await;
         let failure = self.failures.lock().expect("failures").get(&id).cloned();
-        let report = status::report(workload, current.as_ref(), failure.as_deref());
-        self.apply(workload, &id, report).await?;
-        Ok(current.is_some_and(|s| s.ready()) && failure.is_none())
+        let launching = self.launches.lock().expect("launches").contains_key(&id);
+        let known = match (&failure, &current) {
+            (Some(failure), _) => status::Known::Failed(failure),
+            (None, Some(current)) => status::Known::Status(current),
+            (None, None) if launching => status::Known::Launching,
+            (None, None) => status::Known::Stopped,
+        };
+        let ready =
+            matches!(known, status::Known::Status(s) if s.ready() && !s.components.is_empty());
+        let previous = self.previous(&id);
+        self.apply(
+            workload,
+            &id,
+            status::report(workload, known, previous.as_ref()),
+        )
+        .await?;
+        Ok(ready)
+    }
+
+    /// The `Ready` condition this agent last applied for `id`.
+    fn previous(&self, id: &str) -> Option<Condition> {
+        let applied = self.applied.lock().expect("applied");
+        let condition = applied.get(id)?.pointer("/status/conditions/0")?.clone();
+        serde_json::from_value(condition).ok()
     }
 
     fn launch(self: &Arc<Self>, workload: Arc<Workload>, id: String) {
@@ -184,20 +220,20 @@ impl Ctx {
                 tracing::warn!(%err, "status update failed");
             }
         });
-        if let Some((_, old)) = self
+        if let Some(old) = self
             .launches
             .lock()
             .expect("launches")
-            .insert(id, (generation, task))
+            .insert(id, Launch { generation, task })
         {
             // A launch for an older generation that is still pulling is obsolete.
-            old.abort();
+            old.task.abort();
         }
     }
 
     async fn stop(&self, id: &str) {
-        if let Some((_, task)) = self.launches.lock().expect("launches").remove(id) {
-            task.abort();
+        if let Some(launch) = self.launches.lock().expect("launches").remove(id) {
+            launch.task.abort();
         }
         self.failures.lock().expect("failures").remove(id);
         self.launcher.stop(id).await;

@@ -6,20 +6,39 @@ use weft_api::labels::{condition, reason};
 use weft_api::{ComponentState, ComponentStatus, Workload};
 use weft_runtime::WorkloadStatus;
 
-/// What to report for `workload`: running or pulling (`status`), failed to start (`failure`),
-/// or stopped (neither).
+/// What this host knows of a Workload.
+pub enum Known<'a> {
+    /// Running, or pulling its images.
+    Status(&'a WorkloadStatus),
+    /// Its launch has begun but reported nothing yet.
+    Launching,
+    /// It cannot start, for this reason.
+    Failed(&'a str),
+    /// Not here: stopped, or never started.
+    Stopped,
+}
+
+/// The status to apply for `workload`. `previous` is the `Ready` condition this host last
+/// applied: its transition time is kept while the status holds. Never the object's own
+/// condition, which may be another host's report from before a move: a new host always starts
+/// a new transition, so the operator never mistakes the old report for this one's.
 pub fn report(
     workload: &Workload,
-    status: Option<&WorkloadStatus>,
-    failure: Option<&str>,
+    known: Known<'_>,
+    previous: Option<&Condition>,
 ) -> serde_json::Value {
-    let components: Vec<ComponentStatus> = status
-        .map(|s| s.components.iter().map(component).collect())
-        .unwrap_or_default();
-    let (ready, why, message) = match (status, failure) {
-        (_, Some(failure)) => (false, "Failed".to_string(), failure.to_string()),
-        (Some(s), None) if s.ready() => (true, "Running".into(), "every component runs".into()),
-        (Some(s), None) => {
+    let components: Vec<ComponentStatus> = match &known {
+        Known::Status(s) => s.components.iter().map(component).collect(),
+        _ => Vec::new(),
+    };
+    let (ready, why, message) = match known {
+        Known::Failed(failure) => (false, "Failed".to_string(), failure.to_string()),
+        Known::Launching => (false, "Starting".into(), "pulling images".into()),
+        Known::Status(s) if s.components.is_empty() => {
+            (false, "Starting".into(), "starting".into())
+        }
+        Known::Status(s) if s.ready() => (true, "Running".into(), "every component runs".into()),
+        Known::Status(s) => {
             let waiting = s
                 .components
                 .iter()
@@ -37,7 +56,7 @@ pub fn report(
                 .unwrap_or_else(|| "starting".into());
             (false, why, message)
         }
-        (None, None) => (
+        Known::Stopped => (
             false,
             reason::STOPPED.to_string(),
             "stopped on its host".to_string(),
@@ -49,7 +68,10 @@ pub fn report(
         reason: why,
         message,
         observed_generation: workload.metadata.generation,
-        last_transition_time: since(workload, ready),
+        last_transition_time: previous
+            .filter(|c| c.status == if ready { "True" } else { "False" })
+            .map(|c| c.last_transition_time.clone())
+            .unwrap_or(Time(k8s_openapi::jiff::Timestamp::now())),
     };
     serde_json::json!({
         "apiVersion": "weft.dev/v1alpha1",
@@ -57,18 +79,6 @@ pub fn report(
         "metadata": { "name": workload.metadata.name, "namespace": workload.metadata.namespace },
         "status": { "components": components, "conditions": [condition] },
     })
-}
-
-/// Keeps the transition time while the condition's status does not change.
-fn since(workload: &Workload, ready: bool) -> Time {
-    let status = if ready { "True" } else { "False" };
-    workload
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::READY))
-        .filter(|c| c.status == status)
-        .map(|c| c.last_transition_time.clone())
-        .unwrap_or(Time(k8s_openapi::jiff::Timestamp::now()))
 }
 
 fn component(c: &weft_runtime::ComponentStatus) -> ComponentStatus {

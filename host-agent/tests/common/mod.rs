@@ -2,6 +2,7 @@
 //! registry, oras, curl) the tests talk to it with.
 #![allow(dead_code)] // each test binary uses a different part
 
+#[allow(unused_imports)] // only the registry tests use it
 pub use weft_e2e::registry;
 
 use std::ffi::OsString;

@@ -1,0 +1,103 @@
+//! `make bench-cluster`: control-plane figures on a real API server with two host-agents —
+//! `kubectl apply` to the first successful response (uncached, then cached image), and how long
+//! N Workloads (default 200) take to become Ready. Not part of `make test`.
+
+use std::time::{Duration, Instant};
+
+use weft_e2e::Cluster;
+use weft_e2e::cluster::http_get;
+use weft_e2e::process::workspace_root;
+
+fn manifest(name: &str, image: &str) -> String {
+    format!(
+        "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  components:\n    - name: hello\n      image: {image}\n  hostInterfaces:\n    - namespace: wasi\n      package: http\n      interfaces: [incoming-handler]\n      config:\n        host: {name}.localhost\n"
+    )
+}
+
+/// Applies one Workload and returns the time until its host answers 200.
+fn apply_to_first_response(cluster: &Cluster, name: &str, image: &str) -> Duration {
+    let start = Instant::now();
+    let out = cluster.control_plane.apply(&manifest(name, image));
+    assert!(out.status.success(), "{out:?}");
+    loop {
+        let host = cluster.workload_host(name);
+        if let Some(agent) = cluster.agents.get(&host)
+            && let Ok((200, _)) = http_get(&agent.http(), &format!("{name}.localhost"), "/")
+        {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{name} never answered"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(200);
+    assert!(
+        workspace_root()
+            .join("examples/build/hello-http.wasm")
+            .exists()
+    );
+    let cluster = Cluster::start(2);
+    let image = cluster.push_example("hello-http", "bench");
+
+    // The first Workload on each host pulls and compiles; later ones find the image cached.
+    let mut uncached = Vec::new();
+    let mut cached = Vec::new();
+    for i in 0..6 {
+        let name = format!("first-{i}");
+        let took = apply_to_first_response(&cluster, &name, &image);
+        let host = cluster.workload_host(&name);
+        if uncached
+            .iter()
+            .any(|(h, _): &(String, Duration)| *h == host)
+        {
+            cached.push(took);
+        } else {
+            uncached.push((host, took));
+        }
+    }
+    for (host, took) in &uncached {
+        println!("apply -> first 200, image not yet on {host}: {took:?}");
+    }
+    cached.sort();
+    println!(
+        "apply -> first 200, image cached on the host: median {:?} (min {:?}, max {:?}, n={})",
+        cached[cached.len() / 2],
+        cached[0],
+        cached[cached.len() - 1],
+        cached.len()
+    );
+
+    let start = Instant::now();
+    let mut all = String::new();
+    for i in 0..count {
+        all.push_str(&manifest(&format!("bulk-{i}"), &image));
+        all.push_str("---\n");
+    }
+    let out = cluster.control_plane.apply(&all);
+    assert!(out.status.success(), "{out:?}");
+    let applied = start.elapsed();
+    cluster.wait(
+        &format!("{count} Workloads Ready"),
+        Duration::from_secs(600),
+        |c| {
+            let ready = c.control_plane.jsonpath(
+                &["workloads"],
+                "{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status}{\"\\n\"}{end}",
+            );
+            ready.lines().filter(|l| *l == "True").count() >= count + 6
+        },
+    );
+    let per_host = cluster.kubectl_ok(&["get", "hosts"]);
+    println!(
+        "{count} Workloads: applied in {applied:?}, all Ready after {:?}\n{per_host}",
+        start.elapsed()
+    );
+}

@@ -1,0 +1,330 @@
+//! Weft end to end on a real control plane (etcd + kube-apiserver), a real OCI registry, the
+//! operator and two host-agents as processes, with kubectl and plain HTTP as the clients.
+//!
+//! One cluster serves every step, in order, because starting it is the expensive part; each step
+//! says what it checks. Timings are printed (`cargo test -- --nocapture`) and bounded by
+//! generous timeouts, never asserted as performance.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use weft_e2e::Cluster;
+use weft_e2e::cluster::http_get;
+use weft_e2e::process::workspace_root;
+
+const HELLO: &str = "Hello from Weft!\n";
+
+/// examples/hello-http.yaml with its image pointing at the registry.
+fn hello_manifest(image: &str) -> String {
+    std::fs::read_to_string(workspace_root().join("examples/hello-http.yaml"))
+        .unwrap()
+        .replace("build/hello-http.wasm", image)
+}
+
+fn ready(cluster: &Cluster, workload: &str) -> bool {
+    cluster.condition(workload, "Ready") == "True"
+}
+
+#[test]
+fn weft_runs_workloads_on_a_real_control_plane() {
+    let mut cluster = Cluster::start(2);
+    let hosts = cluster.kubectl_ok(&["get", "hosts"]);
+    assert!(
+        hosts.contains("host-a") && hosts.contains("host-b") && hosts.contains("True"),
+        "{hosts}"
+    );
+
+    // --- apply → Ready → kubectl get → curl
+    let v1 = cluster.push_example("hello-http", "1.0");
+    let v2 = cluster.push_example("hello-http-v2", "2.0");
+    let applied = Instant::now();
+    let out = cluster.control_plane.apply(&hello_manifest(&v1));
+    assert!(out.status.success(), "{out:?}");
+    let answered = loop {
+        let host = cluster.workload_host("hello");
+        if let Some(agent) = cluster.agents.get(&host)
+            && let Ok((200, body)) = http_get(&agent.http(), "hello.localhost", "/")
+        {
+            assert_eq!(body, HELLO);
+            break applied.elapsed();
+        }
+        assert!(
+            applied.elapsed() < Duration::from_secs(60),
+            "hello never answered\n{}",
+            cluster.logs()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    eprintln!("figure: kubectl apply -> first 200: {answered:?}");
+    cluster.kubectl_ok(&["wait", "--for=condition=Ready", "wl/hello", "--timeout=30s"]);
+    let listed = cluster.kubectl_ok(&["get", "wl", "hello"]);
+    let host = cluster.workload_host("hello");
+    assert!(
+        listed.contains(&host) && listed.contains("Running"),
+        "{listed}"
+    );
+    let digest = cluster
+        .control_plane
+        .jsonpath(&["wl", "hello"], "{.status.components[0].digest}");
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let exports = cluster
+        .control_plane
+        .jsonpath(&["wl", "hello"], "{.status.components[0].exports}");
+    assert!(exports.contains("wasi:http/incoming-handler"), "{exports}");
+
+    // --- update the image while a request loop runs: no request fails
+    let addr = cluster.agents[&host].http();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let saw_v2 = Arc::new(AtomicBool::new(false));
+    let loop_thread = {
+        let (stop, ok, failed, saw_v2, addr) = (
+            stop.clone(),
+            ok.clone(),
+            failed.clone(),
+            saw_v2.clone(),
+            addr.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut errors = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match http_get(&addr, "hello.localhost", "/") {
+                    Ok((200, body)) => {
+                        ok.fetch_add(1, Ordering::Relaxed);
+                        if body != HELLO {
+                            saw_v2.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    other => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        errors.push(format!("{other:?}"));
+                    }
+                }
+            }
+            errors
+        })
+    };
+    let out = cluster.control_plane.apply(&hello_manifest(&v2));
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait("v2 to serve", Duration::from_secs(60), |_| {
+        saw_v2.load(Ordering::Relaxed)
+    });
+    // Keep the loop going a little past the switch, then stop it.
+    let after = ok.load(Ordering::Relaxed) + 50;
+    cluster.wait("requests after the update", Duration::from_secs(30), |_| {
+        ok.load(Ordering::Relaxed) >= after
+    });
+    stop.store(true, Ordering::Relaxed);
+    let errors = loop_thread.join().unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during the update: {errors:?}"
+    );
+    eprintln!(
+        "figure: update served {} requests, 0 failed",
+        ok.load(Ordering::Relaxed)
+    );
+
+    // --- a workload needing an interface no host serves stays Pending, saying why
+    let out = cluster.control_plane.apply(
+        "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: needs-keyvalue
+spec:
+  components:
+    - name: kv
+      image: 127.0.0.1:1/none:1
+  hostInterfaces:
+    - namespace: wasi
+      package: keyvalue
+      interfaces: [store]
+      version: 0.2.0-draft
+",
+    );
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait(
+        "needs-keyvalue to be refused",
+        Duration::from_secs(30),
+        |c| c.condition("needs-keyvalue", "Scheduled") == "False",
+    );
+    let message = cluster.control_plane.jsonpath(
+        &["wl", "needs-keyvalue"],
+        "{.status.conditions[?(@.type==\"Scheduled\")].message}",
+    );
+    assert!(message.contains("wasi:keyvalue"), "{message}");
+    let phase = cluster
+        .control_plane
+        .jsonpath(&["wl", "needs-keyvalue"], "{.status.phase}");
+    assert_eq!(phase, "Pending");
+    cluster.kubectl_ok(&["delete", "wl", "needs-keyvalue", "--timeout=30s"]);
+
+    // --- a Service's EndpointSlice lists exactly the host running the workload Ready
+    cluster.kubectl_ok(&[
+        "create",
+        "service",
+        "clusterip",
+        "hello",
+        "--clusterip=None",
+        "--tcp=80:8080",
+    ]);
+    let with_service = hello_manifest(&v2).replace(
+        "spec:\n",
+        "spec:\n  kubernetes:\n    service:\n      name: hello\n",
+    );
+    let out = cluster.control_plane.apply(&with_service);
+    assert!(out.status.success(), "{out:?}");
+    let endpoints = |c: &Cluster| {
+        c.control_plane.jsonpath(
+            &["endpointslices", "-l", "kubernetes.io/service-name=hello"],
+            "{.items[*].endpoints[*].addresses[*]}",
+        )
+    };
+    let expected = cluster.agents[&cluster.workload_host("hello")]
+        .address
+        .clone();
+    cluster.wait("the EndpointSlice", Duration::from_secs(30), |c| {
+        endpoints(c) == expected
+    });
+    // The Service's DNS name reaches the workload too.
+    let (code, body) = http_get(&addr, "hello.default.svc.cluster.local", "/").unwrap();
+    assert_eq!((code, body.as_str()), (200, "Hello from Weft v2!\n"));
+
+    // --- SIGKILL the workload's host: it runs Ready elsewhere
+    let victim = cluster.workload_host("hello");
+    let killed = Instant::now();
+    cluster.agents[&victim].process.signal("KILL");
+    let moved = cluster.wait(
+        "hello to move after SIGKILL",
+        Duration::from_secs(60),
+        |c| {
+            let host = c.workload_host("hello");
+            host != victim && !host.is_empty() && ready(c, "hello")
+        },
+    );
+    eprintln!("figure: SIGKILL failover: {:?}", killed.elapsed());
+    let new_host = cluster.workload_host("hello");
+    let (code, _) = http_get(&cluster.agents[&new_host].http(), "hello.localhost", "/").unwrap();
+    assert_eq!(code, 200);
+    cluster.wait(
+        "the EndpointSlice to follow",
+        Duration::from_secs(30),
+        |c| endpoints(c) == c.agents[&new_host].address,
+    );
+    let _ = moved;
+    cluster.start_agent(&victim);
+
+    // --- SIGTERM the workload's host: it moves, and the agent exits cleanly
+    let victim = cluster.workload_host("hello");
+    let termed = Instant::now();
+    cluster.agents[&victim].process.signal("TERM");
+    cluster.wait(
+        "hello to move after SIGTERM",
+        Duration::from_secs(30),
+        |c| {
+            let host = c.workload_host("hello");
+            host != victim && !host.is_empty() && ready(c, "hello")
+        },
+    );
+    eprintln!("figure: SIGTERM failover: {:?}", termed.elapsed());
+    let agent = cluster.agents.get_mut(&victim).unwrap();
+    assert_eq!(agent.process.wait_exit(Duration::from_secs(30)), Some(0));
+    cluster.start_agent(&victim);
+
+    // --- restart the operator: nothing restarts, nothing is duplicated
+    let host = cluster.workload_host("hello");
+    let uid_before = cluster
+        .control_plane
+        .jsonpath(&["wl", "hello"], "{.metadata.uid}");
+    let compiles = |c: &Cluster, name: &str| {
+        weft_e2e::process::metric(
+            &c.agents[name].admin(),
+            "weft_compilations_total{source=\"compiler\"}",
+        ) + weft_e2e::process::metric(
+            &c.agents[name].admin(),
+            "weft_compilations_total{source=\"cache\"}",
+        )
+    };
+    let before: Vec<f64> = cluster
+        .agents
+        .keys()
+        .map(|n| compiles(&cluster, n))
+        .collect();
+    cluster.operator.as_mut().unwrap().signal("TERM");
+    cluster
+        .operator
+        .as_mut()
+        .unwrap()
+        .wait_exit(Duration::from_secs(30));
+    cluster.start_operator();
+    // Give the new operator time to reconcile everything at least once.
+    cluster.wait("the new operator to lead", Duration::from_secs(30), |c| {
+        !c.control_plane
+            .jsonpath(
+                &["lease", "-n", "weft-system", "weft-operator"],
+                "{.spec.holderIdentity}",
+            )
+            .is_empty()
+    });
+    // The new leader reconciles every Workload once; give it the time to (wrongly) act.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(cluster.workload_host("hello"), host);
+    assert_eq!(
+        cluster
+            .control_plane
+            .jsonpath(&["wl", "hello"], "{.metadata.uid}"),
+        uid_before
+    );
+    let after: Vec<f64> = cluster
+        .agents
+        .keys()
+        .map(|n| compiles(&cluster, n))
+        .collect();
+    assert_eq!(before, after, "a component was started again");
+    let running_on: Vec<String> = cluster
+        .agents
+        .values()
+        .filter(|a| {
+            weft_e2e::process::curl_text(&format!("http://{}/workloads", a.admin()))
+                .contains("default/hello")
+        })
+        .map(|a| a.name.clone())
+        .collect();
+    assert_eq!(
+        running_on,
+        vec![host.clone()],
+        "hello runs on exactly one host"
+    );
+
+    // --- restart the API server: agents and operator recover by themselves
+    cluster.control_plane.restart_apiserver();
+    let out = cluster.control_plane.apply(
+        &hello_manifest(&v1)
+            .replace("name: hello\n", "name: after-restart\n")
+            .replace("host: hello.localhost", "host: after.localhost"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait(
+        "a workload applied after the restart",
+        Duration::from_secs(60),
+        |c| ready(c, "after-restart"),
+    );
+    for name in ["host-a", "host-b"] {
+        assert!(
+            cluster.host_ready(name),
+            "{name} not Ready after the restart"
+        );
+    }
+
+    // --- delete: stopped on its host, and the object goes
+    let host = cluster.workload_host("hello");
+    cluster.kubectl_ok(&["delete", "wl", "hello", "--timeout=30s"]);
+    let gone = cluster
+        .control_plane
+        .kubectl_output(&["get", "wl", "hello"]);
+    assert!(!gone.status.success());
+    let (code, _) = http_get(&cluster.agents[&host].http(), "hello.localhost", "/").unwrap();
+    assert_eq!(code, 404, "hello still answers after deletion");
+}

@@ -1,0 +1,135 @@
+//! How many Workloads each Host has, counted by the `weft.dev/host` label, including the labels
+//! this operator has just set but its cache has not seen yet. Without that overlay, Workloads
+//! scheduled in quick succession would all see the same "least loaded" Host.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use kube::ResourceExt;
+use weft_api::Workload;
+use weft_api::labels::HOST_LABEL;
+
+/// How long an assignment is remembered at most; the cache catches up well within that.
+const REMEMBER_FOR: Duration = Duration::from_secs(30);
+
+/// Label changes made by this operator that the Workload cache may not show yet.
+#[derive(Debug, Default)]
+pub struct Assignments {
+    recent: HashMap<(String, String), Recent>,
+}
+
+#[derive(Debug)]
+struct Recent {
+    host: Option<String>,
+    /// The `resourceVersion` the Workload had before the patch: while the cache still shows it,
+    /// the cache is behind.
+    patched_from: Option<String>,
+    at: Instant,
+}
+
+impl Assignments {
+    /// Remembers that the Workload `namespace/name`, seen at `patched_from`, now goes to `host`.
+    pub fn record(
+        &mut self,
+        namespace: &str,
+        name: &str,
+        patched_from: Option<String>,
+        host: Option<String>,
+        now: Instant,
+    ) {
+        self.recent.insert(
+            (namespace.to_owned(), name.to_owned()),
+            Recent {
+                host,
+                patched_from,
+                at: now,
+            },
+        );
+    }
+
+    /// Workloads per Host, with the cache corrected by recent assignments; forgets assignments
+    /// the cache has caught up with.
+    pub fn load<'a>(
+        &mut self,
+        workloads: impl IntoIterator<Item = &'a Workload>,
+        now: Instant,
+    ) -> HashMap<String, u32> {
+        self.recent
+            .retain(|_, recent| now.duration_since(recent.at) < REMEMBER_FOR);
+        let mut load: HashMap<String, u32> = HashMap::new();
+        for workload in workloads {
+            let key = (
+                workload.namespace().unwrap_or_default(),
+                workload.name_any(),
+            );
+            let cached = workload.labels().get(HOST_LABEL).cloned();
+            let host = match self.recent.get(&key) {
+                Some(recent) if recent.patched_from == workload.resource_version() => {
+                    recent.host.clone()
+                }
+                Some(_) => {
+                    self.recent.remove(&key);
+                    cached
+                }
+                None => cached,
+            };
+            if let Some(host) = host {
+                *load.entry(host).or_default() += 1;
+            }
+        }
+        load
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn workload(name: &str, version: &str, host: Option<&str>) -> Workload {
+        Workload {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                resource_version: Some(version.into()),
+                labels: host.map(|h| [(HOST_LABEL.to_owned(), h.to_owned())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn overlay_until_cache_catches_up() {
+        let now = Instant::now();
+        let mut assignments = Assignments::default();
+        let a = workload("a", "1", Some("h1"));
+        let b = workload("b", "1", None);
+        assignments.record("ns", "b", Some("1".into()), Some("h2".into()), now);
+
+        let load = assignments.load([&a, &b], now);
+        assert_eq!(load.get("h1"), Some(&1));
+        assert_eq!(
+            load.get("h2"),
+            Some(&1),
+            "cache is behind: use what was patched"
+        );
+
+        // The cache shows a newer version: trust it and forget the overlay.
+        let b_new = workload("b", "2", Some("h1"));
+        let load = assignments.load([&a, &b_new], now);
+        assert_eq!(load.get("h1"), Some(&2));
+        assert_eq!(load.get("h2"), None);
+        assert!(assignments.recent.is_empty());
+    }
+
+    #[test]
+    fn forgets_old_assignments() {
+        let now = Instant::now();
+        let mut assignments = Assignments::default();
+        assignments.record("ns", "b", Some("1".into()), Some("h2".into()), now);
+        let b = workload("b", "1", None);
+        let load = assignments.load([&b], now + REMEMBER_FOR);
+        assert!(load.is_empty());
+    }
+}

@@ -1,0 +1,119 @@
+//! State shared by the controllers: the API client, caches of every kind they read, the event
+//! recorder and the metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tokio::sync::Mutex;
+use weft_api::labels::HOST_LEASE_PREFIX;
+use weft_api::{Host, Workload};
+
+use crate::assignments::Assignments;
+use crate::error::Error;
+use crate::metrics::Metrics;
+use crate::scheduler::Candidate;
+
+/// How long a reconciliation waits for the caches' initial lists before failing (and retrying).
+const CACHE_WAIT: Duration = Duration::from_secs(30);
+
+/// Caches of the objects the controllers read, filled by watches.
+#[derive(Clone)]
+pub struct Caches {
+    pub hosts: Store<Host>,
+    pub workloads: Store<Workload>,
+    /// Leases in the operator's namespace (the host-agents' heartbeats among them).
+    pub leases: Store<Lease>,
+    /// Pods in the operator's namespace (the host-agents' among them).
+    pub pods: Store<Pod>,
+    /// EndpointSlices managed by the operator, in all namespaces.
+    pub endpoint_slices: Store<EndpointSlice>,
+}
+
+/// Everything a reconciliation needs.
+pub struct Context {
+    pub client: Client,
+    /// Where Leases (the operator's and the host-agents') and host-agent Pods live.
+    pub namespace: String,
+    /// Who publishes the Events (see [`crate::events`]).
+    pub reporter: Reporter,
+    pub metrics: Arc<Metrics>,
+    pub caches: Caches,
+    /// Held while choosing a Host and setting the label, so concurrent reconciliations count
+    /// each other's assignments.
+    pub assignments: Mutex<Assignments>,
+}
+
+impl Context {
+    /// Waits until every cache has its initial list, so "absent" means absent.
+    pub async fn caches_ready(&self) -> Result<(), Error> {
+        let caches = &self.caches;
+        let wait = async {
+            caches
+                .hosts
+                .wait_until_ready()
+                .await
+                .map_err(|_| Error::CacheNotReady("Host"))?;
+            caches
+                .workloads
+                .wait_until_ready()
+                .await
+                .map_err(|_| Error::CacheNotReady("Workload"))?;
+            caches
+                .leases
+                .wait_until_ready()
+                .await
+                .map_err(|_| Error::CacheNotReady("Lease"))?;
+            caches
+                .pods
+                .wait_until_ready()
+                .await
+                .map_err(|_| Error::CacheNotReady("Pod"))?;
+            caches
+                .endpoint_slices
+                .wait_until_ready()
+                .await
+                .map_err(|_| Error::CacheNotReady("EndpointSlice"))
+        };
+        tokio::time::timeout(CACHE_WAIT, wait)
+            .await
+            .map_err(|_| Error::CacheNotReady("Host, Workload, Lease, Pod or EndpointSlice"))?
+    }
+
+    /// Name of the heartbeat Lease of `host`.
+    pub fn lease_name(host: &str) -> String {
+        format!("{HOST_LEASE_PREFIX}{host}")
+    }
+
+    /// The cached heartbeat Lease of `host`.
+    pub fn host_lease(&self, host: &str) -> Option<Arc<Lease>> {
+        self.caches
+            .leases
+            .get(&ObjectRef::new(&Self::lease_name(host)).within(&self.namespace))
+    }
+
+    /// The scheduler's view of every cached Host, given the load per Host.
+    pub fn candidates(
+        &self,
+        load: &std::collections::HashMap<String, u32>,
+        now: Timestamp,
+    ) -> Vec<Candidate> {
+        self.caches
+            .hosts
+            .state()
+            .iter()
+            .map(|host| {
+                let name = host.metadata.name.as_deref().unwrap_or_default();
+                let lease = self.host_lease(name);
+                let assigned = load.get(name).copied().unwrap_or(0);
+                Candidate::new(host, lease.as_deref(), assigned, now)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,238 @@
+//! Wires the caches and the two controllers together and runs them until shutdown.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::Api;
+use kube::runtime::controller::{self, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use tokio::sync::{Mutex, watch};
+use weft_api::labels::{HOST_LABEL, HOST_LEASE_PREFIX, HOST_POD_ANNOTATION};
+use weft_api::{Host, Workload};
+
+use crate::assignments::Assignments;
+use crate::context::{Caches, Context};
+use crate::endpoints::{MANAGED_BY, MANAGED_BY_LABEL};
+use crate::error::chain;
+use crate::metrics::Metrics;
+use crate::{host_controller, workload_controller};
+
+/// Name of the operator in Events (`reportingController`).
+pub const REPORTER: &str = "weft-operator";
+
+/// Delays reconciliations a little after a trigger, so the caches fed by other watches have seen
+/// the same change by the time the reconciliation reads them.
+const DEBOUNCE: Duration = Duration::from_millis(100);
+/// How often the gauges are recomputed from the caches.
+const GAUGE_PERIOD: Duration = Duration::from_secs(5);
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stop| *stop).await;
+}
+
+/// A cache of `api`, and the future that keeps it filled until `stop`.
+fn cache<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    stop: watch::Receiver<bool>,
+) -> (Store<K>, impl Future<Output = ()>)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let (store, writer) = reflector::store();
+    let kind = K::kind(&Default::default()).into_owned();
+    let run = reflector::reflector(writer, watcher(api, config).default_backoff())
+        .take_until(stopped(stop))
+        .for_each(move |event| {
+            if let Err(error) = event {
+                tracing::warn!(kind = %kind, error = %chain(&error), "watch failed; retrying");
+            }
+            futures::future::ready(())
+        });
+    (store, run)
+}
+
+/// Logs the outcome of one reconciliation the controller reports (errors are already logged by
+/// the error policies).
+fn log_result<K: Resource, E: std::error::Error, Q: std::error::Error>(
+    result: Result<(ObjectRef<K>, controller::Action), controller::Error<E, Q>>,
+) -> futures::future::Ready<()> {
+    match result {
+        Ok(_) | Err(controller::Error::ReconcilerFailed(..)) => {}
+        Err(controller::Error::ObjectNotFound(_)) => {}
+        Err(error) => tracing::warn!(error = %chain(&error), "controller error"),
+    }
+    futures::future::ready(())
+}
+
+/// The Workloads to look at when `host` changes: those assigned to it and those not scheduled.
+fn workloads_of_host(
+    workloads: &Store<Workload>,
+    host: &str,
+    with_unscheduled: bool,
+) -> Vec<ObjectRef<Workload>> {
+    workloads
+        .state()
+        .iter()
+        .filter(|w| match w.labels().get(HOST_LABEL) {
+            Some(label) => label == host,
+            None => with_unscheduled,
+        })
+        .map(|w| ObjectRef::from_obj(w.as_ref()))
+        .collect()
+}
+
+/// Runs the controllers until `stop` turns true; returns once they have finished their in-flight
+/// reconciliations.
+pub async fn run(
+    client: Client,
+    namespace: String,
+    identity: String,
+    metrics: Arc<Metrics>,
+    stop: watch::Receiver<bool>,
+) {
+    let config = watcher::Config::default().any_semantic();
+    let (leases, run_leases) = cache(
+        Api::<Lease>::namespaced(client.clone(), &namespace),
+        config.clone(),
+        stop.clone(),
+    );
+    let (pods, run_pods) = cache(
+        Api::<Pod>::namespaced(client.clone(), &namespace),
+        config.clone(),
+        stop.clone(),
+    );
+    let (endpoint_slices, run_slices) = cache(
+        Api::<EndpointSlice>::all(client.clone()),
+        config
+            .clone()
+            .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
+        stop.clone(),
+    );
+
+    let workload_controller = Controller::new(Api::<Workload>::all(client.clone()), config.clone());
+    let host_controller = Controller::new(Api::<Host>::all(client.clone()), config.clone());
+    let workloads = workload_controller.store();
+    let hosts = host_controller.store();
+
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        namespace: namespace.clone(),
+        reporter: Reporter {
+            controller: REPORTER.to_owned(),
+            instance: Some(identity),
+        },
+        metrics: metrics.clone(),
+        caches: Caches {
+            hosts: hosts.clone(),
+            workloads: workloads.clone(),
+            leases: leases.clone(),
+            pods: pods.clone(),
+            endpoint_slices,
+        },
+        assignments: Mutex::new(Assignments::default()),
+    });
+
+    let by_host = workloads.clone();
+    let by_lease = workloads.clone();
+    let run_workloads = workload_controller
+        .with_config(controller::Config::default().debounce(DEBOUNCE))
+        .watches(
+            Api::<Host>::all(client.clone()),
+            config.clone(),
+            move |host: Host| workloads_of_host(&by_host, &host.name_any(), true),
+        )
+        .watches(
+            Api::<Lease>::namespaced(client.clone(), &namespace),
+            config.clone(),
+            move |lease: Lease| {
+                lease
+                    .name_any()
+                    .strip_prefix(HOST_LEASE_PREFIX)
+                    .map(|host| workloads_of_host(&by_lease, host, false))
+                    .unwrap_or_default()
+            },
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            workload_controller::reconcile,
+            workload_controller::error_policy,
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let pod_hosts = hosts.clone();
+    let run_hosts = host_controller
+        .with_config(controller::Config::default().debounce(DEBOUNCE))
+        .watches(
+            Api::<Lease>::namespaced(client.clone(), &namespace),
+            config.clone(),
+            |lease: Lease| {
+                lease
+                    .name_any()
+                    .strip_prefix(HOST_LEASE_PREFIX)
+                    .map(ObjectRef::<Host>::new)
+            },
+        )
+        .watches(
+            Api::<Pod>::namespaced(client.clone(), &namespace),
+            config,
+            move |pod: Pod| {
+                let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+                pod_hosts
+                    .state()
+                    .iter()
+                    .filter(|host| host.annotations().get(HOST_POD_ANNOTATION) == Some(&name))
+                    .map(|host| ObjectRef::from_obj(host.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            host_controller::reconcile,
+            host_controller::error_policy,
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let gauges = {
+        let mut stop = stop.clone();
+        async move {
+            loop {
+                let hosts = hosts.state();
+                let workloads = workloads.state();
+                metrics.observe_cluster(
+                    hosts.iter().map(Arc::as_ref),
+                    workloads.iter().map(Arc::as_ref),
+                );
+                tokio::select! {
+                    _ = tokio::time::sleep(GAUGE_PERIOD) => {}
+                    _ = stop.wait_for(|stop| *stop) => return,
+                }
+            }
+        }
+    };
+
+    tracing::info!(namespace = %namespace, "controllers started");
+    futures::join!(
+        run_workloads,
+        run_hosts,
+        run_leases,
+        run_pods,
+        run_slices,
+        gauges
+    );
+    tracing::info!("controllers stopped");
+}

@@ -1,0 +1,572 @@
+//! Which Host a Workload goes to: pure functions over Hosts, their Leases and the current load,
+//! so every rule of the contract (docs/control-plane.md, "Scheduling") is unit-tested without a
+//! cluster.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use weft_api::labels::condition;
+use weft_api::{Host, WitInterface, WitParseError, WorkloadSpec};
+
+/// How many per-host reasons an Unschedulable message lists before summarising the rest.
+const MAX_LISTED_REFUSALS: usize = 8;
+
+/// The condition of the given type, if present.
+pub fn find_condition<'a>(conditions: &'a [Condition], type_: &str) -> Option<&'a Condition> {
+    conditions.iter().find(|c| c.type_ == type_)
+}
+
+/// Whether a Host's `Ready` condition is `True`.
+pub fn host_ready(host: &Host) -> bool {
+    host_ready_condition(host).is_some_and(|ready| ready.status == "True")
+}
+
+/// A Host's `Ready` condition.
+pub fn host_ready_condition(host: &Host) -> Option<&Condition> {
+    host.status
+        .as_ref()
+        .and_then(|status| find_condition(&status.conditions, condition::READY))
+}
+
+/// What a Host's heartbeat Lease says about it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeaseState {
+    /// Renewed within its duration; valid until the given instant.
+    Valid { expires_at: Timestamp },
+    /// Not renewed within its duration (or never renewed).
+    Expired,
+    /// No Lease exists.
+    Missing,
+}
+
+/// When a Lease runs out: `renewTime + leaseDurationSeconds`. `None` when either is unset, which
+/// counts as expired.
+pub fn lease_expiry(lease: &Lease) -> Option<Timestamp> {
+    let spec = lease.spec.as_ref()?;
+    let renewed = spec.renew_time.as_ref()?.0;
+    let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds?));
+    renewed.checked_add(duration).ok()
+}
+
+/// The state of a Host's heartbeat Lease at `now`.
+pub fn lease_state(lease: Option<&Lease>, now: Timestamp) -> LeaseState {
+    let Some(lease) = lease else {
+        return LeaseState::Missing;
+    };
+    match lease_expiry(lease) {
+        Some(expires_at) if expires_at > now => LeaseState::Valid { expires_at },
+        _ => LeaseState::Expired,
+    }
+}
+
+/// Everything the scheduler needs to know about one Host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Candidate {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub ready: bool,
+    /// Reason of the Ready condition when it is not `True` (`LeaseExpired`, `ShuttingDown`…).
+    pub not_ready_reason: Option<String>,
+    pub lease: LeaseState,
+    pub unschedulable: bool,
+    /// Most Workloads the Host accepts; `None` means no limit was reported.
+    pub capacity: Option<u32>,
+    /// Workloads currently assigned to the Host (counted by label, not as the Host reports).
+    pub assigned: u32,
+    pub interfaces: Vec<WitInterface>,
+}
+
+impl Candidate {
+    /// Builds the scheduler's view of `host`, given its Lease and how many Workloads carry its
+    /// label.
+    pub fn new(host: &Host, lease: Option<&Lease>, assigned: u32, now: Timestamp) -> Self {
+        Self {
+            name: host.metadata.name.clone().unwrap_or_default(),
+            labels: host.metadata.labels.clone().unwrap_or_default(),
+            ready: host_ready(host),
+            not_ready_reason: host_ready_condition(host)
+                .filter(|ready| ready.status != "True" && !ready.reason.is_empty())
+                .map(|ready| ready.reason.clone()),
+            lease: lease_state(lease, now),
+            unschedulable: host.spec.unschedulable,
+            capacity: host
+                .status
+                .as_ref()
+                .and_then(|status| status.capacity.as_ref())
+                .map(|capacity| capacity.workloads),
+            assigned,
+            interfaces: host.served_interfaces(),
+        }
+    }
+
+    /// Why the Host cannot keep or take Workloads regardless of which (not ready, lease, cordoned),
+    /// ignoring capacity: a full Host still keeps what it runs.
+    pub fn health_refusal(&self) -> Option<Refusal> {
+        if !self.ready {
+            return Some(Refusal::NotReady(self.not_ready_reason.clone()));
+        }
+        match self.lease {
+            LeaseState::Valid { .. } => {}
+            LeaseState::Expired => return Some(Refusal::LeaseExpired),
+            LeaseState::Missing => return Some(Refusal::NoLease),
+        }
+        if self.unschedulable {
+            return Some(Refusal::Unschedulable);
+        }
+        None
+    }
+
+    /// Why the Host cannot take this new Workload, if it cannot.
+    pub fn refusal(&self, requirements: &Requirements) -> Option<Refusal> {
+        if let Some(refusal) = self.health_refusal() {
+            return Some(refusal);
+        }
+        if let Some(capacity) = self.capacity
+            && self.assigned >= capacity
+        {
+            return Some(Refusal::Full { capacity });
+        }
+        if let Some(selector) = &requirements.selector
+            && !selector_matches(selector, &self.labels)
+        {
+            return Some(Refusal::SelectorMismatch);
+        }
+        let missing: Vec<String> = requirements
+            .interfaces
+            .iter()
+            .filter(|needed| !needed.satisfied_by(&self.interfaces))
+            .map(ToString::to_string)
+            .collect();
+        if !missing.is_empty() {
+            return Some(Refusal::MissingInterfaces(missing));
+        }
+        None
+    }
+}
+
+/// Why a Host was refused; displayed after the Host's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// With the Ready condition's reason, if any.
+    NotReady(Option<String>),
+    LeaseExpired,
+    NoLease,
+    Unschedulable,
+    Full {
+        capacity: u32,
+    },
+    SelectorMismatch,
+    MissingInterfaces(Vec<String>),
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotReady(None) => f.write_str("is not ready"),
+            Self::NotReady(Some(reason)) => write!(f, "is not ready ({reason})"),
+            Self::LeaseExpired => f.write_str("has an expired lease"),
+            Self::NoLease => f.write_str("has no lease"),
+            Self::Unschedulable => f.write_str("is unschedulable"),
+            Self::Full { capacity } => write!(f, "is full ({capacity} workloads)"),
+            Self::SelectorMismatch => f.write_str("does not match the host selector"),
+            Self::MissingInterfaces(missing) => {
+                write!(f, "does not serve {}", missing.join(", "))
+            }
+        }
+    }
+}
+
+/// What a Workload asks of its Host.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Requirements {
+    pub selector: Option<LabelSelector>,
+    pub interfaces: Vec<WitInterface>,
+}
+
+impl Requirements {
+    /// The requirements of `spec`; fails when a host interface is not a valid WIT name (the CRD's
+    /// validation should prevent that).
+    pub fn from_spec(spec: &WorkloadSpec) -> Result<Self, WitParseError> {
+        Ok(Self {
+            selector: spec.host_selector.clone(),
+            interfaces: spec
+                .host_interfaces
+                .iter()
+                .map(|entry| entry.to_wit())
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+/// Whether `labels` match a Kubernetes label selector (`matchLabels` and `matchExpressions` with
+/// `In`, `NotIn`, `Exists`, `DoesNotExist`). An unknown operator matches nothing, as the API
+/// server would have rejected it anyway.
+pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let labels_match = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(key, value)| labels.get(key) == Some(value));
+    let expressions_match = selector.match_expressions.iter().flatten().all(|expr| {
+        let value = labels.get(&expr.key);
+        let values = expr.values.as_deref().unwrap_or_default();
+        match expr.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            _ => false,
+        }
+    });
+    labels_match && expressions_match
+}
+
+/// No Host fits; the message names why each was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unschedulable {
+    pub message: String,
+}
+
+/// Picks the Host for a Workload: among the Hosts that fit, the least loaded, ties broken by name.
+pub fn pick(
+    requirements: &Requirements,
+    candidates: &[Candidate],
+) -> Result<String, Unschedulable> {
+    let mut refusals = Vec::new();
+    let mut best: Option<&Candidate> = None;
+    for candidate in candidates {
+        match candidate.refusal(requirements) {
+            Some(refusal) => refusals.push((candidate.name.as_str(), refusal)),
+            None => {
+                let better = best
+                    .is_none_or(|b| (candidate.assigned, &candidate.name) < (b.assigned, &b.name));
+                if better {
+                    best = Some(candidate);
+                }
+            }
+        }
+    }
+    match best {
+        Some(host) => Ok(host.name.clone()),
+        None => Err(Unschedulable {
+            message: unschedulable_message(candidates.len(), refusals),
+        }),
+    }
+}
+
+/// `0/2 hosts fit: host-a does not serve …; host-b is not ready`, sorted by host name and cut
+/// short after a few hosts so the condition stays readable on large clusters.
+fn unschedulable_message(total: usize, mut refusals: Vec<(&str, Refusal)>) -> String {
+    if total == 0 {
+        return "0/0 hosts fit: no Hosts are registered".to_owned();
+    }
+    refusals.sort_by(|a, b| a.0.cmp(b.0));
+    let mut parts: Vec<String> = refusals
+        .iter()
+        .take(MAX_LISTED_REFUSALS)
+        .map(|(name, refusal)| format!("{name} {refusal}"))
+        .collect();
+    if refusals.len() > MAX_LISTED_REFUSALS {
+        parts.push(format!("and {} more", refusals.len() - MAX_LISTED_REFUSALS));
+    }
+    format!("0/{total} hosts fit: {}", parts.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::coordination::v1::LeaseSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+        LabelSelectorRequirement, MicroTime, ObjectMeta, Time,
+    };
+    use weft_api::{HostCapacity, HostInterface, HostSpec, HostStatus, ServedInterface};
+
+    fn now() -> Timestamp {
+        Timestamp::from_second(1_700_000_000).unwrap()
+    }
+
+    fn candidate(name: &str, assigned: u32) -> Candidate {
+        Candidate {
+            name: name.into(),
+            labels: BTreeMap::new(),
+            ready: true,
+            not_ready_reason: None,
+            lease: LeaseState::Valid {
+                expires_at: now() + SignedDuration::from_secs(6),
+            },
+            unschedulable: false,
+            capacity: Some(10),
+            assigned,
+            interfaces: vec!["wasi:http@0.2.0".parse().unwrap()],
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn expression(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    fn keyvalue() -> Requirements {
+        Requirements {
+            selector: None,
+            interfaces: vec!["wasi:keyvalue/store@0.2.0-draft".parse().unwrap()],
+        }
+    }
+
+    #[test]
+    fn selector_match_labels_and_expressions() {
+        let host = labels(&[("zone", "a"), ("gpu", "yes")]);
+        let select =
+            |match_labels: &[(&str, &str)], exprs: Vec<LabelSelectorRequirement>| LabelSelector {
+                match_labels: Some(labels(match_labels)),
+                match_expressions: Some(exprs),
+            };
+        assert!(selector_matches(&LabelSelector::default(), &host));
+        assert!(selector_matches(&select(&[("zone", "a")], vec![]), &host));
+        assert!(!selector_matches(&select(&[("zone", "b")], vec![]), &host));
+        assert!(!selector_matches(&select(&[("rack", "1")], vec![]), &host));
+
+        let one = |e| selector_matches(&select(&[], vec![e]), &host);
+        assert!(one(expression("zone", "In", &["a", "b"])));
+        assert!(!one(expression("zone", "In", &["b"])));
+        assert!(!one(expression("rack", "In", &["1"])));
+        assert!(one(expression("zone", "NotIn", &["b"])));
+        assert!(!one(expression("zone", "NotIn", &["a"])));
+        assert!(
+            one(expression("rack", "NotIn", &["1"])),
+            "absent label is not in any set"
+        );
+        assert!(one(expression("gpu", "Exists", &[])));
+        assert!(!one(expression("rack", "Exists", &[])));
+        assert!(one(expression("rack", "DoesNotExist", &[])));
+        assert!(!one(expression("gpu", "DoesNotExist", &[])));
+        assert!(
+            !one(expression("gpu", "Gt", &["1"])),
+            "unknown operators match nothing"
+        );
+
+        // Both parts must hold.
+        assert!(!selector_matches(
+            &select(
+                &[("zone", "a")],
+                vec![expression("gpu", "DoesNotExist", &[])]
+            ),
+            &host
+        ));
+    }
+
+    #[test]
+    fn least_loaded_wins_ties_by_name() {
+        let req = Requirements::default();
+        let hosts = [candidate("c", 1), candidate("b", 2), candidate("a", 1)];
+        assert_eq!(pick(&req, &hosts).unwrap(), "a");
+        let hosts = [candidate("b", 0), candidate("a", 3)];
+        assert_eq!(pick(&req, &hosts).unwrap(), "b");
+    }
+
+    #[test]
+    fn filters_by_interfaces() {
+        let mut kv = candidate("kv", 5);
+        kv.interfaces
+            .push("wasi:keyvalue/atomics,store@0.2.0-draft".parse().unwrap());
+        let mut wrong_version = candidate("old", 0);
+        wrong_version
+            .interfaces
+            .push("wasi:keyvalue/store@0.1.0".parse().unwrap());
+        let plain = candidate("plain", 0);
+        assert_eq!(
+            pick(&keyvalue(), &[plain.clone(), wrong_version.clone(), kv]).unwrap(),
+            "kv"
+        );
+        let err = pick(&keyvalue(), &[plain, wrong_version]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "0/2 hosts fit: old does not serve wasi:keyvalue/store@0.2.0-draft; \
+             plain does not serve wasi:keyvalue/store@0.2.0-draft"
+        );
+    }
+
+    #[test]
+    fn filters_by_selector() {
+        let mut a = candidate("a", 0);
+        a.labels = labels(&[("zone", "a")]);
+        let mut b = candidate("b", 3);
+        b.labels = labels(&[("zone", "b")]);
+        let req = Requirements {
+            selector: Some(LabelSelector {
+                match_labels: Some(labels(&[("zone", "b")])),
+                match_expressions: None,
+            }),
+            interfaces: vec![],
+        };
+        assert_eq!(pick(&req, &[a.clone(), b]).unwrap(), "b");
+        assert_eq!(
+            pick(&req, &[a]).unwrap_err().message,
+            "0/1 hosts fit: a does not match the host selector"
+        );
+    }
+
+    #[test]
+    fn capacity_unschedulable_and_health() {
+        let req = Requirements::default();
+        let mut full = candidate("full", 10);
+        full.capacity = Some(10);
+        let mut unlimited = candidate("unlimited", 500);
+        unlimited.capacity = None;
+        assert_eq!(pick(&req, &[full.clone(), unlimited]).unwrap(), "unlimited");
+
+        let mut cordoned = candidate("cordoned", 0);
+        cordoned.unschedulable = true;
+        let mut expired = candidate("expired", 0);
+        expired.lease = LeaseState::Expired;
+        let mut leaseless = candidate("leaseless", 0);
+        leaseless.lease = LeaseState::Missing;
+        let mut down = candidate("down", 0);
+        down.ready = false;
+        down.not_ready_reason = Some("ShuttingDown".into());
+        let hosts = [full.clone(), cordoned, expired.clone(), leaseless, down];
+        assert_eq!(
+            pick(&req, &hosts).unwrap_err().message,
+            "0/5 hosts fit: cordoned is unschedulable; down is not ready (ShuttingDown); \
+             expired has an expired lease; full is full (10 workloads); leaseless has no lease"
+        );
+
+        // A full Host keeps what it runs; an expired one does not.
+        assert_eq!(full.health_refusal(), None);
+        assert_eq!(expired.health_refusal(), Some(Refusal::LeaseExpired));
+    }
+
+    #[test]
+    fn unschedulable_message_is_compact() {
+        assert_eq!(
+            pick(&Requirements::default(), &[]).unwrap_err().message,
+            "0/0 hosts fit: no Hosts are registered"
+        );
+        let hosts: Vec<Candidate> = (0..12)
+            .map(|i| {
+                let mut c = candidate(&format!("h{i:02}"), 0);
+                c.ready = false;
+                c
+            })
+            .collect();
+        let message = pick(&Requirements::default(), &hosts).unwrap_err().message;
+        assert!(
+            message.starts_with("0/12 hosts fit: h00 is not ready; "),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("h07 is not ready; and 4 more"),
+            "{message}"
+        );
+    }
+
+    fn lease(renewed: Timestamp, seconds: i32) -> Lease {
+        Lease {
+            metadata: ObjectMeta::default(),
+            spec: Some(LeaseSpec {
+                renew_time: Some(MicroTime(renewed)),
+                lease_duration_seconds: Some(seconds),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn lease_expiry_rules() {
+        let fresh = lease(now() - SignedDuration::from_secs(2), 6);
+        assert_eq!(
+            lease_state(Some(&fresh), now()),
+            LeaseState::Valid {
+                expires_at: now() + SignedDuration::from_secs(4)
+            }
+        );
+        let stale = lease(now() - SignedDuration::from_secs(7), 6);
+        assert_eq!(lease_state(Some(&stale), now()), LeaseState::Expired);
+        let exactly = lease(now() - SignedDuration::from_secs(6), 6);
+        assert_eq!(lease_state(Some(&exactly), now()), LeaseState::Expired);
+        let never_renewed = Lease::default();
+        assert_eq!(
+            lease_state(Some(&never_renewed), now()),
+            LeaseState::Expired
+        );
+        assert_eq!(lease_state(None, now()), LeaseState::Missing);
+    }
+
+    #[test]
+    fn candidate_from_host() {
+        let host = Host {
+            metadata: ObjectMeta {
+                name: Some("h".into()),
+                labels: Some(labels(&[("zone", "a")])),
+                ..Default::default()
+            },
+            spec: HostSpec {
+                address: "10.0.0.1".into(),
+                http_port: 8080,
+                unschedulable: false,
+            },
+            status: Some(HostStatus {
+                conditions: vec![Condition {
+                    type_: "Ready".into(),
+                    status: "True".into(),
+                    reason: "AgentReady".into(),
+                    message: String::new(),
+                    last_transition_time: Time(now()),
+                    observed_generation: None,
+                }],
+                capacity: Some(HostCapacity {
+                    workloads: 3,
+                    memory: None,
+                }),
+                interfaces: vec![
+                    ServedInterface {
+                        interface: "wasi:keyvalue/store@0.2.0-draft".into(),
+                        backend: "in-memory".into(),
+                    },
+                    ServedInterface {
+                        interface: "not a wit name".into(),
+                        backend: "x".into(),
+                    },
+                ],
+                workloads: 0,
+                version: String::new(),
+            }),
+        };
+        let fresh = lease(now(), 6);
+        let c = Candidate::new(&host, Some(&fresh), 2, now());
+        assert!(c.ready);
+        assert_eq!(c.capacity, Some(3));
+        assert_eq!(c.interfaces.len(), 1);
+        assert_eq!(c.refusal(&keyvalue()), None);
+
+        let spec = WorkloadSpec {
+            host_interfaces: vec![HostInterface {
+                namespace: "wasi".into(),
+                package: "keyvalue".into(),
+                interfaces: vec!["store".into()],
+                version: Some("0.2.0-draft".into()),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        assert_eq!(Requirements::from_spec(&spec).unwrap(), keyvalue());
+
+        let c = Candidate::new(&host, Some(&fresh), 3, now());
+        assert_eq!(c.refusal(&keyvalue()), Some(Refusal::Full { capacity: 3 }));
+        let c = Candidate::new(&host, None, 0, now());
+        assert_eq!(c.refusal(&keyvalue()), Some(Refusal::NoLease));
+    }
+}
