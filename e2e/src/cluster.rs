@@ -38,6 +38,8 @@ pub struct Cluster {
     pub control_plane: ControlPlane,
     pub registry: Registry,
     pub operator: Option<Process>,
+    /// The operator's `/metrics` address.
+    pub operator_metrics: String,
     pub agents: BTreeMap<String, Agent>,
     /// How long a host-agent's Lease holds without renewal.
     pub lease_duration: Duration,
@@ -51,6 +53,7 @@ impl Cluster {
             control_plane: ControlPlane::start(),
             registry: Registry::start(),
             operator: None,
+            operator_metrics: String::new(),
             agents: BTreeMap::new(),
             lease_duration: Duration::from_secs(6),
         };
@@ -79,6 +82,7 @@ impl Cluster {
             .dir()
             .join(format!("operator-{metrics}.log"));
         self.operator = Some(Process::spawn(cmd, &log));
+        self.operator_metrics = format!("127.0.0.1:{metrics}");
     }
 
     /// Starts (or restarts, keeping its image store) the host-agent `name` and waits until

@@ -12,6 +12,16 @@ pub struct Process {
 
 impl Process {
     pub fn spawn(mut cmd: Command, log: &Path) -> Self {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: prctl is async-signal-safe and touches only the child's own settings.
+        // The child dies with the harness even when the harness is killed (a test timeout),
+        // so no etcd or API server outlives its test.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
         let file = std::fs::File::create(log).unwrap();
         let child = cmd
             .stdout(file.try_clone().unwrap())

@@ -260,16 +260,17 @@ spec:
         .wait_exit(Duration::from_secs(30));
     cluster.start_operator();
     // Give the new operator time to reconcile everything at least once.
-    cluster.wait("the new operator to lead", Duration::from_secs(30), |c| {
-        !c.control_plane
-            .jsonpath(
-                &["lease", "-n", "weft-system", "weft-operator"],
-                "{.spec.holderIdentity}",
-            )
-            .is_empty()
-    });
-    // The new leader reconciles every Workload once; give it the time to (wrongly) act.
-    std::thread::sleep(Duration::from_secs(3));
+    // The new leader has reconciled hello, the only Workload left.
+    cluster.wait(
+        "the new operator to reconcile hello",
+        Duration::from_secs(30),
+        |c| {
+            weft_e2e::process::metric(
+                &c.operator_metrics,
+                "weft_operator_reconciles_total{controller=\"workload\"}",
+            ) >= 1.0
+        },
+    );
     assert_eq!(cluster.workload_host("hello"), host);
     assert_eq!(
         cluster

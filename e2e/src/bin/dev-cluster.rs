@@ -24,6 +24,10 @@ fn main() {
         );
     }
     println!(
+        "  operator metrics: http://{}/metrics",
+        cluster.operator_metrics
+    );
+    println!(
         "  registry: {}   (target/debug/host-agent push examples/build/hello-http.wasm {}/examples/hello-http:1.0)",
         cluster.registry.addr, cluster.registry.addr
     );
