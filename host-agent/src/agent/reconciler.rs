@@ -46,6 +46,9 @@ struct Ctx {
     failures: Mutex<HashMap<String, String>>,
     /// The last status applied per workload, so unchanged status is not written again.
     applied: Mutex<HashMap<String, serde_json::Value>>,
+    /// One writer at a time per workload: a report computed earlier must never land after
+    /// (and over) one computed later, or the dedup above would keep the stale one forever.
+    reporting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     store: Store<Workload>,
 }
 
@@ -88,6 +91,7 @@ pub fn start(
         launches: Mutex::default(),
         failures: Mutex::default(),
         applied: Mutex::default(),
+        reporting: Mutex::default(),
         store: store.clone(),
     });
 
@@ -168,6 +172,14 @@ impl Ctx {
     /// Writes what the host knows of `workload` now; returns whether it is Ready.
     async fn report(&self, workload: &Workload) -> Result<bool, Error> {
         let id = id_of(workload);
+        let turn = self
+            .reporting
+            .lock()
+            .expect("reporting")
+            .entry(id.clone())
+            .or_default()
+            .clone();
+        let _turn = turn.lock().await;
         let current = self.launcher.status(&id).await;
         let failure = self.failures.lock().expect("failures").get(&id).cloned();
         let launching = self.launches.lock().expect("launches").contains_key(&id);
@@ -236,6 +248,7 @@ impl Ctx {
             launch.task.abort();
         }
         self.failures.lock().expect("failures").remove(id);
+        self.reporting.lock().expect("reporting").remove(id);
         self.launcher.stop(id).await;
     }
 
