@@ -70,6 +70,14 @@ impl Cluster {
     }
 
     pub fn start_operator(&mut self) {
+        let (process, metrics) = self.spawn_operator();
+        self.operator = Some(process);
+        self.operator_metrics = metrics;
+    }
+
+    /// Another operator replica, e.g. a standby for leader election; returns it and its
+    /// metrics address.
+    pub fn spawn_operator(&self) -> (Process, String) {
         let metrics = free_port();
         let mut cmd = Command::new(workspace_bin("operator"));
         cmd.args(["run", "--namespace", "weft-system"])
@@ -81,13 +89,18 @@ impl Cluster {
             .control_plane
             .dir()
             .join(format!("operator-{metrics}.log"));
-        self.operator = Some(Process::spawn(cmd, &log));
-        self.operator_metrics = format!("127.0.0.1:{metrics}");
+        (Process::spawn(cmd, &log), format!("127.0.0.1:{metrics}"))
     }
 
     /// Starts (or restarts, keeping its image store) the host-agent `name` and waits until
     /// its Host is Ready.
     pub fn start_agent(&mut self, name: &str) {
+        self.start_agent_in_pod(name, None);
+    }
+
+    /// Like [`Cluster::start_agent`], telling the agent it runs in Pod `pod` of `weft-system`
+    /// (as the downward API would), so its Host names that Pod.
+    pub fn start_agent_in_pod(&mut self, name: &str, pod: Option<&str>) {
         let index = name.bytes().last().unwrap_or(b'a') - b'a';
         let address = format!("192.0.2.{}", 11 + index);
         let listen = format!("127.0.0.{}", 11 + index);
@@ -116,6 +129,9 @@ impl Cluster {
             .arg("1s")
             .env("KUBECONFIG", &self.control_plane.kubeconfig)
             .env("RUST_LOG", "info");
+        if let Some(pod) = pod {
+            cmd.env("POD_NAME", pod).env("POD_NAMESPACE", "weft-system");
+        }
         let log = self
             .control_plane
             .dir()

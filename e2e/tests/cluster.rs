@@ -15,6 +15,18 @@ use weft_e2e::process::workspace_root;
 
 const HELLO: &str = "Hello from Weft!\n";
 
+/// Applies hello-http as another Workload (`name`, answering `<name>.localhost`) and waits
+/// until it is Ready.
+fn apply_hello_as(cluster: &Cluster, image: &str, name: &str, what: &str) {
+    let out = cluster.control_plane.apply(
+        &hello_manifest(image)
+            .replace("name: hello\n", &format!("name: {name}\n"))
+            .replace("host: hello.localhost", &format!("host: {name}.localhost")),
+    );
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait(what, Duration::from_secs(60), |c| ready(c, name));
+}
+
 /// examples/hello-http.yaml with its image pointing at the registry.
 fn hello_manifest(image: &str) -> String {
     std::fs::read_to_string(workspace_root().join("examples/hello-http.yaml"))
@@ -301,16 +313,11 @@ spec:
 
     // --- restart the API server: agents and operator recover by themselves
     cluster.control_plane.restart_apiserver();
-    let out = cluster.control_plane.apply(
-        &hello_manifest(&v1)
-            .replace("name: hello\n", "name: after-restart\n")
-            .replace("host: hello.localhost", "host: after.localhost"),
-    );
-    assert!(out.status.success(), "{out:?}");
-    cluster.wait(
+    apply_hello_as(
+        &cluster,
+        &v1,
+        "after-restart",
         "a workload applied after the restart",
-        Duration::from_secs(60),
-        |c| ready(c, "after-restart"),
     );
     for name in ["host-a", "host-b"] {
         assert!(
@@ -318,6 +325,70 @@ spec:
             "{name} not Ready after the restart"
         );
     }
+
+    // --- two operator replicas: one leads; when it dies the standby takes over
+    let (mut standby, standby_metrics) = cluster.spawn_operator();
+    let holder = |c: &Cluster| {
+        c.control_plane.jsonpath(
+            &["lease", "-n", "weft-system", "weft-operator"],
+            "{.spec.holderIdentity}",
+        )
+    };
+    let leader = holder(&cluster);
+    assert!(!leader.is_empty());
+    cluster.wait(
+        "the second replica to stand by",
+        Duration::from_secs(30),
+        |_| {
+            weft_e2e::process::curl_text(&format!("http://{standby_metrics}/readyz")).trim()
+                == "standby"
+        },
+    );
+    cluster.operator.as_mut().unwrap().signal("KILL");
+    let taken_over = cluster.wait("the standby to lead", Duration::from_secs(60), |c| {
+        let now = holder(c);
+        !now.is_empty() && now != leader
+    });
+    eprintln!("figure: operator leader failover after SIGKILL: {taken_over:?}");
+    apply_hello_as(
+        &cluster,
+        &v1,
+        "under-new-leader",
+        "a Workload scheduled by the new leader",
+    );
+    assert!(standby.is_running());
+
+    // --- a host-agent's Pod deleted: its Host is not Ready at once, before its lease lapses
+    cluster.kubectl_ok(&[
+        "run",
+        "host-c",
+        "-n",
+        "weft-system",
+        "--image=weft.invalid/host-agent",
+        "--restart=Never",
+    ]);
+    cluster.start_agent_in_pod("host-c", Some("host-c"));
+    let deleted = Instant::now();
+    cluster.kubectl_ok(&[
+        "delete",
+        "pod",
+        "host-c",
+        "-n",
+        "weft-system",
+        "--wait=false",
+    ]);
+    cluster.wait("host-c to be not Ready", Duration::from_secs(5), |c| {
+        !c.host_ready("host-c")
+    });
+    let reason = cluster.control_plane.jsonpath(
+        &["host", "host-c"],
+        "{.status.conditions[?(@.type==\"Ready\")].reason}",
+    );
+    assert_eq!(reason, "PodDeleted");
+    eprintln!(
+        "figure: Pod deleted -> Host not Ready: {:?}",
+        deleted.elapsed()
+    );
 
     // --- delete: stopped on its host, and the object goes
     let host = cluster.workload_host("hello");
