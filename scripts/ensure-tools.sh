@@ -6,7 +6,8 @@
 #   scripts/ensure-tools.sh --env      also print `export WEFT_<TOOL>=/path` lines
 #
 # Tools: registry (CNCF distribution, an OCI registry), oras (an OCI client no one here wrote),
-# etcd and kube-apiserver (a real control plane for the end-to-end tests). A directory in
+# etcd and kube-apiserver (a real control plane for the end-to-end tests), helm (the chart's
+# installer). A directory in
 # KUBEBUILDER_ASSETS holding etcd and kube-apiserver is used instead of building them, as
 # envtest users expect.
 set -euo pipefail
@@ -20,6 +21,7 @@ tools=(
   "oras oras.land/oras/cmd/oras v1.2.3 oras"
   "etcd go.etcd.io/etcd/server/v3 v3.6.16 etcd"
   "kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver $k8s_version kube-apiserver"
+  "helm helm.sh/helm/v3/cmd/helm v3.21.4 helm"
 )
 
 # k8s.io/kubernetes replaces its staging modules with local paths, so a module requiring it
@@ -48,6 +50,8 @@ ldflags() {
     local minor=${version#v1.}
     minor=${minor%%.*}
     echo "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
+  elif [[ $name == helm ]]; then
+    echo "-X helm.sh/helm/v3/internal/version.version=$version"
   fi
 }
 

@@ -36,6 +36,9 @@ impl Agent {
 
 pub struct Cluster {
     pub control_plane: ControlPlane,
+    /// Kubeconfigs with the tokens of the chart's ServiceAccounts.
+    pub operator_kubeconfig: std::path::PathBuf,
+    pub agent_kubeconfig: std::path::PathBuf,
     pub registry: Registry,
     pub operator: Option<Process>,
     /// The operator's `/metrics` address.
@@ -46,11 +49,46 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// The control plane, a registry, the operator and `agents` host-agents named `host-a`,
-    /// `host-b`, … all Ready.
+    /// The control plane with the Helm chart installed, a registry, the operator and `agents`
+    /// host-agents named `host-a`, `host-b`, … all Ready. The operator and host-agents run as
+    /// the chart's ServiceAccounts, so the API server checks every call against the chart's
+    /// RBAC.
     pub fn start(agents: usize) -> Self {
+        let control_plane = ControlPlane::start();
+        let chart = crate::process::workspace_root().join("charts/weft");
+        let installed = control_plane
+            .helm()
+            .args(["install", "weft"])
+            .arg(&chart)
+            .args(["--namespace", "weft-system"])
+            .output()
+            .unwrap();
+        assert!(
+            installed.status.success(),
+            "helm install: {}",
+            String::from_utf8_lossy(&installed.stderr)
+        );
+        let token = |account: &str| {
+            control_plane
+                .kubectl_ok(&[
+                    "create",
+                    "token",
+                    account,
+                    "-n",
+                    "weft-system",
+                    "--duration=24h",
+                ])
+                .trim()
+                .to_string()
+        };
+        let operator_kubeconfig =
+            control_plane.kubeconfig_with_token("operator", &token("weft-operator"));
+        let agent_kubeconfig =
+            control_plane.kubeconfig_with_token("host-agent", &token("weft-host-agent"));
         let mut cluster = Self {
-            control_plane: ControlPlane::start(),
+            control_plane,
+            operator_kubeconfig,
+            agent_kubeconfig,
             registry: Registry::start(),
             operator: None,
             operator_metrics: String::new(),
@@ -83,7 +121,7 @@ impl Cluster {
         cmd.args(["run", "--namespace", "weft-system"])
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{metrics}"))
-            .env("KUBECONFIG", &self.control_plane.kubeconfig)
+            .env("KUBECONFIG", &self.operator_kubeconfig)
             .env("RUST_LOG", "info");
         let log = self
             .control_plane
@@ -127,7 +165,7 @@ impl Cluster {
             .arg(image_dir.path().join("no-docker-config.json"))
             .arg("--image-pull-backoff")
             .arg("1s")
-            .env("KUBECONFIG", &self.control_plane.kubeconfig)
+            .env("KUBECONFIG", &self.agent_kubeconfig)
             .env("RUST_LOG", "info");
         if let Some(pod) = pod {
             cmd.env("POD_NAME", pod).env("POD_NAMESPACE", "weft-system");
@@ -193,6 +231,19 @@ impl Cluster {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Lines of the operator's and host-agents' logs where the API server refused a call.
+    pub fn forbidden(&self) -> Vec<String> {
+        let mut logs: Vec<String> = self.agents.values().map(|a| a.process.logs()).collect();
+        if let Some(op) = &self.operator {
+            logs.push(op.logs());
+        }
+        logs.iter()
+            .flat_map(|l| l.lines())
+            .filter(|l| l.to_ascii_lowercase().contains("forbidden"))
+            .map(String::from)
+            .collect()
     }
 
     /// The tail of every process's log.

@@ -203,6 +203,28 @@ impl ControlPlane {
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
+    /// A kubeconfig for the same cluster that authenticates with `token` (a ServiceAccount's,
+    /// from `kubectl create token`), so a process runs with exactly that account's RBAC.
+    pub fn kubeconfig_with_token(&self, name: &str, token: &str) -> PathBuf {
+        let admin = std::fs::read_to_string(&self.kubeconfig).unwrap();
+        let start = admin.find("    token: ").unwrap();
+        let end = start + admin[start..].find('\n').unwrap();
+        let path = self.dir.path().join(format!("kubeconfig-{name}"));
+        std::fs::write(
+            &path,
+            format!("{}    token: {token}{}", &admin[..start], &admin[end..]),
+        )
+        .unwrap();
+        path
+    }
+
+    /// `helm --kubeconfig <this plane>`.
+    pub fn helm(&self) -> Command {
+        let mut cmd = Command::new(tool("helm"));
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        cmd
+    }
+
     pub fn dir(&self) -> &Path {
         self.dir.path()
     }

@@ -390,6 +390,45 @@ spec:
         deleted.elapsed()
     );
 
+    // --- everything above ran with the chart's ServiceAccounts: nothing was refused
+    let forbidden = cluster.forbidden();
+    assert!(
+        forbidden.is_empty(),
+        "the API server refused calls: {forbidden:#?}"
+    );
+    // The host-agent's token cannot change a Workload's spec or read Secrets elsewhere.
+    let as_agent = |args: &[&str]| {
+        let output = std::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&cluster.agent_kubeconfig)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "the host-agent could {args:?}");
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    cluster.kubectl_ok(&["create", "namespace", "other"]);
+    cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "other",
+        "--from-literal=k=v",
+    ]);
+    let refused = as_agent(&[
+        "patch",
+        "wl",
+        "under-new-leader",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"components":[{"name":"hello","image":"elsewhere/evil:1"}]}}"#,
+    ]);
+    assert!(refused.contains("forbidden"), "{refused}");
+    let refused = as_agent(&["get", "secret", "creds", "-n", "other"]);
+    assert!(refused.contains("forbidden"), "{refused}");
+
     // --- delete: stopped on its host, and the object goes
     let host = cluster.workload_host("hello");
     cluster.kubectl_ok(&["delete", "wl", "hello", "--timeout=30s"]);
@@ -399,4 +438,41 @@ spec:
     assert!(!gone.status.success());
     let (code, _) = http_get(&cluster.agents[&host].http(), "hello.localhost", "/").unwrap();
     assert_eq!(code, 404, "hello still answers after deletion");
+
+    // --- helm upgrade with other values, then uninstall
+    let helm = |args: &[&str]| {
+        let output = cluster.control_plane.helm().args(args).output().unwrap();
+        assert!(
+            output.status.success(),
+            "helm {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let chart = workspace_root().join("charts/weft");
+    let chart = chart.to_str().unwrap();
+    helm(&[
+        "upgrade",
+        "weft",
+        chart,
+        "-n",
+        "weft-system",
+        "--set",
+        "operator.replicas=3",
+        "--set",
+        "hostAgent.kind=Deployment",
+    ]);
+    let replicas = cluster.control_plane.jsonpath(
+        &["deployment", "weft-operator", "-n", "weft-system"],
+        "{.spec.replicas}",
+    );
+    assert_eq!(replicas, "3");
+    cluster.kubectl_ok(&["get", "deployment", "weft-host-agent", "-n", "weft-system"]);
+    helm(&["uninstall", "weft", "-n", "weft-system"]);
+    let gone = cluster
+        .control_plane
+        .kubectl_output(&["get", "clusterrole", "weft-operator"]);
+    assert!(
+        !gone.status.success(),
+        "the operator's ClusterRole outlived the release"
+    );
 }
