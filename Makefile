@@ -39,6 +39,7 @@ dev-cluster: examples tools
 ## crds: regenerate crds/ from the API types
 crds:
 	$(CARGO) run --quiet -p operator -- crd --out-dir crds
+	cp crds/*.yaml charts/weft/crds/
 
 ## bench: host-agent run vs wasmtime serve on hello-http, side by side (not part of test)
 bench: examples

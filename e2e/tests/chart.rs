@@ -1,0 +1,153 @@
+//! The Helm chart, checked with the real helm: lint, render with default and other values, the
+//! values schema refusing bad input, hardened pods, and CRDs identical to `crds/`.
+
+use std::process::{Command, Output};
+
+use weft_e2e::process::workspace_root;
+use weft_e2e::registry::tool;
+
+fn helm(args: &[&str]) -> Output {
+    Command::new(tool("helm"))
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .unwrap()
+}
+
+/// `helm template` of the chart with `set` values; the rendered YAML.
+fn render(set: &[&str]) -> String {
+    let mut args = vec![
+        "template",
+        "weft",
+        "charts/weft",
+        "--namespace",
+        "weft-system",
+        "--kube-version",
+        "1.35.0",
+    ];
+    for value in set {
+        args.extend(["--set", value]);
+    }
+    let output = helm(&args);
+    assert!(
+        output.status.success(),
+        "helm template {set:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn kinds(yaml: &str) -> Vec<&str> {
+    let mut kinds: Vec<&str> = yaml
+        .lines()
+        .filter_map(|l| l.strip_prefix("kind: "))
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+#[test]
+fn the_chart_lints() {
+    let output = helm(&["lint", "charts/weft", "--strict"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn defaults_render_a_daemonset_and_hardened_pods() {
+    let yaml = render(&[]);
+    let kinds = kinds(&yaml);
+    assert!(
+        kinds.contains(&"DaemonSet") && kinds.contains(&"Deployment"),
+        "{kinds:?}"
+    );
+    assert!(!kinds.contains(&"ServiceMonitor"));
+    for needle in [
+        "readOnlyRootFilesystem: true",
+        "allowPrivilegeEscalation: false",
+        "runAsNonRoot: true",
+        "type: RuntimeDefault",
+        "fieldPath: status.podIP",
+        "fieldPath: metadata.name",
+        "path: /readyz",
+        "path: /healthz",
+        "sizeLimit: 2Gi",
+        "image: weft/host-agent:0.1.0",
+        "image: weft/operator:0.1.0",
+    ] {
+        assert!(yaml.contains(needle), "{needle} missing");
+    }
+    assert_eq!(
+        yaml.matches("drop: [\"ALL\"]").count(),
+        2,
+        "both containers drop all capabilities"
+    );
+    // Least privilege by default: no Secret access at all.
+    assert!(!yaml.contains("secrets"), "the default RBAC grants Secrets");
+}
+
+#[test]
+fn other_values_render_what_they_say() {
+    let yaml = render(&[
+        "hostAgent.kind=Deployment",
+        "hostAgent.replicas=3",
+        "metrics.serviceMonitor.enabled=true",
+        "hostAgent.resources.limits.memory=2Gi",
+        "hostAgent.pullSecrets.namespaces={team-a,team-b}",
+        "hostAgent.insecureRegistries={registry.internal:5000}",
+    ]);
+    let kinds = kinds(&yaml);
+    assert!(!kinds.contains(&"DaemonSet"), "{kinds:?}");
+    assert!(kinds.contains(&"ServiceMonitor"));
+    assert!(yaml.contains("replicas: 3"));
+    assert!(yaml.contains("memory: 2Gi"));
+    assert!(yaml.contains("--insecure-registry=registry.internal:5000"));
+    for namespace in ["team-a", "team-b"] {
+        assert!(
+            yaml.contains(&format!("namespace: {namespace}")),
+            "{namespace}"
+        );
+    }
+    let cluster_wide = render(&["hostAgent.pullSecrets.clusterWide=true"]);
+    assert!(cluster_wide.contains("resources: [\"secrets\"]"));
+}
+
+#[test]
+fn the_schema_refuses_wrong_values() {
+    for (set, needle) in [
+        ("hostAgent.kind=Pod", "hostAgent/kind"),
+        ("hostAgent.httpPort=70000", "hostAgent/httpPort"),
+        ("hostAgent.leaseDuration=soon", "hostAgent/leaseDuration"),
+        ("operator.replicas=0", "operator/replicas"),
+        ("operator.typo=1", "typo"),
+    ] {
+        let output = helm(&[
+            "template",
+            "weft",
+            "charts/weft",
+            "--kube-version",
+            "1.35.0",
+            "--set",
+            set,
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "{set} was accepted");
+        assert!(stderr.contains(needle), "{set}: {stderr}");
+    }
+}
+
+#[test]
+fn chart_crds_are_the_generated_crds() {
+    for name in ["workloads.weft.dev.yaml", "hosts.weft.dev.yaml"] {
+        let root = workspace_root();
+        let generated = std::fs::read(root.join("crds").join(name)).unwrap();
+        let charted = std::fs::read(root.join("charts/weft/crds").join(name)).unwrap();
+        assert!(
+            generated == charted,
+            "charts/weft/crds/{name} differs from crds/{name}: run `make crds`"
+        );
+    }
+}
