@@ -146,7 +146,12 @@ pub fn curl_text(url: &str) -> String {
 
 /// One series' value from the `/metrics` of an admin address, or 0 when absent.
 pub fn metric(admin: &str, series: &str) -> f64 {
-    curl_text(&format!("http://{admin}/metrics"))
+    metric_value(&curl_text(&format!("http://{admin}/metrics")), series)
+}
+
+/// One series' value in Prometheus text, or 0 when absent.
+pub fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics
         .lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())

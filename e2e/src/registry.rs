@@ -3,9 +3,12 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+pub use crate::process::free_port;
+use crate::process::{Process, wait_until};
 
 /// The path of a tool `scripts/ensure-tools.sh` builds (`registry`, `oras`): from
 /// `WEFT_<TOOL>` if set, else from the script itself, which builds what is missing.
@@ -37,7 +40,7 @@ pub fn tool(name: &str) -> PathBuf {
 }
 
 pub struct Registry {
-    child: Child,
+    process: Process,
     /// `127.0.0.1:<port>`, the registry part of references.
     pub addr: String,
     dir: tempfile::TempDir,
@@ -79,37 +82,17 @@ impl Registry {
         }
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
-        let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-        let child = Command::new(tool("registry"))
-            .arg("serve")
-            .arg(&config_path)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let registry = Self { child, addr, dir };
-        registry.wait_ready();
-        registry
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let answered = Command::new("curl")
-                .args(["-s", "-o", "/dev/null", "--max-time", "2"])
-                .arg(format!("http://{}/v2/", self.addr))
+        let mut serve = Command::new(tool("registry"));
+        serve.arg("serve").arg(&config_path);
+        let process = Process::spawn(serve, &dir.path().join("registry.log"));
+        let url = format!("http://{addr}/v2/");
+        wait_until("the registry to answer", Duration::from_secs(30), || {
+            Command::new("curl")
+                .args(["-s", "-o", "/dev/null", "--max-time", "2", &url])
                 .status()
-                .is_ok_and(|s| s.success());
-            if answered {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "registry did not start:\n{}",
-                std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                .is_ok_and(|s| s.success())
+        });
+        Self { process, addr, dir }
     }
 
     /// `127.0.0.1:<port>/<repository>`.
@@ -128,20 +111,11 @@ impl Registry {
             .join("data")
     }
 
-    pub fn stop(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Stops the registry (it is also stopped when dropped).
+    pub fn stop(self) {
+        drop(self.process);
     }
 }
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub use crate::process::free_port;
 
 /// A Docker config file granting `user`/`password` on `registry`.
 pub fn docker_config(dir: &Path, registry: &str, user: &str, password: &str) -> PathBuf {

@@ -226,13 +226,9 @@ impl Launcher {
 
     /// The ids of every workload this launcher knows: running or pulling.
     pub async fn ids(&self) -> std::collections::HashSet<String> {
-        let mut ids: std::collections::HashSet<String> = self
-            .host
-            .statuses()
-            .await
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
+        // Polled twice a second by the agent: ids only, no status building.
+        let mut ids: std::collections::HashSet<String> =
+            self.host.workload_ids().await.into_iter().collect();
         ids.extend(self.pending.lock().expect("pending map").keys().cloned());
         ids
     }
@@ -240,10 +236,9 @@ impl Launcher {
     /// Stops a workload wherever it is: running on the host, or pending.
     pub async fn stop(&self, id: &str) {
         self.forget(id);
-        if self.host.status(id).await.is_some()
-            && let Err(err) = self.host.stop_workload(id).await
-        {
-            tracing::warn!(workload = id, %err, "stopping");
+        match self.host.stop_workload(id).await {
+            Ok(()) | Err(weft_runtime::Error::UnknownWorkload(_)) => {}
+            Err(err) => tracing::warn!(workload = id, %err, "stopping"),
         }
     }
 

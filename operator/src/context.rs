@@ -98,6 +98,19 @@ impl Context {
             .get(&ObjectRef::new(&Self::lease_name(host)).within(&self.namespace))
     }
 
+    /// The heartbeat Lease of `host` read from the API server, for decisions the cache may be
+    /// too stale to make (marking a Host expired, moving its Workloads).
+    pub async fn fresh_host_lease(&self, host: &str) -> Result<Option<Lease>, Error> {
+        let name = Self::lease_name(host);
+        kube::Api::<Lease>::namespaced(self.client.clone(), &self.namespace)
+            .get_opt(&name)
+            .await
+            .map_err(Error::kube(format!(
+                "reading Lease {}/{name}",
+                self.namespace
+            )))
+    }
+
     /// The scheduler's view of every cached Host, given the load per Host.
     pub fn candidates(
         &self,

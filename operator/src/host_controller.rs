@@ -15,9 +15,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use weft_api::Host;
-use weft_api::labels::{
-    HOST_LEASE_PREFIX, HOST_POD_ANNOTATION, OPERATOR_FIELD_MANAGER, condition, reason,
-};
+use weft_api::labels::{HOST_POD_ANNOTATION, OPERATOR_FIELD_MANAGER, condition, reason};
 
 use crate::context::Context;
 use crate::error::{Error, chain};
@@ -129,7 +127,7 @@ pub async fn reconcile(host: Arc<Host>, ctx: Arc<Context>) -> Result<Action, Err
         return Ok(Action::await_change());
     }
     let name = host.name_any();
-    let lease_name = format!("{HOST_LEASE_PREFIX}{name}");
+    let lease_name = Context::lease_name(&name);
     let ready_since = host
         .status
         .as_ref()
@@ -153,14 +151,7 @@ pub async fn reconcile(host: Arc<Host>, ctx: Arc<Context>) -> Result<Action, Err
     );
     if matches!(decision, Verdict::NotReady { reason, .. } if reason == reason::LEASE_EXPIRED) {
         // Confirm with the API server: the cache may lag the latest renewal.
-        let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-        let fresh = leases
-            .get_opt(&lease_name)
-            .await
-            .map_err(Error::kube(format!(
-                "reading Lease {}/{lease_name}",
-                ctx.namespace
-            )))?;
+        let fresh = ctx.fresh_host_lease(&name).await?;
         decision = verdict(
             &lease_name,
             fresh.as_ref(),

@@ -91,17 +91,20 @@ impl LeaderElector {
             })
     }
 
-    /// Tries once to take or renew the Lease; `Ok(true)` when this replica holds it afterwards.
-    pub async fn try_acquire_or_renew(&self) -> Result<bool, Error> {
-        let now = Timestamp::now();
-        let current = self
-            .api
+    async fn read(&self) -> Result<Option<Lease>, Error> {
+        self.api
             .get_opt(LEASE_NAME)
             .await
             .map_err(Error::kube(format!(
                 "reading the leader Lease {}",
                 self.describe()
-            )))?;
+            )))
+    }
+
+    /// Tries once to take or renew the Lease; `Ok(true)` when this replica holds it afterwards.
+    pub async fn try_acquire_or_renew(&self) -> Result<bool, Error> {
+        let now = Timestamp::now();
+        let current = self.read().await?;
         let Some(mut lease) = current else {
             let lease = Lease {
                 metadata: ObjectMeta {
@@ -219,14 +222,7 @@ impl LeaderElector {
 
     /// Gives the Lease up (clears the holder) so a standby takes over without waiting for expiry.
     pub async fn release(&self) -> Result<(), Error> {
-        let current = self
-            .api
-            .get_opt(LEASE_NAME)
-            .await
-            .map_err(Error::kube(format!(
-                "reading the leader Lease {}",
-                self.describe()
-            )))?;
+        let current = self.read().await?;
         let Some(mut lease) = current else {
             return Ok(());
         };

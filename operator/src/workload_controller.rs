@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -130,15 +129,7 @@ async fn fresh_health(ctx: &Context, host: &str) -> Result<Option<String>, Error
     else {
         return Ok(Some("is gone".to_owned()));
     };
-    let leases: Api<Lease> = Api::namespaced(ctx.client.clone(), &ctx.namespace);
-    let lease_name = Context::lease_name(host);
-    let lease = leases
-        .get_opt(&lease_name)
-        .await
-        .map_err(Error::kube(format!(
-            "reading Lease {}/{lease_name}",
-            ctx.namespace
-        )))?;
+    let lease = ctx.fresh_host_lease(host).await?;
     Ok(Candidate::new(&fresh, lease.as_ref(), 0, Timestamp::now())
         .health_refusal()
         .map(|refusal| refusal.to_string()))

@@ -195,6 +195,11 @@ impl Host {
         self.workloads.lock().await.get(id).map(status_of)
     }
 
+    /// The ids of the running workloads, without building their statuses.
+    pub async fn workload_ids(&self) -> Vec<String> {
+        self.workloads.lock().await.keys().cloned().collect()
+    }
+
     pub async fn statuses(&self) -> Vec<WorkloadStatus> {
         let workloads = self.workloads.lock().await;
         let mut all: Vec<_> = workloads.values().map(status_of).collect();

@@ -2,6 +2,7 @@
 //! registry, oras, curl) the tests talk to it with.
 #![allow(dead_code)] // each test binary uses a different part
 
+use weft_e2e::process::metric_value;
 #[allow(unused_imports)] // only the registry tests use it
 pub use weft_e2e::registry;
 
@@ -228,14 +229,6 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-pub fn metric_value(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map(|v| v.trim().parse().unwrap())
-        .unwrap_or(0.0)
 }
 
 pub fn curl(args: &[&str]) -> String {
