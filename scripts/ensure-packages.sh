@@ -4,10 +4,10 @@
 #   curl                             the HTTP client of the end-to-end tests
 #   wrk, bc                          the load generator and arithmetic of the benchmark
 #   apache2-utils                    htpasswd, for the registry credential tests
-#   kubectl, openssl                 the end-to-end client, and the API server's signing key
+#   openssl                          the API server's signing key in the end-to-end tests
 set -euo pipefail
 
-pkgs=(rustc-web rust-web-src lld-19 curl wrk bc apache2-utils kubectl openssl)
+pkgs=(rustc-web rust-web-src lld-19 curl wrk bc apache2-utils openssl)
 missing=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")

@@ -6,8 +6,8 @@
 #   scripts/ensure-tools.sh --env      also print `export WEFT_<TOOL>=/path` lines
 #
 # Tools: registry (CNCF distribution, an OCI registry), oras (an OCI client no one here wrote),
-# etcd and kube-apiserver (a real control plane for the end-to-end tests), helm (the chart's
-# installer). A directory in
+# etcd and kube-apiserver (a real control plane for the end-to-end tests), kubectl (its client,
+# the same release; no Debian package of it exists), helm (the chart's installer). A directory in
 # KUBEBUILDER_ASSETS holding etcd and kube-apiserver is used instead of building them, as
 # envtest users expect.
 set -euo pipefail
@@ -21,6 +21,7 @@ tools=(
   "oras oras.land/oras/cmd/oras v1.2.3 oras"
   "etcd go.etcd.io/etcd/server/v3 v3.6.16 etcd"
   "kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver $k8s_version kube-apiserver"
+  "kubectl k8s.io/kubernetes/cmd/kubectl $k8s_version kubectl"
   "helm helm.sh/helm/v3/cmd/helm v3.21.4 helm"
 )
 
@@ -35,7 +36,7 @@ staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-g
 # Extra steps for one tool's module, run in its directory before `go get`.
 prepare() {
   local name=$1 version=$2
-  if [[ $name == kube-apiserver ]]; then
+  if [[ $name == kube-apiserver || $name == kubectl ]]; then
     local staging_version=v0.${version#v1.}
     for module in "${staging[@]}"; do
       go mod edit -replace "k8s.io/$module=k8s.io/$module@$staging_version"
@@ -46,7 +47,7 @@ prepare() {
 # Linker flags: Kubernetes stamps its version, or clients (helm) see v0.0.0.
 ldflags() {
   local name=$1 version=$2
-  if [[ $name == kube-apiserver ]]; then
+  if [[ $name == kube-apiserver || $name == kubectl ]]; then
     local minor=${version#v1.}
     minor=${minor%%.*}
     echo "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"

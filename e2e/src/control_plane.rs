@@ -149,7 +149,7 @@ impl ControlPlane {
 
     /// `kubectl --kubeconfig <this plane>`.
     pub fn kubectl(&self) -> Command {
-        let mut cmd = Command::new("kubectl");
+        let mut cmd = Command::new(tool("kubectl"));
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
         cmd
     }

@@ -409,7 +409,7 @@ spec:
     );
     // The host-agent's token cannot change a Workload's spec or read Secrets elsewhere.
     let as_agent = |args: &[&str]| {
-        let output = std::process::Command::new("kubectl")
+        let output = std::process::Command::new(weft_e2e::registry::tool("kubectl"))
             .arg("--kubeconfig")
             .arg(&cluster.agent_kubeconfig)
             .args(args)

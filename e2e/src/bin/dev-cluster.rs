@@ -14,6 +14,10 @@ fn main() {
     let kubeconfig = cluster.control_plane.kubeconfig.display();
     println!("Weft dev cluster is up.\n");
     println!("  export KUBECONFIG={kubeconfig}");
+    println!(
+        "  alias kubectl={}      # the same release as the API server",
+        weft_e2e::registry::tool("kubectl").display()
+    );
     println!("  kubectl get hosts");
     for agent in cluster.agents.values() {
         println!(
