@@ -132,13 +132,14 @@ fn is_false(value: &bool) -> bool {
     !*value
 }
 
-/// Resources one instance of a component may use.
+/// Resources one instance of a component may use. The host reserves `memory × maxConcurrency` of its memory budget for the component while it runs, and refuses a Workload that does not fit.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Limits {
-    /// Most memory one instance may use (its linear memories and tables), as a Kubernetes quantity in bytes (`64Mi`, `1Gi`). An instance that needs more traps.
+    /// Most memory one instance may use (all its linear memories and tables together), as a Kubernetes quantity in bytes (`64Mi`, `1Gi`); at most 4Gi. An instance that needs more traps. Defaults to 64Mi.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = MEMORY_QUANTITY))]
+    #[x_kube(validation = Rule::new("quantity(self).compareTo(quantity('4Gi')) <= 0").message("must be at most 4Gi"))]
     pub memory: Option<String>,
 
     /// Longest one invocation may run (`500ms`, `30s`, `1m30s`) before it is interrupted. Does not apply to the service's main loop.
@@ -147,16 +148,26 @@ pub struct Limits {
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("must be a positive duration, such as 500ms, 30s or 1m30s"))]
     pub timeout: Option<String>,
 
-    /// Most invocations of the component that may run at the same time on one host.
+    /// Most invocations of the component that may run at the same time on one host (at most 10000). Further ones wait for a slot up to half the timeout, then are answered 503. Defaults to 8.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1, max = 10000))]
     pub max_concurrency: Option<u32>,
+
+    /// Largest HTTP request body the component accepts, as a quantity in bytes (`1Mi`); larger requests are answered 413. Defaults to 10Mi.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = MEMORY_QUANTITY))]
+    pub max_request_body: Option<String>,
 }
 
 impl Limits {
     /// `memory` in bytes, if set.
     pub fn memory_bytes(&self) -> Result<Option<u64>, QuantityError> {
         self.memory.as_deref().map(parse_memory).transpose()
+    }
+
+    /// `maxRequestBody` in bytes, if set.
+    pub fn max_request_body_bytes(&self) -> Result<Option<u64>, QuantityError> {
+        self.max_request_body.as_deref().map(parse_memory).transpose()
     }
 
     /// `timeout` as a [`Duration`], if set.
@@ -175,7 +186,9 @@ mod tests {
             memory: Some("64Mi".into()),
             timeout: Some("1m30s".into()),
             max_concurrency: Some(4),
+            max_request_body: Some("1Mi".into()),
         };
+        assert_eq!(limits.max_request_body_bytes(), Ok(Some(1 << 20)));
         assert_eq!(limits.memory_bytes(), Ok(Some(64 << 20)));
         assert_eq!(limits.timeout_duration(), Ok(Some(Duration::from_secs(90))));
         assert_eq!(Limits::default().memory_bytes(), Ok(None));

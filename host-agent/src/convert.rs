@@ -150,7 +150,15 @@ fn component(
         {
             limits.timeout = timeout;
         }
-        limits.max_concurrency = l.max_concurrency;
+        if let Some(n) = l.max_concurrency {
+            limits.max_concurrency = n;
+        }
+        if let Some(bytes) = l
+            .max_request_body_bytes()
+            .map_err(|e| field("limits.maxRequestBody", e.to_string()))?
+        {
+            limits.max_request_body = bytes;
+        }
     }
     let image = images.get(&c.name).ok_or_else(|| ConvertError::Image {
         component: c.name.clone(),

@@ -5,6 +5,7 @@ mod agent;
 mod convert;
 mod image;
 mod inspect;
+mod isolation_args;
 mod launcher;
 mod manifest;
 mod node;

@@ -7,13 +7,12 @@ use std::time::Duration;
 
 use anyhow::Context;
 use prometheus_client::registry::Registry;
-use weft_runtime::plugins::{
-    config::ConfigPlugin, http::HttpPlugin, logging::LoggingPlugin, wasi::WasiPlugin,
-};
-use weft_runtime::router::Router;
+use weft_runtime::plugins::DefaultPlugins;
+use weft_runtime::plugins::http::HttpPlugin;
 use weft_runtime::{Engine, Host, RuntimeMetrics};
 
 use crate::image::{self, ImageMetrics, ImageStore, Puller};
+use crate::isolation_args::IsolationArgs;
 use crate::launcher::{Backoff, Launcher};
 use crate::registry_args::{RegistryArgs, user_cache};
 
@@ -46,7 +45,11 @@ pub struct Node {
 impl Node {
     /// Builds and starts the host. In local mode a lone HTTP workload answers any `Host`
     /// header; in a cluster only the hosts a workload claims are routed to it.
-    pub async fn start(images: &ImageArgs, local: bool) -> anyhow::Result<Self> {
+    pub async fn start(
+        images: &ImageArgs,
+        isolation: &IsolationArgs,
+        local: bool,
+    ) -> anyhow::Result<Self> {
         let mut registry = Registry::default();
         let metrics = RuntimeMetrics::default();
         metrics.register(&mut registry);
@@ -58,18 +61,13 @@ impl Node {
         if let Some(dir) = &cache_dir {
             engine = engine.cache_dir(dir);
         }
-        let http = Arc::new(HttpPlugin::new(
-            Arc::new(Router::new(local)),
-            metrics.clone(),
-        ));
+        let plugins = DefaultPlugins::new(isolation.egress(), local);
+        let http = plugins.http.clone();
         let host = Arc::new(
             Host::builder()
                 .engine(engine.build()?)
                 .metrics(metrics)
-                .plugin(Arc::new(WasiPlugin))?
-                .plugin(http.clone())?
-                .plugin(Arc::new(ConfigPlugin))?
-                .plugin(Arc::new(LoggingPlugin))?
+                .plugins(plugins.all)?
                 .build()?,
         );
         host.start().await?;

@@ -26,6 +26,8 @@ pub struct RunArgs {
     pub admin_listen: SocketAddr,
     #[command(flatten)]
     pub images: ImageArgs,
+    #[command(flatten)]
+    pub isolation: crate::isolation_args::IsolationArgs,
 }
 
 /// Exit code for a manifest that cannot be run as written.
@@ -49,7 +51,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
 
-    let node = Node::start(&args.images, true).await?;
+    let node = Node::start(&args.images, &args.isolation, true).await?;
     let (host, http, launcher) = (node.host.clone(), node.http.clone(), node.launcher.clone());
 
     let admin = Arc::new(Admin {

@@ -34,6 +34,14 @@ impl HostBuilder {
         self
     }
 
+    /// Adds plugins; ids must be unique.
+    pub fn plugins(mut self, plugins: impl IntoIterator<Item = Arc<dyn HostPlugin>>) -> Result<Self> {
+        for plugin in plugins {
+            self = self.plugin(plugin)?;
+        }
+        Ok(self)
+    }
+
     /// Adds a plugin; ids must be unique.
     pub fn plugin(mut self, plugin: Arc<dyn HostPlugin>) -> Result<Self> {
         if self.plugins.iter().any(|p| p.id() == plugin.id()) {

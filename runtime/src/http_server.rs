@@ -71,7 +71,7 @@ async fn route(
         .map(str::to_owned)
         .or_else(|| request.uri().host().map(str::to_owned));
     match plugin.router().lookup(host.as_deref()) {
-        Some(route) => handle(route, plugin.metrics(), request).await,
+        Some(route) => handle(route, request).await,
         None => error_response(
             404,
             &format!(

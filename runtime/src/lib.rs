@@ -10,12 +10,13 @@
 mod compile_cache;
 pub mod component_info;
 mod digest;
-mod egress;
+pub mod egress;
 pub mod engine;
 pub mod error;
 pub mod host;
 pub mod http_server;
 pub mod instance;
+mod invoke;
 mod limiter;
 mod linking;
 pub mod metrics;
@@ -32,10 +33,12 @@ mod volumes;
 pub mod workload;
 
 pub use digest::sha256;
+pub use egress::EgressRules;
 pub use engine::{Engine, EngineBuilder};
 pub use error::{Error, Result};
 pub use host::{Host, HostBuilder};
 pub use metrics::RuntimeMetrics;
 pub use plugin::{HostPlugin, WitWorld};
+pub use store::{Ctx, PluginView, StateFactory};
 pub use spec::*;
 pub use status::*;

@@ -154,20 +154,36 @@ pub(crate) fn wire(
     Ok(())
 }
 
+/// A call into the sibling: one invocation of it, through the same path as any other, so the
+/// provider's `maxConcurrency`, timeout, memory limit and metrics all apply.
 async fn call(
     provider: &ComponentRuntime,
     index: ComponentExportIndex,
     params: &[Val],
     results: &mut [Val],
 ) -> wasmtime::Result<()> {
-    let mut store = provider
-        .new_store()
-        .map_err(|f| wasmtime::format_err!("{}: {f}", provider.identity.component))?;
-    let instance = provider.pre.instantiate_async(&mut store).await?;
-    let func = instance
-        .get_func(&mut store, index)
-        .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
-    func.call_async(&mut store, params, results).await
+    let params = params.to_vec();
+    let count = results.len();
+    let values = provider
+        .invoke(move |store, instance| {
+            Box::pin(async move {
+                let func = instance
+                    .get_func(&mut *store, index)
+                    .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
+                let mut values = vec![Val::Bool(false); count];
+                func.call_async(&mut *store, &params, &mut values).await?;
+                Ok(values)
+            })
+        })
+        .await
+        .map_err(|failure| {
+            wasmtime::format_err!(
+                "linked call to {} failed: {failure}",
+                provider.identity.component
+            )
+        })?;
+    results.clone_from_slice(&values);
+    Ok(())
 }
 
 #[cfg(test)]

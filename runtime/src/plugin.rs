@@ -9,8 +9,8 @@ use wasmtime::component::Linker;
 use weft_api::WitInterface;
 
 use crate::component_info::ComponentInfo;
-use crate::spec::{ComponentSpec, WorkloadSpec};
-use crate::store::Ctx;
+use crate::spec::{ComponentSpec, InterfaceConfig, WorkloadSpec};
+use crate::store::{Ctx, StateFactory};
 use crate::workload::ResolvedWorkload;
 
 /// The interfaces a plugin implements, seen from the component's side.
@@ -32,6 +32,30 @@ impl WitWorld {
     pub fn drives(&self, export: &WitInterface) -> bool {
         self.exports.iter().any(|i| i.satisfies(export))
     }
+
+    /// Whether a `hostInterfaces` entry is about a package this plugin serves (any of its
+    /// interfaces), so the entry's configuration is the plugin's to read.
+    pub fn serves_package(&self, entry: &InterfaceConfig) -> bool {
+        let package = WitInterface::package(
+            entry.interface.namespace.clone(),
+            entry.interface.package.clone(),
+            entry.interface.version.clone(),
+        );
+        self.imports
+            .iter()
+            .chain(&self.exports)
+            .any(|i| i.satisfies(&package))
+    }
+}
+
+/// Whether the interfaces of a host's plugins, together, serve `wanted`. The one rule: the
+/// operator places a Workload on a Host by it (over the Host's reported interfaces) and the
+/// runtime accepts the Workload by it, so a placed Workload is never refused for this.
+pub fn serves<'a>(
+    served: impl IntoIterator<Item = &'a WitInterface>,
+    wanted: &WitInterface,
+) -> bool {
+    wanted.satisfied_by(served)
 }
 
 /// One component being bound: what it is and what it really imports and exports.
@@ -41,6 +65,28 @@ pub struct ComponentBinding<'a> {
     pub info: &'a ComponentInfo,
     /// Whether this is the workload's long-running service.
     pub is_service: bool,
+    /// The workload's `hostInterfaces` entries for packages this plugin serves, each with its
+    /// optional `name` and its own `config`.
+    pub interfaces: Vec<&'a InterfaceConfig>,
+}
+
+impl ComponentBinding<'_> {
+    /// The entry named `name` (`None`: the unnamed one).
+    pub fn interface(&self, name: Option<&str>) -> Option<&InterfaceConfig> {
+        self.interfaces
+            .iter()
+            .copied()
+            .find(|i| i.name.as_deref() == name)
+    }
+
+    /// Whether the component imports an interface of `package` (`wasi:config`) at `version`
+    /// (`0.2.0-draft`); plugins serving several versions link only the ones imported.
+    pub fn imports_version(&self, package: &str, version: &str) -> bool {
+        self.info.imports.iter().any(|i| {
+            i.strip_prefix(package)
+                .is_some_and(|rest| rest.starts_with('/') && rest.ends_with(&format!("@{version}")))
+        })
+    }
 }
 
 /// A capability provider, modelled on wash-runtime's `HostPlugin`. Hooks return
@@ -68,13 +114,14 @@ pub trait HostPlugin: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Adds the plugin's host functions to a component's linker.
+    /// Adds the plugin's host functions to a component's linker, and returns what makes the
+    /// plugin's state in each store of the component (see [`Ctx::state`]), if it keeps any.
     fn on_component_bind(
         &self,
         _linker: &mut Linker<Ctx>,
         _binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<()> {
-        Ok(())
+    ) -> wasmtime::Result<Option<StateFactory>> {
+        Ok(None)
     }
 
     /// Called when a workload is ready to run (also when it replaces an older version).

@@ -5,16 +5,15 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 
 use crate::instance::ComponentRuntime;
-use crate::store::Ctx;
 
 /// One workload's HTTP entry point.
 pub struct Route {
     pub workload: String,
     pub component: Arc<ComponentRuntime>,
-    pub proxy: ProxyPre<Ctx>,
+    pub indices: Arc<ProxyIndices>,
 }
 
 #[derive(Default)]

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
-use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::p2::bindings::CommandIndices;
 
-use crate::instance::{ComponentRuntime, Failure};
+use crate::instance::ComponentRuntime;
 use crate::metrics::RuntimeMetrics;
 use crate::status::{ComponentState, StatusEvent};
 
@@ -36,7 +36,7 @@ impl Supervisor {
         metrics: RuntimeMetrics,
         events: broadcast::Sender<StatusEvent>,
     ) -> wasmtime::Result<Self> {
-        let pre = CommandPre::new(runtime.instance_pre().clone())?;
+        let indices = Arc::new(CommandIndices::new(runtime.instance_pre())?);
         let status = Arc::new(Mutex::new(ServiceStatus {
             state: ComponentState::Running,
             restarts: 0,
@@ -47,7 +47,7 @@ impl Supervisor {
             status: status.clone(),
             events,
         };
-        let task = tokio::spawn(supervise(runtime, pre, max_restarts, metrics, reporter));
+        let task = tokio::spawn(supervise(runtime, indices, max_restarts, metrics, reporter));
         Ok(Self { status, task })
     }
 
@@ -110,7 +110,7 @@ impl Reporter {
 
 async fn supervise(
     runtime: Arc<ComponentRuntime>,
-    pre: CommandPre<crate::store::Ctx>,
+    indices: Arc<CommandIndices>,
     max_restarts: Option<u32>,
     metrics: RuntimeMetrics,
     reporter: Reporter,
@@ -120,7 +120,7 @@ async fn supervise(
     loop {
         reporter.set(ComponentState::Running, restarts, None);
         let started = Instant::now();
-        let why = run_once(&runtime, &pre).await;
+        let why = run_once(&runtime, &indices).await;
         if started.elapsed() >= BACKOFF_RESET_AFTER {
             backoff = BACKOFF_START;
         }
@@ -145,19 +145,19 @@ async fn supervise(
 }
 
 /// Runs the service once and says why it stopped.
-async fn run_once(runtime: &ComponentRuntime, pre: &CommandPre<crate::store::Ctx>) -> String {
-    let mut store = match runtime.new_store() {
-        Ok(store) => store,
-        Err(failure) => return failure.to_string(),
-    };
-    let result = async {
-        let command = pre.instantiate_async(&mut store).await?;
-        command.wasi_cli_run().call_run(&mut store).await
-    }
-    .await;
+async fn run_once(runtime: &ComponentRuntime, indices: &Arc<CommandIndices>) -> String {
+    let indices = indices.clone();
+    let result = runtime
+        .invoke(move |store, instance| {
+            Box::pin(async move {
+                let command = indices.load(&mut *store, &instance)?;
+                command.wasi_cli_run().call_run(&mut *store).await
+            })
+        })
+        .await;
     match result {
         Ok(Ok(())) => "exited".to_string(),
         Ok(Err(())) => "exited with an error".to_string(),
-        Err(err) => Failure::classify(&err, store.data().limiter.memory_refused).to_string(),
+        Err(failure) => failure.to_string(),
     }
 }

@@ -9,11 +9,13 @@ use std::sync::{Arc, Mutex};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
 
+use crate::instance::Role;
+
 /// The ports a workload's service listens on, shared by all stores of the workload.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ServicePorts(Arc<Mutex<HashSet<u16>>>);
+pub(crate) struct Loopback(Arc<Mutex<HashSet<u16>>>);
 
-impl ServicePorts {
+impl Loopback {
     fn insert(&self, port: u16) {
         self.0.lock().expect("service ports lock").insert(port);
     }
@@ -23,14 +25,7 @@ impl ServicePorts {
     }
 }
 
-/// Who is asking for a socket.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    Service,
-    Component,
-}
-
-pub(crate) fn apply(builder: &mut WasiCtxBuilder, role: Role, ports: &ServicePorts) {
+pub(crate) fn apply(builder: &mut WasiCtxBuilder, role: Role, ports: &Loopback) {
     let ports = ports.clone();
     builder
         .allow_tcp(true)
@@ -43,7 +38,7 @@ pub(crate) fn apply(builder: &mut WasiCtxBuilder, role: Role, ports: &ServicePor
         });
 }
 
-fn allowed(role: Role, ports: &ServicePorts, addr: SocketAddr, usage: SocketAddrUse) -> bool {
+fn allowed(role: Role, ports: &Loopback, addr: SocketAddr, usage: SocketAddrUse) -> bool {
     let local = addr.ip().is_loopback() || addr.ip().is_unspecified();
     match (role, usage) {
         (Role::Service, SocketAddrUse::TcpBind) => local,
@@ -71,7 +66,7 @@ mod tests {
 
     #[test]
     fn only_the_service_listens_and_components_reach_only_its_ports() {
-        let ports = ServicePorts::default();
+        let ports = Loopback::default();
         assert!(allowed(
             Role::Service,
             &ports,

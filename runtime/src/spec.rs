@@ -79,20 +79,32 @@ pub struct MountSpec {
 }
 
 /// Per-component resource limits. Every limit is enforced: unenforced limits are how hosts
-/// run out of memory.
+/// run out of memory. The host reserves `memory_bytes × max_concurrency` of its memory budget
+/// and `max_concurrency` of its instance slots for the component while it runs.
 #[derive(Clone, Debug)]
 pub struct Limits {
-    /// Linear memory per instance, in bytes.
+    /// Memory per instance (all its linear memories and tables together), in bytes.
     pub memory_bytes: u64,
-    /// Wall-clock time one invocation may take.
+    /// Wall-clock time one invocation may take, whether computing or waiting.
     pub timeout: Duration,
     /// Invocations running at once; further ones wait for a slot (up to half of `timeout`).
-    pub max_concurrency: Option<u32>,
+    pub max_concurrency: u32,
+    /// The largest HTTP request body the component accepts, in bytes.
+    pub max_request_body: u64,
 }
 
 impl Limits {
-    pub const DEFAULT_MEMORY_BYTES: u64 = 256 * 1024 * 1024;
+    pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
+    pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 << 20;
+
+    /// What the host sets aside for the component: the memory of every instance it may run at
+    /// once.
+    pub fn reserved_memory(&self) -> u64 {
+        self.memory_bytes
+            .saturating_mul(u64::from(self.max_concurrency))
+    }
 }
 
 impl Default for Limits {
@@ -100,7 +112,8 @@ impl Default for Limits {
         Self {
             memory_bytes: Self::DEFAULT_MEMORY_BYTES,
             timeout: Self::DEFAULT_TIMEOUT,
-            max_concurrency: None,
+            max_concurrency: Self::DEFAULT_MAX_CONCURRENCY,
+            max_request_body: Self::DEFAULT_MAX_REQUEST_BODY,
         }
     }
 }

@@ -1,15 +1,14 @@
 //! The state every component store carries. One fresh `Store<Ctx>` per invocation keeps
-//! invocations isolated; plugins reach their part of it through the views implemented here.
+//! invocations isolated. The core holds only what every invocation needs (the WASI context, the
+//! resource table, the memory limiter); each plugin keeps its own per-store state in a slot of
+//! its own, made by the [`StateFactory`] it returned when it bound the component.
 
-use std::collections::BTreeMap;
+use std::any::{Any, TypeId};
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_config::WasiConfigVariables;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::egress::EgressPolicy;
 use crate::limiter::Limiter;
 
 /// Who a store belongs to, for logs and metrics.
@@ -23,36 +22,94 @@ pub struct Ctx {
     pub(crate) identity: Identity,
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) http: WasiHttpCtx,
-    pub(crate) egress: EgressPolicy,
-    pub(crate) config: Arc<ConfigValues>,
     pub(crate) limiter: Limiter,
+    slots: Slots,
 }
 
 impl Ctx {
+    pub(crate) fn new(identity: Identity, wasi: WasiCtx, limiter: Limiter, slots: Slots) -> Self {
+        Self {
+            identity,
+            wasi,
+            table: ResourceTable::new(),
+            limiter,
+            slots,
+        }
+    }
+
     pub fn identity(&self) -> &Identity {
         &self.identity
     }
 
-    pub fn config(&self) -> &ConfigValues {
-        &self.config
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+
+    /// The state a plugin keeps in this store.
+    ///
+    /// # Panics
+    /// When no plugin bound to this component made a `T`: host functions of a plugin are only
+    /// linked into components the plugin bound, so this is a bug in that plugin.
+    pub fn state<T: Send + 'static>(&mut self) -> &mut T {
+        self.try_state()
+            .unwrap_or_else(|| panic!("no {} in this store", std::any::type_name::<T>()))
+    }
+
+    pub fn try_state<T: Send + 'static>(&mut self) -> Option<&mut T> {
+        self.slots.get_mut()
+    }
+
+    /// A plugin's state together with the resource table, for host functions that hand out
+    /// resources.
+    pub fn plugin_view<T: Send + 'static>(&mut self) -> PluginView<'_, T> {
+        let state = self
+            .slots
+            .get_mut()
+            .unwrap_or_else(|| panic!("no {} in this store", std::any::type_name::<T>()));
+        PluginView {
+            state,
+            table: &mut self.table,
+        }
     }
 }
 
-/// A component's wasi:config values, in the forms both served versions need.
-pub struct ConfigValues {
-    pub values: BTreeMap<String, String>,
-    pub(crate) wasmtime: WasiConfigVariables,
+/// What a plugin's host functions work on: its own state and the store's resource table.
+pub struct PluginView<'a, T> {
+    pub state: &'a mut T,
+    pub table: &'a mut ResourceTable,
 }
 
-impl FromIterator<(String, String)> for ConfigValues {
-    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
-        let values: BTreeMap<String, String> = iter.into_iter().collect();
-        let wasmtime = values
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        Self { values, wasmtime }
+/// Makes a plugin's state for each new store of a component it bound.
+#[derive(Clone)]
+pub struct StateFactory(Arc<dyn Fn() -> (TypeId, Box<dyn Any + Send>) + Send + Sync>);
+
+impl StateFactory {
+    pub fn new<T: Send + 'static>(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
+        Self(Arc::new(move || {
+            (TypeId::of::<T>(), Box::new(make()) as Box<dyn Any + Send>)
+        }))
+    }
+
+    pub(crate) fn make(&self) -> (TypeId, Box<dyn Any + Send>) {
+        (self.0)()
+    }
+}
+
+/// Plugin states by type; a handful per store, so a vector beats a map.
+#[derive(Default)]
+pub(crate) struct Slots(Vec<(TypeId, Box<dyn Any + Send>)>);
+
+impl Slots {
+    pub(crate) fn from_factories(factories: &[StateFactory]) -> Self {
+        Self(factories.iter().map(StateFactory::make).collect())
+    }
+
+    fn get_mut<T: 'static>(&mut self) -> Option<&mut T> {
+        let id = TypeId::of::<T>();
+        self.0
+            .iter_mut()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, state)| state.downcast_mut())
     }
 }
 
@@ -61,16 +118,6 @@ impl WasiView for Ctx {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for Ctx {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.egress,
         }
     }
 }

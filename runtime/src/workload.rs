@@ -11,13 +11,13 @@ use weft_api::WitInterface;
 use crate::component_info::unversioned;
 use crate::engine::{CompiledComponent, Engine};
 use crate::error::{Error, Result};
-use crate::instance::ComponentRuntime;
-use crate::linking;
+use crate::instance::{ComponentRuntime, Role};
 use crate::metrics::RuntimeMetrics;
-use crate::plugin::{ComponentBinding, HostPlugin};
-use crate::sockets::{Role, ServicePorts};
+use crate::plugin::{self, ComponentBinding, HostPlugin};
+use crate::sockets::Loopback;
 use crate::spec::{ComponentSpec, WorkloadSpec};
-use crate::store::{ConfigValues, Ctx, Identity};
+use crate::store::{Ctx, Identity};
+use crate::linking;
 use crate::volumes::Volumes;
 
 /// The interface a service must export to be run.
@@ -81,12 +81,13 @@ pub(crate) async fn resolve(
     let has_service = spec.service.is_some();
     let service_index = items.len() - 1;
 
+    let worlds: Vec<_> = plugins.iter().map(|p| p.world()).collect();
+    let served: Vec<&WitInterface> = worlds
+        .iter()
+        .flat_map(|w| w.imports.iter().chain(&w.exports))
+        .collect();
     for wanted in &spec.host_interfaces {
-        let served = plugins.iter().any(|p| {
-            let world = p.world();
-            world.provides(&wanted.interface) || world.drives(&wanted.interface)
-        });
-        if !served {
+        if !plugin::serves(served.iter().copied(), &wanted.interface) {
             return Err(Error::UnservedInterface {
                 interface: wanted.interface.to_string(),
             });
@@ -131,7 +132,7 @@ pub(crate) async fn resolve(
             let provider = import
                 .parse::<WitInterface>()
                 .ok()
-                .and_then(|wanted| plugins.iter().position(|p| p.world().provides(&wanted)));
+                .and_then(|wanted| worlds.iter().position(|w| w.provides(&wanted)));
             match provider {
                 Some(p) if !bound[i].contains(&p) => bound[i].push(p),
                 Some(_) => {}
@@ -149,8 +150,7 @@ pub(crate) async fn resolve(
         .iter()
         .flatten()
         .copied()
-        .chain(plugins.iter().enumerate().filter_map(|(p, plugin)| {
-            let world = plugin.world();
+        .chain(worlds.iter().enumerate().filter_map(|(p, world)| {
             let drives = infos
                 .iter()
                 .flat_map(|i| &i.exports)
@@ -165,22 +165,29 @@ pub(crate) async fn resolve(
             .map_err(|e| plugin_error(plugins[p].as_ref(), &e))?;
     }
 
-    let ports = ServicePorts::default();
+    let loopback = Loopback::default();
     let mut runtimes: Vec<Option<Arc<ComponentRuntime>>> = vec![None; items.len()];
     for &i in &order {
         let item = items[i];
         let is_service = has_service && i == service_index;
         let mut linker = Linker::<Ctx>::new(engine.wasmtime());
-        let binding = ComponentBinding {
-            workload: &spec,
-            component: item,
-            info: &compiled[i].info,
-            is_service,
-        };
+        let mut states = Vec::new();
         for &p in &bound[i] {
-            plugins[p]
+            let binding = ComponentBinding {
+                workload: &spec,
+                component: item,
+                info: &compiled[i].info,
+                is_service,
+                interfaces: spec
+                    .host_interfaces
+                    .iter()
+                    .filter(|entry| worlds[p].serves_package(entry))
+                    .collect(),
+            };
+            let state = plugins[p]
                 .on_component_bind(&mut linker, &binding)
                 .map_err(|e| plugin_error(plugins[p].as_ref(), &e))?;
+            states.extend(state);
         }
         for (import, provider) in &links[i] {
             let provider = runtimes[*provider]
@@ -213,11 +220,12 @@ pub(crate) async fn resolve(
             },
             item.clone(),
             compiled[i].info.clone(),
-            pre,
             role,
-            Arc::new(config_for(&spec, item)),
+            pre,
             volumes.clone(),
-            ports.clone(),
+            states,
+            loopback.clone(),
+            metrics.clone(),
         )));
     }
 
@@ -248,17 +256,6 @@ async fn compile_all(
         compiled.push(result);
     }
     Ok(compiled)
-}
-
-/// wasi:config values: the workload's `wasi:config` interface config, overridden by the
-/// component's own `config`.
-fn config_for(spec: &WorkloadSpec, component: &ComponentSpec) -> ConfigValues {
-    spec.interface_config("wasi", "config")
-        .into_iter()
-        .flat_map(|i| i.config.iter())
-        .chain(component.config.iter())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect()
 }
 
 fn plugin_error(plugin: &dyn HostPlugin, err: &wasmtime::Error) -> Error {

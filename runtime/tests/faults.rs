@@ -13,7 +13,7 @@ fn faulty() -> weft_runtime::ComponentSpec {
     c.limits = Limits {
         memory_bytes: 32 << 20,
         timeout: Duration::from_millis(500),
-        max_concurrency: None,
+        ..Limits::default()
     };
     c
 }
@@ -48,7 +48,7 @@ async fn a_trap_fails_only_that_request() {
 async fn an_endless_loop_times_out() {
     let t = host_with_faulty().await;
     let (status, body) = t.get("faulty.test", "/loop").await;
-    assert_eq!(status, 503);
+    assert_eq!(status, 504);
     assert!(body.contains("exceeded its timeout"), "{body}");
     assert_still_serving(&t).await;
 }
@@ -76,7 +76,7 @@ async fn loops_do_not_starve_other_workloads() {
         assert_eq!(t.get("hello.test", "/").await.0, 200);
     }
     for l in looping {
-        assert_eq!(l.await.unwrap().0, 503);
+        assert_eq!(l.await.unwrap().0, 504);
     }
 }
 
@@ -84,7 +84,7 @@ async fn loops_do_not_starve_other_workloads() {
 async fn max_concurrency_queues_and_then_refuses() {
     let t = std::sync::Arc::new(TestHost::start().await);
     let mut c = faulty();
-    c.limits.max_concurrency = Some(1);
+    c.limits.max_concurrency = 1;
     t.run(http_workload("one", vec![c])).await;
     let gauge = |name: &str, value: u32| {
         format!(r#"{name}{{workload="test/one",component="faulty"}} {value}"#)
@@ -111,7 +111,7 @@ async fn max_concurrency_queues_and_then_refuses() {
     let (status, body) = t.get("one.test", "/ok").await;
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("concurrency limit"), "{body}");
-    assert_eq!(first.await.unwrap().0, 503);
+    assert_eq!(first.await.unwrap().0, 504);
     // Short requests queue for the slot one after another and are all served.
     let burst: Vec<_> = (0..10).map(|_| spawn_get("/ok")).collect();
     for request in burst {

@@ -50,6 +50,8 @@ pub struct AgentArgs {
     pub drain_timeout: Duration,
     #[command(flatten)]
     pub images: ImageArgs,
+    #[command(flatten)]
+    pub isolation: crate::isolation_args::IsolationArgs,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -61,7 +63,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API server (KUBECONFIG or in-cluster)")?;
 
-    let node = Node::start(&args.images, false).await?;
+    let node = Node::start(&args.images, &args.isolation, false).await?;
     let admin = Arc::new(Admin {
         registry: node.registry,
         launcher: node.launcher.clone(),

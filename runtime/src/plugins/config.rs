@@ -3,12 +3,15 @@
 //! wasmtime-wasi-config implements and the 0.2.0-draft one wasmCloud components import are
 //! served, from the same values.
 
-use wasmtime::component::{HasSelf, Linker};
-use wasmtime_wasi_config::WasiConfig;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 
 use super::iface;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
-use crate::store::Ctx;
+use crate::store::{Ctx, StateFactory};
 
 /// The version wasmtime-wasi-config implements.
 pub const WASI_CONFIG: &str = "wasi:config/store@0.2.0-rc.1";
@@ -23,23 +26,68 @@ mod draft {
 
 use draft::wasi::config::store as draft_store;
 
-impl draft_store::Host for Ctx {
+/// A component's values, in the forms both served versions need; the plugin's per-store state
+/// is a shared handle to them.
+struct ConfigValues {
+    values: BTreeMap<String, String>,
+    wasmtime: WasiConfigVariables,
+}
+
+impl FromIterator<(String, String)> for ConfigValues {
+    fn from_iter<I: IntoIterator<Item = (String, String)>>(iter: I) -> Self {
+        let values: BTreeMap<String, String> = iter.into_iter().collect();
+        let wasmtime = values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        Self { values, wasmtime }
+    }
+}
+
+struct ConfigState(Arc<ConfigValues>);
+
+struct Draft;
+
+impl HasData for Draft {
+    type Data<'a> = &'a ConfigValues;
+}
+
+impl draft_store::Host for &ConfigValues {
     fn get(&mut self, key: String) -> Result<Option<String>, draft_store::Error> {
-        Ok(self.config().values.get(&key).cloned())
+        Ok(self.values.get(&key).cloned())
     }
 
     fn get_all(&mut self) -> Result<Vec<(String, String)>, draft_store::Error> {
-        let values = &self.config().values;
-        Ok(values.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        Ok(self
+            .values
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
+}
+
+fn values(ctx: &mut Ctx) -> &ConfigValues {
+    &ctx.state::<ConfigState>().0
+}
+
+fn view(ctx: &mut Ctx) -> WasiConfig<'_> {
+    WasiConfig::from(&values(ctx).wasmtime)
+}
+
+/// wasi:config values: the workload's `wasi:config` interface config (the unnamed entry),
+/// overridden by the component's own `config`.
+fn values_for(binding: &ComponentBinding<'_>) -> ConfigValues {
+    binding
+        .interface(None)
+        .into_iter()
+        .flat_map(|i| i.config.iter())
+        .chain(binding.component.config.iter())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 #[derive(Default)]
 pub struct ConfigPlugin;
-
-fn view(ctx: &mut Ctx) -> WasiConfig<'_> {
-    WasiConfig::from(&ctx.config().wasmtime)
-}
 
 #[async_trait::async_trait]
 impl HostPlugin for ConfigPlugin {
@@ -58,20 +106,14 @@ impl HostPlugin for ConfigPlugin {
         &self,
         linker: &mut Linker<Ctx>,
         binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<()> {
-        let imports = |version: &str| {
-            binding
-                .info
-                .imports
-                .iter()
-                .any(|i| i.starts_with("wasi:config/") && i.ends_with(version))
-        };
-        if imports("@0.2.0-rc.1") {
+    ) -> wasmtime::Result<Option<StateFactory>> {
+        if binding.imports_version("wasi:config", "0.2.0-rc.1") {
             wasmtime_wasi_config::add_to_linker(linker, view)?;
         }
-        if imports("@0.2.0-draft") {
-            draft_store::add_to_linker::<Ctx, HasSelf<Ctx>>(linker, |ctx| ctx)?;
+        if binding.imports_version("wasi:config", "0.2.0-draft") {
+            draft_store::add_to_linker::<Ctx, Draft>(linker, values)?;
         }
-        Ok(())
+        let values = Arc::new(values_for(binding));
+        Ok(Some(StateFactory::new(move || ConfigState(values.clone()))))
     }
 }

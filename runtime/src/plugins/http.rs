@@ -1,45 +1,64 @@
 //! wasi:http: incoming requests routed to the component that exports
-//! `wasi:http/incoming-handler`, and outgoing requests limited by `allowedHosts`.
+//! `wasi:http/incoming-handler`, and outgoing requests limited by `allowedHosts` and the
+//! host's egress rules. The plugin's per-store state is the wasi-http context and the egress
+//! policy of the component.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use wasmtime::component::Linker;
-use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::iface;
+use crate::egress::{EgressPolicy, EgressRules};
 use crate::instance::Failure;
-use crate::metrics::RuntimeMetrics;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
 use crate::router::{Route, Router};
 use crate::spec::WorkloadSpec;
-use crate::store::Ctx;
+use crate::store::{Ctx, StateFactory};
 use crate::workload::ResolvedWorkload;
 
 pub const INCOMING_HANDLER: &str = "wasi:http/incoming-handler";
 
 pub struct HttpPlugin {
     router: Arc<Router>,
-    metrics: RuntimeMetrics,
+    egress: Arc<EgressRules>,
 }
 
 impl HttpPlugin {
-    pub fn new(router: Arc<Router>, metrics: RuntimeMetrics) -> Self {
-        Self { router, metrics }
+    /// `egress` says which addresses outgoing requests may connect to, whatever a component's
+    /// `allowedHosts` say.
+    pub fn new(router: Arc<Router>, egress: EgressRules) -> Self {
+        Self {
+            router,
+            egress: Arc::new(egress),
+        }
     }
 
     pub fn router(&self) -> &Arc<Router> {
         &self.router
     }
+}
 
-    pub fn metrics(&self) -> &RuntimeMetrics {
-        &self.metrics
+/// The plugin's state in one store.
+struct HttpState {
+    ctx: WasiHttpCtx,
+    egress: EgressPolicy,
+}
+
+impl WasiHttpView for Ctx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        let view = self.plugin_view::<HttpState>();
+        WasiHttpCtxView {
+            ctx: &mut view.state.ctx,
+            table: view.table,
+            hooks: &mut view.state.egress,
+        }
     }
 }
 
@@ -84,9 +103,14 @@ impl HostPlugin for HttpPlugin {
     fn on_component_bind(
         &self,
         linker: &mut Linker<Ctx>,
-        _binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<()> {
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+        binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<Option<StateFactory>> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
+        let egress = EgressPolicy::new(&binding.component.allowed_hosts, self.egress.clone());
+        Ok(Some(StateFactory::new(move || HttpState {
+            ctx: WasiHttpCtx::new(),
+            egress: egress.clone(),
+        })))
     }
 
     async fn on_workload_resolved(&self, workload: &Arc<ResolvedWorkload>) -> wasmtime::Result<()> {
@@ -99,14 +123,14 @@ impl HostPlugin for HttpPlugin {
                 many.len()
             ),
         };
-        let proxy = ProxyPre::new(component.instance_pre().clone())?;
+        let indices = Arc::new(ProxyIndices::new(component.instance_pre())?);
         let hosts = claimed_hosts(&workload.spec);
         tracing::info!(workload = %workload.id(), component = &*component.identity.component, ?hosts, "HTTP route ready");
         self.router.insert(
             Route {
                 workload: workload.id(),
                 component,
-                proxy,
+                indices,
             },
             &hosts,
         );
@@ -119,106 +143,90 @@ impl HostPlugin for HttpPlugin {
     }
 }
 
-/// Serves one request on the route's component, in a fresh instance.
+/// Serves one request on the route's component, in a fresh instance. The guest runs in a task
+/// of its own so it can keep streaming the body after the response head is sent; until the
+/// head is out, a client that goes away cancels it.
 pub async fn handle(
     route: Arc<Route>,
-    metrics: &RuntimeMetrics,
     request: hyper::Request<Incoming>,
 ) -> hyper::Response<HyperOutgoingBody> {
-    let component = route.component.clone();
-    let id = &component.identity;
-    let queued = metrics.queued(id);
-    let permit = component.acquire().await;
-    drop(queued);
-    let permit = match permit {
-        Ok(permit) => permit,
-        Err(failure) => {
-            metrics.count_refused(id, failure.label());
-            log_failure(id, &failure);
-            return error_response(status_for(&failure), &failure.to_string());
-        }
-    };
-    let invocation = metrics.start_invocation(id);
-    let mut store = match component.new_store() {
-        Ok(store) => store,
-        Err(failure) => return fail(invocation, id, failure),
-    };
     let (sender, receiver) = tokio::sync::oneshot::channel();
-    let prepared = (|| {
-        let req = store
-            .data_mut()
-            .http()
-            .new_incoming_request(Scheme::Http, request)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
-        wasmtime::Result::<_>::Ok((req, out))
-    })();
-    let (req, out) = match prepared {
-        Ok(pair) => pair,
-        Err(err) => return fail(invocation, id, Failure::Host(format!("{err:#}"))),
-    };
-
-    // The guest runs in its own task so it can keep streaming the body after the response head
-    // is sent; the task owns the store, the concurrency slot and the metrics until it ends.
-    let proxy = route.proxy.clone();
+    let component = route.component.clone();
+    let indices = route.indices.clone();
     let task = tokio::spawn(async move {
-        let _permit = permit;
-        let start = Instant::now();
-        let result = async {
-            let proxy = proxy.instantiate_async(&mut store).await?;
-            invocation.instantiated(start.elapsed());
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, req, out)
-                .await
-        }
-        .await;
-        let failure = result
-            .err()
-            .map(|err| Failure::classify(&err, store.data().limiter.memory_refused));
-        invocation.finish(failure.as_ref().map_or("ok", Failure::label));
-        failure
+        component
+            .invoke(move |store, instance| {
+                Box::pin(async move {
+                    let req = store
+                        .data_mut()
+                        .http()
+                        .new_incoming_request(Scheme::Http, request)?;
+                    let out = store.data_mut().http().new_response_outparam(sender)?;
+                    let proxy = indices.load(&mut *store, &instance)?;
+                    proxy
+                        .wasi_http_incoming_handler()
+                        .call_handle(&mut *store, req, out)
+                        .await
+                })
+            })
+            .await
     });
+    let mut task = AbortOnDrop(Some(task));
 
     match receiver.await {
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => {
+            task.disarm();
+            response
+        }
         Ok(Err(code)) => error_response(500, &format!("component failed: {code:?}")),
         // The guest dropped the response without setting it: it trapped, timed out, or forgot.
         Err(_) => {
-            let failure = match task.await {
-                Ok(Some(failure)) => failure,
-                Ok(None) => Failure::Host("component did not set a response".into()),
+            let failure = match task.join().await {
+                Ok(Err(failure)) => failure,
+                Ok(Ok(())) => Failure::Host("component did not set a response".into()),
                 Err(err) => Failure::Host(format!("invocation task failed: {err}")),
             };
-            log_failure(id, &failure);
-            error_response(status_for(&failure), &failure.to_string())
+            failure_response(&failure)
         }
     }
 }
 
-fn fail(
-    invocation: crate::metrics::Invocation,
-    id: &crate::store::Identity,
-    failure: Failure,
-) -> hyper::Response<HyperOutgoingBody> {
-    invocation.finish(failure.label());
-    log_failure(id, &failure);
-    error_response(status_for(&failure), &failure.to_string())
-}
+/// Aborts the invocation task when the request future is dropped before the response head.
+struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
 
-fn log_failure(id: &crate::store::Identity, failure: &Failure) {
-    tracing::warn!(
-        workload = &*id.workload,
-        component = &*id.component,
-        outcome = failure.label(),
-        "invocation failed: {failure}"
-    );
-}
-
-fn status_for(failure: &Failure) -> u16 {
-    match failure {
-        Failure::Timeout | Failure::Busy => 503,
-        _ => 500,
+impl<T> AbortOnDrop<T> {
+    fn disarm(&mut self) {
+        self.0 = None;
     }
+
+    async fn join(&mut self) -> Result<T, tokio::task::JoinError> {
+        let handle = self.0.take().expect("joined once");
+        handle.await
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        if let Some(handle) = &self.0 {
+            handle.abort();
+        }
+    }
+}
+
+/// What the client is told when an invocation fails; overload says when to come back.
+pub fn failure_response(failure: &Failure) -> hyper::Response<HyperOutgoingBody> {
+    let status = match failure {
+        Failure::Timeout => 504,
+        f if f.is_overload() => 503,
+        _ => 500,
+    };
+    let mut response = error_response(status, &failure.to_string());
+    if failure.is_overload() {
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+    }
+    response
 }
 
 /// A plain-text response written by the host, not the guest.

@@ -4,7 +4,7 @@ use wasmtime::component::{HasSelf, Linker};
 
 use super::iface;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
-use crate::store::Ctx;
+use crate::store::{Ctx, StateFactory};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -59,7 +59,8 @@ impl HostPlugin for LoggingPlugin {
         &self,
         linker: &mut Linker<Ctx>,
         _binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<()> {
-        bindings::wasi::logging::logging::add_to_linker::<Ctx, HasSelf<Ctx>>(linker, |ctx| ctx)
+    ) -> wasmtime::Result<Option<StateFactory>> {
+        bindings::wasi::logging::logging::add_to_linker::<Ctx, HasSelf<Ctx>>(linker, |ctx| ctx)?;
+        Ok(None)
     }
 }

@@ -6,7 +6,7 @@ use wasmtime::component::Linker;
 
 use super::iface;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
-use crate::store::Ctx;
+use crate::store::{Ctx, StateFactory};
 
 #[derive(Default)]
 pub struct WasiPlugin;
@@ -38,7 +38,8 @@ impl HostPlugin for WasiPlugin {
         &self,
         linker: &mut Linker<Ctx>,
         _binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<()> {
-        wasmtime_wasi::p2::add_to_linker_async(linker)
+    ) -> wasmtime::Result<Option<StateFactory>> {
+        wasmtime_wasi::p2::add_to_linker_async(linker)?;
+        Ok(None)
     }
 }

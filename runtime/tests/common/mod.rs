@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use weft_runtime::plugins::{
-    config::ConfigPlugin, http::HttpPlugin, logging::LoggingPlugin, wasi::WasiPlugin,
+use weft_runtime::plugins::DefaultPlugins;
+use weft_runtime::{
+    ComponentSpec, EgressRules, Engine, Host, InterfaceConfig, RuntimeMetrics, WorkloadSpec,
 };
-use weft_runtime::router::Router;
-use weft_runtime::{ComponentSpec, Engine, Host, InterfaceConfig, RuntimeMetrics, WorkloadSpec};
 
 /// A component built by `make examples`.
 pub fn wasm(name: &str) -> Arc<[u8]> {
@@ -75,26 +74,22 @@ impl TestHost {
     }
 
     pub async fn with_engine(engine: Engine) -> Self {
+        Self::with(engine, EgressRules::with_own_addresses(Vec::new(), Vec::new())).await
+    }
+
+    pub async fn with(engine: Engine, egress: EgressRules) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("info,wasmtime=warn,cranelift=warn")
             .with_test_writer()
             .try_init();
         let metrics = RuntimeMetrics::default();
-        let http = Arc::new(HttpPlugin::new(
-            Arc::new(Router::new(false)),
-            metrics.clone(),
-        ));
+        let plugins = DefaultPlugins::new(egress, false);
+        let http = plugins.http.clone();
         let host = Arc::new(
             Host::builder()
                 .engine(engine)
                 .metrics(metrics.clone())
-                .plugin(Arc::new(WasiPlugin))
-                .unwrap()
-                .plugin(http.clone())
-                .unwrap()
-                .plugin(Arc::new(ConfigPlugin))
-                .unwrap()
-                .plugin(Arc::new(LoggingPlugin))
+                .plugins(plugins.all)
                 .unwrap()
                 .build()
                 .unwrap(),
