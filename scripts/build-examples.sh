@@ -52,6 +52,14 @@ for dir in "$examples"/components/*/; do
   componentize "$target/wasm32-unknown-unknown/release/${name//-/_}.wasm" "$name"
 done
 componentize "$v2_target/wasm32-unknown-unknown/release/hello_http.wasm" hello-http-v2
+# Hand-written components (examples/wat): fixtures Rust cannot express.
+for wat in "$examples"/wat/*.wat; do
+  name=$(basename "$wat" .wat)
+  if [[ ! -e $out/$name.wasm || $wat -nt $out/$name.wasm || $xtask -nt $out/$name.wasm ]]; then
+    "$xtask" wat "$wat" "$out/$name.wasm"
+  fi
+  built+=("$out/$name.wasm")
+done
 
 echo "components in ${out#"$root"/}:"
 for component in "${built[@]}"; do

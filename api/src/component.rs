@@ -167,7 +167,10 @@ impl Limits {
 
     /// `maxRequestBody` in bytes, if set.
     pub fn max_request_body_bytes(&self) -> Result<Option<u64>, QuantityError> {
-        self.max_request_body.as_deref().map(parse_memory).transpose()
+        self.max_request_body
+            .as_deref()
+            .map(parse_memory)
+            .transpose()
     }
 
     /// `timeout` as a [`Duration`], if set.

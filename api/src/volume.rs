@@ -4,7 +4,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::patterns::{ABSOLUTE_PATH, DNS_LABEL};
+use crate::patterns::{ABSOLUTE_PATH, DNS_LABEL, MEMORY_QUANTITY};
 
 /// Most volumes one Workload may declare (bounds the cost of the CEL rules that check mounts).
 pub const MAX_VOLUMES: u32 = 16;
@@ -22,14 +22,20 @@ pub struct Volume {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub empty_dir: Option<EmptyDir>,
 
-    /// A directory of the host-agent's filesystem.
+    /// A directory of the host-agent's filesystem. Refused unless it lies under a prefix the host's operator allows (`--allow-host-path`; none by default in a cluster).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_path: Option<HostPath>,
 }
 
-/// An empty directory that lives as long as the Workload runs on its host. Takes no fields.
+/// An empty directory under the host-agent's data directory. It lives as long as the Workload runs on that host: kept when the Workload is updated, removed when it stops there or moves.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-pub struct EmptyDir {}
+#[serde(rename_all = "camelCase")]
+pub struct EmptyDir {
+    /// Most data the directory may hold, as a quantity in bytes (`64Mi`). Past it, components get the volume read-only until it shrinks; nothing written is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32), regex(pattern = MEMORY_QUANTITY))]
+    pub size_limit: Option<String>,
+}
 
 /// A directory of the host-agent's filesystem.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

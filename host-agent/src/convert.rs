@@ -97,7 +97,18 @@ pub fn to_spec(
         .enumerate()
         .map(|(index, v)| {
             let source = match (&v.empty_dir, &v.host_path) {
-                (Some(_), None) => VolumeSource::EmptyDir,
+                (Some(empty_dir), None) => VolumeSource::EmptyDir {
+                    size_limit: empty_dir
+                        .size_limit
+                        .as_deref()
+                        .map(weft_api::parse_memory)
+                        .transpose()
+                        .map_err(|e| ConvertError::Volume {
+                            index,
+                            name: v.name.clone(),
+                            reason: format!("emptyDir.sizeLimit: {e}"),
+                        })?,
+                },
                 (None, Some(h)) => VolumeSource::HostPath(h.path.clone().into()),
                 _ => {
                     return Err(ConvertError::Volume {

@@ -1,8 +1,10 @@
-//! Host flags that decide what Workloads may reach: each one widens or narrows the isolation
-//! model of docs/security.md, and each is named there.
+//! Host flags that decide what Workloads may reach and what the host promises them: each one
+//! widens or narrows the isolation model of docs/security.md, and each is named there.
+
+use std::path::PathBuf;
 
 use ipnet::IpNet;
-use weft_runtime::EgressRules;
+use weft_runtime::{EgressRules, EngineBuilder};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IsolationArgs {
@@ -14,10 +16,61 @@ pub struct IsolationArgs {
     /// (loopback, link-local, this host's own addresses). Repeatable.
     #[arg(long = "egress-allow", value_name = "CIDR")]
     pub egress_allow: Vec<IpNet>,
+    /// Allow hostPath volumes under this directory. Repeatable. In a cluster none is allowed
+    /// unless listed; `host-agent run` allows any (the manifest is your own).
+    #[arg(long = "allow-host-path", value_name = "PREFIX")]
+    pub allow_host_path: Vec<PathBuf>,
+    /// Memory the host promises its Workloads in all (`8Gi`); each component reserves
+    /// limits.memory × maxConcurrency of it [default: 80% of the cgroup's memory limit, else
+    /// of the machine's memory].
+    #[arg(long, value_parser = parse_quantity)]
+    pub memory_budget: Option<u64>,
+    /// The most memory one instance may have (`1Gi`); the pooling allocator reserves address
+    /// space per memory by it.
+    #[arg(long, value_parser = parse_quantity, default_value = "1Gi")]
+    pub max_instance_memory: u64,
+    /// Component instances alive at once on this host (the pool's slots); Workloads reserve
+    /// maxConcurrency of them each.
+    #[arg(long, default_value_t = EngineBuilder::DEFAULT_MAX_INSTANCES)]
+    pub max_instances: u32,
+    /// Where Workloads' emptyDirs live [default: `host-agent run`: a temporary directory;
+    /// `agent`: $XDG_DATA_HOME/weft/hosts/<host name>, else ~/.local/share/weft/hosts/<host
+    /// name>]. Whatever is left there from an earlier run is removed at start.
+    #[arg(long, env = "WEFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+fn parse_quantity(s: &str) -> Result<u64, String> {
+    weft_api::parse_memory(s).map_err(|e| e.to_string())
 }
 
 impl IsolationArgs {
     pub fn egress(&self) -> EgressRules {
         EgressRules::with_own_addresses(self.egress_deny.clone(), self.egress_allow.clone())
+    }
+
+    /// The hostPath prefixes: as listed, or any at all for a local run that lists none.
+    pub fn host_path_prefixes(&self, local: bool) -> Option<Vec<PathBuf>> {
+        if local && self.allow_host_path.is_empty() {
+            None
+        } else {
+            Some(self.allow_host_path.clone())
+        }
+    }
+
+    /// The data directory: as given, a host's own one in a cluster, or `None` for a temporary
+    /// one (a local run). Each host has its own, since a host empties it at start.
+    pub fn data_dir(&self, host_name: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
+        if let Some(dir) = &self.data_dir {
+            return Ok(Some(dir.clone()));
+        }
+        let Some(host) = host_name else {
+            return Ok(None);
+        };
+        std::env::var_os("XDG_DATA_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+            .map(|d| Some(d.join("weft/hosts").join(host)))
+            .ok_or_else(|| anyhow::anyhow!("no data directory: set --data-dir"))
     }
 }

@@ -43,13 +43,15 @@ pub struct Node {
 }
 
 impl Node {
-    /// Builds and starts the host. In local mode a lone HTTP workload answers any `Host`
-    /// header; in a cluster only the hosts a workload claims are routed to it.
+    /// Builds and starts the host: a cluster host named `host_name`, or a local run (`None`).
+    /// Locally a lone HTTP workload answers any `Host` header and any hostPath may be mounted;
+    /// in a cluster only the hosts a workload claims are routed to it.
     pub async fn start(
         images: &ImageArgs,
         isolation: &IsolationArgs,
-        local: bool,
+        host_name: Option<&str>,
     ) -> anyhow::Result<Self> {
+        let local = host_name.is_none();
         let mut registry = Registry::default();
         let metrics = RuntimeMetrics::default();
         metrics.register(&mut registry);
@@ -57,22 +59,43 @@ impl Node {
         image_metrics.register(&mut registry);
 
         let cache_dir = images.cache_dir.clone().or_else(|| user_cache("compiled"));
-        let mut engine = Engine::builder();
+        let mut engine = Engine::builder()
+            .max_instances(isolation.max_instances)
+            .max_instance_memory(isolation.max_instance_memory);
         if let Some(dir) = &cache_dir {
             engine = engine.cache_dir(dir);
         }
         let plugins = DefaultPlugins::new(isolation.egress(), local);
         let http = plugins.http.clone();
-        let host = Arc::new(
-            Host::builder()
-                .engine(engine.build()?)
-                .metrics(metrics)
-                .plugins(plugins.all)?
-                .build()?,
+        let image_dir = images.registry.image_dir()?;
+        let mut builder = Host::builder()
+            .engine(engine.build()?)
+            .metrics(metrics)
+            .host_path_prefixes(isolation.host_path_prefixes(local))
+            .protect(&image_dir)
+            .plugins(plugins.all)?;
+        if let Some(dir) = isolation.data_dir(host_name)? {
+            builder = builder.data_dir(dir);
+        }
+        if let Some(budget) = isolation.memory_budget {
+            builder = builder.memory_budget(budget);
+        }
+        if let Some(config) = &images.registry.registry_config {
+            builder = builder.protect(config);
+        }
+        if !local {
+            // The ServiceAccount token of the agent's Pod: never a volume, whatever is allowed.
+            builder = builder.protect("/var/run/secrets").protect("/run/secrets");
+        }
+        let host = Arc::new(builder.build()?);
+        let budget = host.budget().total();
+        tracing::info!(
+            memory = %weft_runtime::budget::Bytes(budget.memory),
+            instances = budget.instances,
+            "host budget"
         );
         host.start().await?;
 
-        let image_dir = images.registry.image_dir()?;
         let store = Arc::new(
             ImageStore::open(&image_dir)
                 .with_context(|| format!("opening the image store {}", image_dir.display()))?,

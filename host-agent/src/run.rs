@@ -51,7 +51,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
 
-    let node = Node::start(&args.images, &args.isolation, true).await?;
+    let node = Node::start(&args.images, &args.isolation, None).await?;
     let (host, http, launcher) = (node.host.clone(), node.http.clone(), node.launcher.clone());
 
     let admin = Arc::new(Admin {

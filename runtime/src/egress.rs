@@ -44,7 +44,9 @@ impl EgressRules {
     pub fn refusal(&self, ip: IpAddr) -> Option<String> {
         let ip = ip.to_canonical();
         if let Some(net) = self.deny.iter().find(|n| n.contains(&ip)) {
-            return Some(format!("{ip} is in {net}, denied by the host (--egress-deny)"));
+            return Some(format!(
+                "{ip} is in {net}, denied by the host (--egress-deny)"
+            ));
         }
         if self.allow.iter().any(|n| n.contains(&ip)) {
             return None;
@@ -102,8 +104,7 @@ impl EgressPolicy {
                 host.len() > suffix.len() + 1
                     && host.ends_with(suffix)
                     && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
-            } else if pattern.contains(':') && !pattern.starts_with('[') || pattern.contains("]:")
-            {
+            } else if pattern.contains(':') && !pattern.starts_with('[') || pattern.contains("]:") {
                 *pattern == authority
             } else {
                 pattern == host
@@ -121,8 +122,9 @@ fn host_of(authority: &str) -> &str {
 }
 
 type IoFuture = Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>;
-type ResponseFuture =
-    Box<dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>> + Send>;
+type ResponseFuture = Box<
+    dyn Future<Output = wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)>> + Send,
+>;
 
 impl WasiHttpHooks for EgressPolicy {
     fn send_request(
@@ -143,14 +145,20 @@ impl EgressPolicy {
         options: Option<RequestOptions>,
     ) -> wasmtime_wasi_http::Result<(http::Response<WasiBody>, IoFuture)> {
         let uri = request.uri();
-        let authority = uri.authority().ok_or(HttpError::HttpRequestUriInvalid)?.clone();
+        let authority = uri
+            .authority()
+            .ok_or(HttpError::HttpRequestUriInvalid)?
+            .clone();
         if !self.allows(authority.as_str()) {
             tracing::info!(%authority, "outgoing request denied: not in allowedHosts");
             return Err(HttpError::HttpRequestDenied);
         }
         let tls = uri.scheme() == Some(&Scheme::HTTPS);
         let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        let host = authority.host().trim_start_matches('[').trim_end_matches(']');
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
         let connect_timeout = options
             .and_then(|o| o.connect_timeout)
             .unwrap_or(Duration::from_secs(30));
@@ -188,17 +196,18 @@ impl EgressPolicy {
     ) -> wasmtime_wasi_http::Result<TcpStream> {
         let addrs: Vec<SocketAddr> = match host.parse::<IpAddr>() {
             Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await
-            {
-                Err(_) => return Err(HttpError::DnsTimeout),
-                Ok(Err(err)) => {
-                    return Err(HttpError::DnsError {
-                        rcode: Some(err.to_string()),
-                        info_code: None,
-                    });
+            Err(_) => {
+                match tokio::time::timeout(timeout, tokio::net::lookup_host((host, port))).await {
+                    Err(_) => return Err(HttpError::DnsTimeout),
+                    Ok(Err(err)) => {
+                        return Err(HttpError::DnsError {
+                            rcode: Some(err.to_string()),
+                            info_code: None,
+                        });
+                    }
+                    Ok(Ok(addrs)) => addrs.collect(),
                 }
-                Ok(Ok(addrs)) => addrs.collect(),
-            },
+            }
         };
         let mut last = HttpError::DestinationIpProhibited;
         for addr in addrs {
@@ -221,12 +230,13 @@ static TLS: LazyLock<Arc<rustls::ClientConfig>> = LazyLock::new(|| {
         roots: webpki_roots::TLS_SERVER_ROOTS.into(),
     };
     // The provider is named: more than one may be compiled in, and then the default panics.
-    let config =
-        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("ring supports the default TLS versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("ring supports the default TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     Arc::new(config)
 });
 

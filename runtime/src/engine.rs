@@ -23,15 +23,20 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct EngineBuilder {
     cache_dir: Option<PathBuf>,
     max_instances: u32,
-    max_memory_bytes: u64,
+    max_instance_memory: u64,
+}
+
+impl EngineBuilder {
+    pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+    pub const DEFAULT_MAX_INSTANCE_MEMORY: u64 = 1 << 30;
 }
 
 impl Default for EngineBuilder {
     fn default() -> Self {
         Self {
             cache_dir: None,
-            max_instances: 1000,
-            max_memory_bytes: 4 << 30,
+            max_instances: Self::DEFAULT_MAX_INSTANCES,
+            max_instance_memory: Self::DEFAULT_MAX_INSTANCE_MEMORY,
         }
     }
 }
@@ -49,9 +54,10 @@ impl EngineBuilder {
         self
     }
 
-    /// The most linear memory any one instance may ever have; per-component limits sit below it.
-    pub fn max_memory_bytes(mut self, bytes: u64) -> Self {
-        self.max_memory_bytes = bytes;
+    /// The most memory any one instance may have; per-component limits sit below it. The pool
+    /// reserves address space for each linear memory by this size, not by 4 GiB.
+    pub fn max_instance_memory(mut self, bytes: u64) -> Self {
+        self.max_instance_memory = bytes;
         self
     }
 
@@ -63,12 +69,13 @@ impl EngineBuilder {
             .total_tables(self.max_instances * 4)
             .total_stacks(self.max_instances)
             .max_memories_per_component(4)
-            .max_memory_size(self.max_memory_bytes as usize);
+            .max_memory_size(usize::try_from(self.max_instance_memory).unwrap_or(usize::MAX));
 
         let mut config = Config::new();
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
+            .memory_reservation(self.max_instance_memory)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let inner = wasmtime::Engine::new(&config).map_err(|e| Error::Engine(chain(&e)))?;
         let cache = self.cache_dir.map(|dir| CompileCache::new(dir, &inner));
@@ -76,6 +83,8 @@ impl EngineBuilder {
         Ok(Engine(Arc::new(EngineInner {
             inner,
             cache,
+            max_instances: self.max_instances,
+            max_instance_memory: self.max_instance_memory,
             _ticker: ticker,
         })))
     }
@@ -88,6 +97,8 @@ pub struct Engine(Arc<EngineInner>);
 struct EngineInner {
     inner: wasmtime::Engine,
     cache: Option<CompileCache>,
+    max_instances: u32,
+    max_instance_memory: u64,
     _ticker: EpochTicker,
 }
 
@@ -108,6 +119,21 @@ impl Engine {
 
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.0.inner
+    }
+
+    /// Where compiled components are cached, if anywhere.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.0.cache.as_ref().map(CompileCache::root)
+    }
+
+    /// Component instances alive at once across the host.
+    pub fn max_instances(&self) -> u32 {
+        self.0.max_instances
+    }
+
+    /// The most memory one instance may have.
+    pub fn max_instance_memory(&self) -> u64 {
+        self.0.max_instance_memory
     }
 
     /// Compiles a component, or loads it from the cache when these exact bytes were compiled

@@ -47,6 +47,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("workload {workload} does not fit on this host: {reason}")]
+    OverBudget { workload: String, reason: String },
+
     #[error("workload {0} is not running")]
     UnknownWorkload(String),
 

@@ -3,11 +3,13 @@
 //! request.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use tokio::sync::{Mutex, broadcast};
 use weft_api::WitInterface;
 
+use crate::budget::{Budget, default_memory_budget};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::metrics::RuntimeMetrics;
@@ -15,15 +17,41 @@ use crate::plugin::HostPlugin;
 use crate::service::Supervisor;
 use crate::spec::WorkloadSpec;
 use crate::status::{ComponentState, ComponentStatus, StatusEvent, WorkloadStatus};
+use crate::volumes::VolumePolicy;
 use crate::workload::{ResolvedWorkload, resolve};
 
 pub struct HostBuilder {
     engine: Option<Engine>,
     plugins: Vec<Arc<dyn HostPlugin>>,
     metrics: RuntimeMetrics,
+    memory_budget: Option<u64>,
+    data_dir: Option<PathBuf>,
+    host_path_prefixes: Option<Vec<PathBuf>>,
+    protected: Vec<PathBuf>,
 }
 
 impl HostBuilder {
+    /// Where the host keeps workloads' emptyDirs [default: a temporary directory removed with
+    /// the host]. Leftovers of an earlier run are removed at start.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// The prefixes hostPath volumes must lie under; `None` allows any path (a local run of
+    /// one's own manifest) [default: none is allowed].
+    pub fn host_path_prefixes(mut self, prefixes: Option<Vec<PathBuf>>) -> Self {
+        self.host_path_prefixes = prefixes;
+        self
+    }
+
+    /// A directory of the host's own (images, credentials) that no volume may overlap; the
+    /// data and compile-cache directories are protected without asking.
+    pub fn protect(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.protected.push(dir.into());
+        self
+    }
+
     pub fn engine(mut self, engine: Engine) -> Self {
         self.engine = Some(engine);
         self
@@ -34,8 +62,18 @@ impl HostBuilder {
         self
     }
 
+    /// The memory the host may promise its workloads [default: 80% of its cgroup's or the
+    /// machine's memory].
+    pub fn memory_budget(mut self, bytes: u64) -> Self {
+        self.memory_budget = Some(bytes);
+        self
+    }
+
     /// Adds plugins; ids must be unique.
-    pub fn plugins(mut self, plugins: impl IntoIterator<Item = Arc<dyn HostPlugin>>) -> Result<Self> {
+    pub fn plugins(
+        mut self,
+        plugins: impl IntoIterator<Item = Arc<dyn HostPlugin>>,
+    ) -> Result<Self> {
         for plugin in plugins {
             self = self.plugin(plugin)?;
         }
@@ -59,8 +97,35 @@ impl HostBuilder {
             Some(engine) => engine,
             None => Engine::builder().build()?,
         };
+        let (data_dir, temp_data) = match self.data_dir {
+            Some(dir) => (dir, None),
+            None => {
+                let temp = tempfile::Builder::new()
+                    .prefix("weft-data-")
+                    .tempdir()
+                    .map_err(|e| Error::Engine(format!("cannot create a data directory: {e}")))?;
+                (temp.path().to_path_buf(), Some(temp))
+            }
+        };
+        let mut protected = self.protected;
+        protected.push(data_dir.clone());
+        protected.extend(engine.cache_dir().map(Path::to_path_buf));
+        let volumes = VolumePolicy {
+            data_dir,
+            host_path_prefixes: self.host_path_prefixes,
+            protected,
+        };
+        volumes.clean();
+        let budget = Budget::new(
+            self.memory_budget.unwrap_or_else(default_memory_budget),
+            u64::from(engine.max_instances()),
+            engine.max_instance_memory(),
+        );
         Ok(Host {
             engine,
+            budget,
+            volumes,
+            _temp_data: temp_data,
             plugins: self.plugins,
             metrics: self.metrics,
             workloads: Mutex::new(HashMap::new()),
@@ -76,6 +141,9 @@ struct Running {
 
 pub struct Host {
     engine: Engine,
+    budget: Budget,
+    volumes: VolumePolicy,
+    _temp_data: Option<tempfile::TempDir>,
     plugins: Vec<Arc<dyn HostPlugin>>,
     metrics: RuntimeMetrics,
     workloads: Mutex<HashMap<String, Running>>,
@@ -88,6 +156,10 @@ impl Host {
             engine: None,
             plugins: Vec::new(),
             metrics: RuntimeMetrics::default(),
+            memory_budget: None,
+            data_dir: None,
+            host_path_prefixes: Some(Vec::new()),
+            protected: Vec::new(),
         }
     }
 
@@ -97,6 +169,11 @@ impl Host {
 
     pub fn metrics(&self) -> &RuntimeMetrics {
         &self.metrics
+    }
+
+    /// The memory and instance slots the host promises, and what its workloads hold of them.
+    pub fn budget(&self) -> &Budget {
+        &self.budget
     }
 
     /// Service state changes as they happen.
@@ -135,7 +212,42 @@ impl Host {
     pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadStatus> {
         let id = spec.id();
         let mut workloads = self.workloads.lock().await;
-        let workload = Arc::new(resolve(&self.engine, &self.plugins, &self.metrics, spec).await?);
+        let previous = self.budget.reserve(&spec)?;
+        let running = match self.prepare(spec).await {
+            Ok(running) => running,
+            Err(err) => {
+                self.budget.restore(&id, previous);
+                return Err(err);
+            }
+        };
+        if let Some(old) = workloads.insert(id.clone(), running) {
+            // Routes were swapped by on_workload_resolved; plugins the new version no longer
+            // uses let go of it now.
+            let still = &workloads[&id].workload.plugins;
+            for plugin in &self.plugins {
+                if old.workload.plugins.contains(&plugin.id()) && !still.contains(&plugin.id()) {
+                    let _ = plugin.on_workload_unbind(&id).await;
+                }
+            }
+            tracing::info!(workload = %id, "workload updated");
+        } else {
+            tracing::info!(workload = %id, "workload started");
+        }
+        Ok(status_of(&workloads[&id]))
+    }
+
+    /// Resolves a workload, hands it to its plugins and starts its service.
+    async fn prepare(&self, spec: WorkloadSpec) -> Result<Running> {
+        let workload = Arc::new(
+            resolve(
+                &self.engine,
+                &self.plugins,
+                &self.metrics,
+                &self.volumes,
+                spec,
+            )
+            .await?,
+        );
         for plugin in &self.plugins {
             if workload.plugins.contains(&plugin.id()) {
                 plugin
@@ -162,21 +274,7 @@ impl Host {
             ),
             _ => None,
         };
-        let replaced = workloads.insert(id.clone(), Running { workload, service });
-        if let Some(old) = replaced {
-            // Routes were swapped by on_workload_resolved; plugins the new version no longer
-            // uses let go of it now.
-            let still = &workloads[&id].workload.plugins;
-            for plugin in &self.plugins {
-                if old.workload.plugins.contains(&plugin.id()) && !still.contains(&plugin.id()) {
-                    let _ = plugin.on_workload_unbind(&id).await;
-                }
-            }
-            tracing::info!(workload = %id, "workload updated");
-        } else {
-            tracing::info!(workload = %id, "workload started");
-        }
-        Ok(status_of(&workloads[&id]))
+        Ok(Running { workload, service })
     }
 
     /// Stops a workload: its routes go first, then its service and instances.
@@ -195,6 +293,8 @@ impl Host {
             }
         }
         drop(running);
+        self.budget.release(id);
+        self.volumes.remove(id);
         tracing::info!(workload = id, "workload stopped");
         Ok(())
     }

@@ -7,6 +7,7 @@
 //!              └─ plugins: wasi, wasi:http (router + server), wasi:config, wasi:logging
 //! ```
 
+pub mod budget;
 mod compile_cache;
 pub mod component_info;
 mod digest;
@@ -29,7 +30,7 @@ pub mod spec;
 pub mod status;
 mod stdio;
 pub mod store;
-mod volumes;
+pub mod volumes;
 pub mod workload;
 
 pub use digest::sha256;
@@ -39,6 +40,6 @@ pub use error::{Error, Result};
 pub use host::{Host, HostBuilder};
 pub use metrics::RuntimeMetrics;
 pub use plugin::{HostPlugin, WitWorld};
-pub use store::{Ctx, PluginView, StateFactory};
 pub use spec::*;
 pub use status::*;
+pub use store::{Ctx, PluginView, StateFactory};

@@ -142,8 +142,9 @@ pub struct VolumeSpec {
 
 #[derive(Clone, Debug)]
 pub enum VolumeSource {
-    /// A fresh empty directory that lives as long as the workload.
-    EmptyDir,
+    /// An empty directory that lives as long as the workload runs on the host; past
+    /// `size_limit` bytes components get it read-only.
+    EmptyDir { size_limit: Option<u64> },
     /// A directory of the host.
     HostPath(PathBuf),
 }

@@ -12,13 +12,13 @@ use crate::component_info::unversioned;
 use crate::engine::{CompiledComponent, Engine};
 use crate::error::{Error, Result};
 use crate::instance::{ComponentRuntime, Role};
+use crate::linking;
 use crate::metrics::RuntimeMetrics;
 use crate::plugin::{self, ComponentBinding, HostPlugin};
 use crate::sockets::Loopback;
 use crate::spec::{ComponentSpec, WorkloadSpec};
 use crate::store::{Ctx, Identity};
-use crate::linking;
-use crate::volumes::Volumes;
+use crate::volumes::{VolumePolicy, Volumes};
 
 /// The interface a service must export to be run.
 pub const CLI_RUN: &str = "wasi:cli/run";
@@ -53,6 +53,7 @@ pub(crate) async fn resolve(
     engine: &Engine,
     plugins: &[Arc<dyn HostPlugin>],
     metrics: &RuntimeMetrics,
+    volume_policy: &VolumePolicy,
     spec: WorkloadSpec,
 ) -> Result<ResolvedWorkload> {
     let id = spec.id();
@@ -94,7 +95,7 @@ pub(crate) async fn resolve(
         }
     }
 
-    let volumes = Arc::new(Volumes::prepare(&spec.volumes)?);
+    let volumes = Arc::new(Volumes::prepare(&spec.volumes, volume_policy, &id)?);
     for item in &items {
         volumes.check_mounts(&item.name, &item.mounts)?;
     }

@@ -1,5 +1,5 @@
-//! What components are given, and nothing more: wasi:config values, volumes, outgoing HTTP only
-//! to allowed hosts.
+//! What components are given: wasi:config values and volumes. What they are refused is in the
+//! isolation_* tests.
 
 mod common;
 
@@ -46,7 +46,11 @@ fn volume_workload(read_only: bool, source: VolumeSource) -> weft_runtime::Workl
 #[tokio::test]
 async fn an_empty_dir_is_writable_and_the_only_thing_visible() {
     let t = TestHost::start().await;
-    t.run(volume_workload(false, VolumeSource::EmptyDir)).await;
+    t.run(volume_workload(
+        false,
+        VolumeSource::EmptyDir { size_limit: None },
+    ))
+    .await;
     assert_eq!(t.get("files.test", "/").await, (200, "/data\n".into()));
     assert_eq!(t.get("files.test", "/note.txt").await.0, 404);
     let (status, body) = t.request("PUT", "files.test", "/note.txt", "kept").await;
@@ -85,49 +89,4 @@ async fn without_mounts_no_filesystem_is_visible() {
     .await;
     // volume-http lists the preopened directories: there are none.
     assert_eq!(t.get("bare.test", "/").await, (200, String::new()));
-}
-
-/// A real upstream on loopback for outgoing requests.
-async fn upstream() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                        http_body_util::Full::new(bytes::Bytes::from_static(b"upstream says hi")),
-                    ))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
-#[tokio::test]
-async fn outgoing_http_reaches_only_allowed_hosts() {
-    let addr = upstream().await;
-    let t = TestHost::start().await;
-    let mut allowed = component("fetch", "fetch-http");
-    allowed.allowed_hosts = vec!["127.0.0.1".into()];
-    t.run(http_workload("allowed", vec![allowed])).await;
-    t.run(http_workload(
-        "denied",
-        vec![component("fetch", "fetch-http")],
-    ))
-    .await;
-
-    let path = format!("/?url=http://{addr}/");
-    assert_eq!(
-        t.get("allowed.test", &path).await,
-        (200, "upstream says hi".into())
-    );
-    let (status, body) = t.get("denied.test", &path).await;
-    assert_eq!(status, 502);
-    assert!(body.contains("HttpRequestDenied"), "{body}");
 }

@@ -2,6 +2,8 @@
 //!
 //! - `xtask componentize <core.wasm> <out.wasm>`: wraps a core module that carries
 //!   wit-bindgen's `component-type` custom sections into a validated component.
+//! - `xtask wat <component.wat> <out.wasm>`: assembles a hand-written component (fixtures that
+//!   Rust cannot express, such as several linear memories).
 //! - `xtask wit <component.wasm>`: prints the component's world (its imports and exports).
 
 use std::{env, fs, path::Path};
@@ -13,8 +15,11 @@ fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
     match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
         ["componentize", core, out] => componentize(Path::new(core), Path::new(out)),
+        ["wat", text, out] => assemble(Path::new(text), Path::new(out)),
         ["wit", component] => print_wit(Path::new(component)),
-        _ => bail!("usage: xtask componentize <core.wasm> <out.wasm> | xtask wit <component.wasm>"),
+        _ => bail!(
+            "usage: xtask componentize <core.wasm> <out.wasm> | xtask wat <in.wat> <out.wasm> | xtask wit <component.wasm>"
+        ),
     }
 }
 
@@ -27,6 +32,11 @@ fn componentize(core: &Path, out: &Path) -> Result<()> {
         .encode()
         .with_context(|| format!("encoding {} as a component", core.display()))?;
     fs::write(out, component).with_context(|| format!("writing {}", out.display()))
+}
+
+fn assemble(text: &Path, out: &Path) -> Result<()> {
+    let wasm = wat::parse_file(text).with_context(|| format!("assembling {}", text.display()))?;
+    fs::write(out, wasm).with_context(|| format!("writing {}", out.display()))
 }
 
 fn print_wit(path: &Path) -> Result<()> {

@@ -63,7 +63,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API server (KUBECONFIG or in-cluster)")?;
 
-    let node = Node::start(&args.images, &args.isolation, false).await?;
+    let node = Node::start(&args.images, &args.isolation, Some(&host_name)).await?;
     let admin = Arc::new(Admin {
         registry: node.registry,
         launcher: node.launcher.clone(),

@@ -222,9 +222,10 @@ pub fn failure_response(failure: &Failure) -> hyper::Response<HyperOutgoingBody>
     };
     let mut response = error_response(status, &failure.to_string());
     if failure.is_overload() {
-        response
-            .headers_mut()
-            .insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from_static("1"),
+        );
     }
     response
 }

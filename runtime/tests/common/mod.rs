@@ -61,6 +61,32 @@ pub fn interface(name: &str, config: &[(&str, &str)]) -> InterfaceConfig {
     }
 }
 
+/// How a test host differs from the defaults.
+pub struct Options {
+    pub engine: Option<Engine>,
+    /// `--egress-allow` networks.
+    pub egress_allow: Vec<ipnet::IpNet>,
+    /// `--allow-host-path` prefixes [default: the temporary directory, where tests make theirs].
+    pub host_path_prefixes: Vec<PathBuf>,
+    pub memory_budget: Option<u64>,
+    pub data_dir: Option<PathBuf>,
+    /// Plugins besides the default set.
+    pub plugins: Vec<Arc<dyn weft_runtime::HostPlugin>>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            engine: None,
+            egress_allow: Vec::new(),
+            host_path_prefixes: vec![std::env::temp_dir()],
+            memory_budget: Some(64 << 30),
+            data_dir: None,
+            plugins: Vec::new(),
+        }
+    }
+}
+
 pub struct TestHost {
     pub host: Arc<Host>,
     pub metrics: RuntimeMetrics,
@@ -70,14 +96,22 @@ pub struct TestHost {
 
 impl TestHost {
     pub async fn start() -> Self {
-        Self::with_engine(Engine::builder().max_instances(100).build().unwrap()).await
+        Self::with(Options::default()).await
     }
 
     pub async fn with_engine(engine: Engine) -> Self {
-        Self::with(engine, EgressRules::with_own_addresses(Vec::new(), Vec::new())).await
+        Self::with(Options {
+            engine: Some(engine),
+            ..Options::default()
+        })
+        .await
     }
 
-    pub async fn with(engine: Engine, egress: EgressRules) -> Self {
+    pub async fn with(options: Options) -> Self {
+        let engine = options
+            .engine
+            .unwrap_or_else(|| Engine::builder().max_instances(100).build().unwrap());
+        let egress = EgressRules::with_own_addresses(Vec::new(), options.egress_allow);
         let _ = tracing_subscriber::fmt()
             .with_env_filter("info,wasmtime=warn,cranelift=warn")
             .with_test_writer()
@@ -85,15 +119,19 @@ impl TestHost {
         let metrics = RuntimeMetrics::default();
         let plugins = DefaultPlugins::new(egress, false);
         let http = plugins.http.clone();
-        let host = Arc::new(
-            Host::builder()
-                .engine(engine)
-                .metrics(metrics.clone())
-                .plugins(plugins.all)
-                .unwrap()
-                .build()
-                .unwrap(),
-        );
+        let mut builder = Host::builder()
+            .engine(engine)
+            .metrics(metrics.clone())
+            .host_path_prefixes(Some(options.host_path_prefixes))
+            .plugins(plugins.all.into_iter().chain(options.plugins))
+            .unwrap();
+        if let Some(budget) = options.memory_budget {
+            builder = builder.memory_budget(budget);
+        }
+        if let Some(dir) = options.data_dir {
+            builder = builder.data_dir(dir);
+        }
+        let host = Arc::new(builder.build().unwrap());
         host.start().await.unwrap();
         let listener = weft_runtime::http_server::bind("127.0.0.1:0".parse().unwrap())
             .await

@@ -1,14 +1,16 @@
 //! Misbehaves on request, to show that one bad request cannot hurt the host or
 //! other requests: `/trap` panics (a Wasm trap), `/loop` spins forever (stopped by
 //! the request timeout), `/alloc` grows memory without bound (stopped by the memory
-//! limit). `/ok` answers normally.
+//! limit). `/sleep` blocks in a host call for an hour (stopped by the wall-clock
+//! timeout), `/echo` reads the whole request body and answers its length (400 if reading
+//! fails, e.g. the body is over the limit or stalls). `/ok` answers normally.
 
 use std::hint::black_box;
 use std::io::Write as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{
-    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+    Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
 struct Faulty;
@@ -27,6 +29,14 @@ impl Guest for Faulty {
                     n = black_box(n.wrapping_add(1));
                 }
             }
+            "/sleep" => {
+                wasip2::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block();
+                respond(out, 200, b"woke up\n");
+            }
+            "/echo" => match read_body(request) {
+                Ok(n) => respond(out, 200, format!("read {n} bytes\n").as_bytes()),
+                Err(e) => respond(out, 400, format!("body read failed: {e}\n").as_bytes()),
+            },
             "/alloc" => {
                 // Non-zero fill so every page is really touched, not just reserved.
                 let mut hog = Vec::new();
@@ -37,6 +47,25 @@ impl Guest for Faulty {
             _ => respond(out, 404, b"try /ok, /trap, /loop or /alloc\n"),
         }
     }
+}
+
+/// Reads the request body to its end, counting bytes.
+fn read_body(request: IncomingRequest) -> Result<u64, String> {
+    let body = request.consume().map_err(|()| "no body".to_string())?;
+    let stream = body.stream().map_err(|()| "no stream".to_string())?;
+    let mut total = 0u64;
+    loop {
+        match stream.blocking_read(64 * 1024) {
+            Ok(chunk) => total += chunk.len() as u64,
+            Err(wasip2::io::streams::StreamError::Closed) => break,
+            Err(wasip2::io::streams::StreamError::LastOperationFailed(e)) => {
+                return Err(e.to_debug_string());
+            }
+        }
+    }
+    drop(stream);
+    IncomingBody::finish(body);
+    Ok(total)
 }
 
 fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {

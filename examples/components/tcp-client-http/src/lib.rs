@@ -1,5 +1,6 @@
 //! An HTTP handler that talks to a TCP service over `wasi:sockets`: it sends `ping`
-//! to 127.0.0.1:$SERVICE_PORT (default 7070) and returns the reply line as the body.
+//! to $SERVICE_ADDR:$SERVICE_PORT (default 127.0.0.1:7070; an IPv6 literal such as
+//! `::1` works too) and returns the reply line as the body.
 
 use std::error::Error;
 use std::io::{BufRead as _, BufReader, Write as _};
@@ -10,7 +11,9 @@ use wasip2::http::types::{
     Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 use wasip2::sockets::instance_network::instance_network;
-use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+use wasip2::sockets::network::{
+    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+};
 use wasip2::sockets::tcp::TcpSocket;
 use wasip2::sockets::tcp_create_socket::create_tcp_socket;
 
@@ -21,23 +24,42 @@ impl Guest for TcpClient {
         let port = env_var("SERVICE_PORT")
             .and_then(|p| p.parse().ok())
             .unwrap_or(7070);
-        match ping(port) {
+        let addr = env_var("SERVICE_ADDR").unwrap_or_else(|| "127.0.0.1".into());
+        match ping(&addr, port) {
             Ok(reply) => respond(out, 200, reply.as_bytes()),
             Err(e) => respond(
                 out,
                 502,
-                format!("cannot reach 127.0.0.1:{port}: {e}\n").as_bytes(),
+                format!("cannot reach {addr} port {port}: {e}\n").as_bytes(),
             ),
         }
     }
 }
 
-fn ping(port: u16) -> Result<String, Box<dyn Error>> {
-    let socket = create_tcp_socket(IpAddressFamily::Ipv4)?;
-    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress {
-        port,
-        address: (127, 0, 0, 1),
-    });
+fn ping(addr: &str, port: u16) -> Result<String, Box<dyn Error>> {
+    let address = match addr.parse::<std::net::IpAddr>()? {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            IpSocketAddress::Ipv4(Ipv4SocketAddress {
+                port,
+                address: (a, b, c, d),
+            })
+        }
+        std::net::IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            IpSocketAddress::Ipv6(Ipv6SocketAddress {
+                port,
+                address: (a, b, c, d, e, f, g, h),
+                flow_info: 0,
+                scope_id: 0,
+            })
+        }
+    };
+    let family = match address {
+        IpSocketAddress::Ipv4(_) => IpAddressFamily::Ipv4,
+        IpSocketAddress::Ipv6(_) => IpAddressFamily::Ipv6,
+    };
+    let socket = create_tcp_socket(family)?;
     socket.start_connect(&instance_network(), address)?;
     let (input, output) = finish(&socket, || socket.finish_connect())?;
     output.blocking_write_and_flush(b"ping\n")?;

@@ -1,6 +1,7 @@
-//! A TCP service (`wasi:cli/run`) on `wasi:sockets`: listens on 127.0.0.1:$PORT
-//! (default 7070) and answers the first line of each connection with `pong <n>`,
-//! where n counts connections. Connections are served one at a time.
+//! A TCP service (`wasi:cli/run`) on `wasi:sockets`: listens on $ADDR:$PORT (default
+//! 127.0.0.1:7070; `::1`, `0.0.0.0` or another address work too) and answers the first
+//! line of each connection with `$REPLY <n>` (default `pong`), where n counts
+//! connections. Connections are served one at a time.
 
 use std::error::Error;
 use std::io::{BufRead as _, BufReader};
@@ -9,7 +10,9 @@ use wasip2::cli::{environment, stderr, stdout};
 use wasip2::exports::cli::run::Guest;
 use wasip2::io::streams::{InputStream, OutputStream};
 use wasip2::sockets::instance_network::instance_network;
-use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress};
+use wasip2::sockets::network::{
+    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+};
 use wasip2::sockets::tcp::TcpSocket;
 use wasip2::sockets::tcp_create_socket::create_tcp_socket;
 
@@ -18,9 +21,11 @@ struct TcpService;
 impl Guest for TcpService {
     fn run() -> Result<(), ()> {
         let port = env_var("PORT").and_then(|p| p.parse().ok()).unwrap_or(7070);
-        let listener = listen(port)
-            .map_err(|e| print_err(&format!("cannot listen on 127.0.0.1:{port}: {e}")))?;
-        print(&format!("listening on 127.0.0.1:{port}"));
+        let addr = env_var("ADDR").unwrap_or_else(|| "127.0.0.1".into());
+        let reply = env_var("REPLY").unwrap_or_else(|| "pong".into());
+        let listener = listen(&addr, port)
+            .map_err(|e| print_err(&format!("cannot listen on {addr} port {port}: {e}")))?;
+        print(&format!("listening on {addr} port {port}"));
 
         let ready = listener.subscribe();
         let mut served = 0u64;
@@ -29,7 +34,7 @@ impl Guest for TcpService {
             match listener.accept() {
                 Ok((connection, input, output)) => {
                     served += 1;
-                    if let Err(e) = serve(input, output, served) {
+                    if let Err(e) = serve(input, output, &reply, served) {
                         print_err(&format!("connection {served}: {e}"));
                     }
                     drop(connection); // after its streams, which `serve` consumed
@@ -41,12 +46,31 @@ impl Guest for TcpService {
     }
 }
 
-fn listen(port: u16) -> Result<TcpSocket, ErrorCode> {
-    let socket = create_tcp_socket(IpAddressFamily::Ipv4)?;
-    let address = IpSocketAddress::Ipv4(Ipv4SocketAddress {
-        port,
-        address: (127, 0, 0, 1),
-    });
+fn listen(addr: &str, port: u16) -> Result<TcpSocket, ErrorCode> {
+    let address = match addr.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            let [a, b, c, d] = v4.octets();
+            IpSocketAddress::Ipv4(Ipv4SocketAddress {
+                port,
+                address: (a, b, c, d),
+            })
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            IpSocketAddress::Ipv6(Ipv6SocketAddress {
+                port,
+                address: (a, b, c, d, e, f, g, h),
+                flow_info: 0,
+                scope_id: 0,
+            })
+        }
+        Err(_) => return Err(ErrorCode::InvalidArgument),
+    };
+    let family = match address {
+        IpSocketAddress::Ipv4(_) => IpAddressFamily::Ipv4,
+        IpSocketAddress::Ipv6(_) => IpAddressFamily::Ipv6,
+    };
+    let socket = create_tcp_socket(family)?;
     socket.start_bind(&instance_network(), address)?;
     finish(&socket, || socket.finish_bind())?;
     socket.start_listen()?;
@@ -65,10 +89,15 @@ fn finish<T>(socket: &TcpSocket, call: impl Fn() -> Result<T, ErrorCode>) -> Res
     }
 }
 
-fn serve(input: InputStream, output: OutputStream, served: u64) -> Result<(), Box<dyn Error>> {
+fn serve(
+    input: InputStream,
+    output: OutputStream,
+    reply: &str,
+    served: u64,
+) -> Result<(), Box<dyn Error>> {
     let mut line = String::new();
     BufReader::new(input).read_line(&mut line)?;
-    output.blocking_write_and_flush(format!("pong {served}\n").as_bytes())?;
+    output.blocking_write_and_flush(format!("{reply} {served}\n").as_bytes())?;
     Ok(())
 }
 
