@@ -33,6 +33,15 @@ pub struct IsolationArgs {
     /// maxConcurrency of them each.
     #[arg(long, default_value_t = EngineBuilder::DEFAULT_MAX_INSTANCES)]
     pub max_instances: u32,
+    /// HTTP connections open at once; past it new ones are answered 503 with Retry-After.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Time an HTTP client has to send a request head (slowloris protection).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Longest pause an HTTP client may take while sending a request body.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub body_idle_timeout: std::time::Duration,
     /// Where Workloads' emptyDirs live [default: `host-agent run`: a temporary directory;
     /// `agent`: $XDG_DATA_HOME/weft/hosts/<host name>, else ~/.local/share/weft/hosts/<host
     /// name>]. Whatever is left there from an earlier run is removed at start.
@@ -45,6 +54,14 @@ fn parse_quantity(s: &str) -> Result<u64, String> {
 }
 
 impl IsolationArgs {
+    pub fn server_limits(&self) -> weft_runtime::http_server::ServerLimits {
+        weft_runtime::http_server::ServerLimits {
+            max_connections: self.max_connections,
+            header_timeout: self.header_timeout,
+            body_idle_timeout: self.body_idle_timeout,
+        }
+    }
+
     pub fn egress(&self) -> EgressRules {
         EgressRules::with_own_addresses(self.egress_deny.clone(), self.egress_allow.clone())
     }

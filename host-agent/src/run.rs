@@ -102,9 +102,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             _ = all_started => {}
         }
     };
-    weft_runtime::http_server::serve(http_listener, http, shutdown)
-        .await
-        .context("HTTP server")?;
+    weft_runtime::http_server::serve(
+        http_listener,
+        http,
+        args.isolation.server_limits(),
+        shutdown,
+    )
+    .await
+    .context("HTTP server")?;
     admin.set_ready(false);
     host.shutdown().await;
     match fatal {

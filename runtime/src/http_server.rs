@@ -1,28 +1,69 @@
 //! The host's one HTTP listener: every request goes to the workload its `Host` header names.
+//! Clients are untrusted too: connections are capped (past the cap, 503 with `Retry-After`),
+//! a client must send its request head within the header timeout (slowloris) and keep its body
+//! coming within the idle timeout, and a body may not exceed the component's limit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use crate::plugins::http::{HttpPlugin, error_response, handle};
 
 /// How long in-flight requests may finish after shutdown is asked for.
 const DRAIN: Duration = Duration::from_secs(10);
 
+/// What the listener allows each client.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    /// Connections open at once; past it new ones are answered 503.
+    pub max_connections: usize,
+    /// Time to send a request head, from connecting or from the previous response.
+    pub header_timeout: Duration,
+    /// Longest pause while sending a request body.
+    pub body_idle_timeout: Duration,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: 10_000,
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Serves HTTP on `listener` until `shutdown` resolves, then drains open connections.
 pub async fn serve(
     listener: TcpListener,
     plugin: Arc<HttpPlugin>,
+    limits: ServerLimits,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
     let graceful = GracefulShutdown::new();
-    let builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(64 * 1024);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(limits.header_timeout)
+        .max_concurrent_streams(100)
+        .max_header_list_size(64 * 1024);
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let limits = Arc::new(limits);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -37,16 +78,34 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        let Ok(permit) = connections.clone().try_acquire_owned() else {
+            tokio::spawn(refuse(stream));
+            continue;
+        };
         let _ = stream.set_nodelay(true);
+        let service_limits = limits.clone();
         let plugin = plugin.clone();
         let service = service_fn(move |request| {
             let plugin = plugin.clone();
-            async move { Ok::<_, std::convert::Infallible>(route(&plugin, request).await) }
+            let limits = service_limits.clone();
+            async move { Ok::<_, std::convert::Infallible>(route(&plugin, &limits, request).await) }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection.into_owned());
+        let header_timeout = limits.header_timeout;
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let _permit = permit;
+            // Telling HTTP/1 from HTTP/2 waits for the first bytes, before hyper's own header
+            // timeout starts: a client that connects and says nothing is dropped here.
+            let mut first = [0u8; 1];
+            if !matches!(
+                tokio::time::timeout(header_timeout, stream.peek(&mut first)).await,
+                Ok(Ok(1..))
+            ) {
+                return;
+            }
+            let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(err) = watcher.watch(connection.into_owned()).await {
                 tracing::debug!(%peer, err = %err, "connection ended with an error");
             }
         });
@@ -60,8 +119,23 @@ pub async fn serve(
     Ok(())
 }
 
+/// Answers a connection over the cap with 503 and closes it.
+async fn refuse(mut stream: TcpStream) {
+    const BODY: &str = "host is at its connection limit\n";
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        stream.write_all(response.as_bytes()),
+    )
+    .await;
+}
+
 async fn route(
     plugin: &HttpPlugin,
+    limits: &ServerLimits,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> hyper::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody> {
     let host = request
@@ -71,7 +145,7 @@ async fn route(
         .map(str::to_owned)
         .or_else(|| request.uri().host().map(str::to_owned));
     match plugin.router().lookup(host.as_deref()) {
-        Some(route) => handle(route, request).await,
+        Some(route) => handle(route, request, limits.body_idle_timeout).await,
         None => error_response(
             404,
             &format!(

@@ -23,6 +23,7 @@ mod linking;
 pub mod metrics;
 pub mod plugin;
 pub mod plugins;
+mod request_body;
 pub mod router;
 mod service;
 mod sockets;

@@ -122,9 +122,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     };
-    weft_runtime::http_server::serve(http_listener, http, draining)
-        .await
-        .context("HTTP server")?;
+    weft_runtime::http_server::serve(
+        http_listener,
+        http,
+        args.isolation.server_limits(),
+        draining,
+    )
+    .await
+    .context("HTTP server")?;
     admin.set_ready(false);
     let _ = stop_tx.send(true);
     reconciler.finished().await;

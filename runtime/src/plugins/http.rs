@@ -4,6 +4,7 @@
 //! policy of the component.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -18,6 +19,7 @@ use super::iface;
 use crate::egress::{EgressPolicy, EgressRules};
 use crate::instance::Failure;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
+use crate::request_body::GuardedBody;
 use crate::router::{Route, Router};
 use crate::spec::WorkloadSpec;
 use crate::store::{Ctx, StateFactory};
@@ -149,7 +151,22 @@ impl HostPlugin for HttpPlugin {
 pub async fn handle(
     route: Arc<Route>,
     request: hyper::Request<Incoming>,
+    body_idle_timeout: Duration,
 ) -> hyper::Response<HyperOutgoingBody> {
+    let limit = route.component.spec.limits.max_request_body;
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return error_response(
+            413,
+            &format!(
+                "request body is over this component's limit of {limit} bytes (limits.maxRequestBody)"
+            ),
+        );
+    }
+    let request = request.map(|body| GuardedBody::new(body, limit, body_idle_timeout));
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let component = route.component.clone();
     let indices = route.indices.clone();

@@ -72,6 +72,7 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// Plugins besides the default set.
     pub plugins: Vec<Arc<dyn weft_runtime::HostPlugin>>,
+    pub server: weft_runtime::http_server::ServerLimits,
 }
 
 impl Default for Options {
@@ -83,6 +84,7 @@ impl Default for Options {
             memory_budget: Some(64 << 30),
             data_dir: None,
             plugins: Vec::new(),
+            server: Default::default(),
         }
     }
 }
@@ -138,9 +140,14 @@ impl TestHost {
             .unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(weft_runtime::http_server::serve(listener, http, async {
-            let _ = stopped.await;
-        }));
+        tokio::spawn(weft_runtime::http_server::serve(
+            listener,
+            http,
+            options.server,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             host,
             metrics,

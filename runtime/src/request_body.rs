@@ -1,0 +1,76 @@
+//! The body of an incoming request as a guest sees it: at most the component's
+//! `maxRequestBody` bytes, and no pause longer than the idle timeout. Either breach ends the
+//! guest's body stream with an error instead of holding an instance (and its memory) hostage.
+
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use hyper::body::Incoming;
+use tokio::time::{Instant, Sleep};
+use wasmtime_wasi_http::Error;
+
+pub(crate) struct GuardedBody {
+    inner: Incoming,
+    remaining: u64,
+    limit: u64,
+    idle_timeout: Duration,
+    idle: Pin<Box<Sleep>>,
+}
+
+impl GuardedBody {
+    pub(crate) fn new(inner: Incoming, limit: u64, idle_timeout: Duration) -> Self {
+        Self {
+            inner,
+            remaining: limit,
+            limit,
+            idle_timeout,
+            idle: Box::pin(tokio::time::sleep(idle_timeout)),
+        }
+    }
+}
+
+impl Body for GuardedBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let deadline = Instant::now() + this.idle_timeout;
+                this.idle.as_mut().reset(deadline);
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > this.remaining {
+                        this.remaining = 0;
+                        return Poll::Ready(Some(Err(Error::HttpRequestBodySize(Some(
+                            this.limit,
+                        )))));
+                    }
+                    this.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Error::from(err)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                ready!(this.idle.as_mut().poll(cx));
+                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
