@@ -10,8 +10,8 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::component_info::ComponentInfo;
 use crate::limiter::Limiter;
+use crate::loopback::{Loopback, NetState};
 use crate::metrics::RuntimeMetrics;
-use crate::sockets::{self, Loopback};
 use crate::spec::ComponentSpec;
 use crate::stdio::{LogStream, Stream};
 use crate::store::{Ctx, Identity, Slots, StateFactory};
@@ -86,11 +86,12 @@ impl ComponentRuntime {
         self.volumes
             .preopen(&mut wasi, &self.spec.mounts)
             .map_err(|e| Failure::Host(e.to_string()))?;
-        sockets::apply(&mut wasi, self.role, &self.loopback);
+        self.loopback.apply(&mut wasi);
         let ctx = Ctx::new(
             self.identity.clone(),
             wasi.build(),
             Limiter::new(self.spec.limits.memory_bytes),
+            NetState::new(self.loopback.clone(), self.role),
             Slots::from_factories(&self.states),
         );
         let mut store = Store::new(self.pre.engine(), ctx);

@@ -1,6 +1,6 @@
 //! The state every component store carries. One fresh `Store<Ctx>` per invocation keeps
-//! invocations isolated. The core holds only what every invocation needs (the WASI context, the
-//! resource table, the memory limiter); each plugin keeps its own per-store state in a slot of
+//! invocations isolated. The core holds only what every invocation needs (the WASI context with
+//! the workload's loopback, the resource table, the memory limiter); each plugin keeps its own per-store state in a slot of
 //! its own, made by the [`StateFactory`] it returned when it bound the component.
 
 use std::any::{Any, TypeId};
@@ -10,6 +10,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use crate::limiter::Limiter;
+use crate::loopback::NetState;
 
 /// Who a store belongs to, for logs and metrics.
 #[derive(Clone, Debug)]
@@ -23,16 +24,25 @@ pub struct Ctx {
     pub(crate) wasi: WasiCtx,
     pub(crate) table: ResourceTable,
     pub(crate) limiter: Limiter,
+    /// The workload's own loopback, as this store sees it (part of WASI sockets).
+    pub(crate) net: NetState,
     slots: Slots,
 }
 
 impl Ctx {
-    pub(crate) fn new(identity: Identity, wasi: WasiCtx, limiter: Limiter, slots: Slots) -> Self {
+    pub(crate) fn new(
+        identity: Identity,
+        wasi: WasiCtx,
+        limiter: Limiter,
+        net: NetState,
+        slots: Slots,
+    ) -> Self {
         Self {
             identity,
             wasi,
             table: ResourceTable::new(),
             limiter,
+            net,
             slots,
         }
     }

@@ -120,18 +120,3 @@ async fn components_reach_their_service_over_loopback() {
     .await;
     assert!(body.starts_with("pong "), "{body}");
 }
-
-#[tokio::test]
-async fn components_reach_no_port_but_their_services() {
-    let t = TestHost::start().await;
-    // A port something on the host listens on, but no service of this workload.
-    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut client = component("client", "tcp-client-http");
-    client.env = vec![(
-        "SERVICE_PORT".into(),
-        open.local_addr().unwrap().port().to_string(),
-    )];
-    t.run(http_workload("sneaky", vec![client])).await;
-    let (status, body) = t.get("sneaky.test", "/").await;
-    assert_eq!(status, 502, "{body}");
-}

@@ -1,6 +1,6 @@
 //! WASI 0.2 (cli, clocks, filesystem, io, random, sockets). What each component may touch is
-//! decided by its store: only its mounts are preopened, only the sockets policy lets it connect,
-//! and its environment holds only its `env`.
+//! decided by its store: only its mounts are preopened, its TCP sockets live on its workload's
+//! own loopback (see `loopback.rs`), and its environment holds only its `env`.
 
 use wasmtime::component::Linker;
 
@@ -40,6 +40,7 @@ impl HostPlugin for WasiPlugin {
         _binding: &ComponentBinding<'_>,
     ) -> wasmtime::Result<Option<StateFactory>> {
         wasmtime_wasi::p2::add_to_linker_async(linker)?;
+        crate::loopback::add_to_linker(linker)?;
         Ok(None)
     }
 }
