@@ -173,6 +173,41 @@ spec:
     assert_eq!(phase, "Pending");
     cluster.kubectl_ok(&["delete", "wl", "needs-keyvalue", "--timeout=30s"]);
 
+    // --- a hostPath onto the host-agent's ServiceAccount token is refused on the host, and
+    // the Workload's status says why
+    let out = cluster.control_plane.apply(&format!(
+        "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: steal-token
+spec:
+  components:
+    - name: thief
+      image: {v1}
+      volumeMounts:
+        - name: token
+          mountPath: /token
+  volumes:
+    - name: token
+      hostPath:
+        path: /var/run/secrets/kubernetes.io/serviceaccount
+"
+    ));
+    assert!(out.status.success(), "{out:?}");
+    let message = || {
+        cluster.control_plane.jsonpath(
+            &["wl", "steal-token"],
+            "{.status.conditions[?(@.type==\"Ready\")].message}",
+        )
+    };
+    cluster.wait(
+        "the hostPath to be refused",
+        Duration::from_secs(30),
+        |_| message().contains("overlaps the host's own directory /var/run/secrets"),
+    );
+    assert!(message().contains("volume token"), "{}", message());
+    cluster.kubectl_ok(&["delete", "wl", "steal-token", "--timeout=30s"]);
+
     // --- a Service's EndpointSlice lists exactly the host running the workload Ready
     cluster.kubectl_ok(&[
         "create",

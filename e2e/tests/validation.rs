@@ -47,6 +47,17 @@ fn the_api_server_rejects_invalid_workloads_naming_the_field() {
             &["spec.components[0].limits.memory"],
         ),
         (
+            "memory-over-the-cap",
+            VALID.to_string() + "      limits:\n        memory: 8Gi\n",
+            &["spec.components[0].limits.memory", "must be at most 4Gi"],
+        ),
+        (
+            "bad-size-limit",
+            VALID.to_string()
+                + "  volumes:\n    - name: scratch\n      emptyDir:\n        sizeLimit: huge\n",
+            &["spec.volumes[0].emptyDir.sizeLimit"],
+        ),
+        (
             "missing-image",
             VALID.replace("      image: registry.example.com/team/api:1.4\n", ""),
             &["spec.components[0].image", "Required value"],

@@ -54,39 +54,51 @@ impl VolumePolicy {
         }
     }
 
-    /// Why `path` may not be mounted, if it may not.
+    /// Why `path` may not be mounted, if it may not. Checked as written first (so the answer
+    /// does not depend on what exists), then with symlinks resolved (so a link under an allowed
+    /// prefix cannot lead out of it).
     fn host_path_refusal(&self, path: &Path) -> Option<String> {
-        let shown = path.display();
-        // Symlinks resolved: a link under an allowed prefix must not lead out of it.
+        if let Some(reason) = self.refusal_of(path) {
+            return Some(reason);
+        }
         let real = match path.canonicalize() {
             Ok(real) => real,
             Err(err) => {
                 return Some(format!(
-                    "hostPath {shown} cannot be opened on this host: {err}"
+                    "hostPath {} cannot be opened on this host: {err}",
+                    path.display()
                 ));
             }
         };
         if !real.is_dir() {
-            return Some(format!("hostPath {shown} is not a directory on this host"));
+            return Some(format!(
+                "hostPath {} is not a directory on this host",
+                path.display()
+            ));
         }
-        let overlaps = |own: &Path| {
-            let own = own.canonicalize().unwrap_or_else(|_| own.to_path_buf());
-            real.starts_with(&own) || own.starts_with(&real)
-        };
-        if let Some(own) = self.protected.iter().find(|own| overlaps(own)) {
+        self.refusal_of(&real)
+            .map(|reason| format!("{reason} (it resolves to {})", real.display()))
+    }
+
+    fn refusal_of(&self, path: &Path) -> Option<String> {
+        let shown = path.display();
+        let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+        if let Some(own) = self.protected.iter().find(|own| {
+            path.starts_with(own) || own.starts_with(path) || {
+                let own = real(own);
+                path.starts_with(&own) || own.starts_with(path)
+            }
+        }) {
             return Some(format!(
                 "hostPath {shown} overlaps the host's own directory {}",
                 own.display()
             ));
         }
         let prefixes = self.host_path_prefixes.as_ref()?;
-        let allowed = prefixes.iter().any(|prefix| {
-            let prefix = prefix
-                .canonicalize()
-                .unwrap_or_else(|_| prefix.to_path_buf());
-            real.starts_with(prefix)
-        });
-        if allowed {
+        if prefixes
+            .iter()
+            .any(|prefix| path.starts_with(prefix) || path.starts_with(real(prefix)))
+        {
             return None;
         }
         let listed = if prefixes.is_empty() {
@@ -245,8 +257,9 @@ mod tests {
         assert!(refused(&allowed.join("host")).contains("overlaps"));
         assert!(refused(&elsewhere).contains("not under a prefix"));
         assert!(refused(&allowed.join("link")).contains("not under a prefix"));
+        assert!(refused(&allowed.join("mine/../../secrets")).contains("resolves to"));
         assert!(refused(&own).contains("overlaps the host's own directory"));
-        assert!(refused(&root.path().join("missing")).contains("cannot be opened"));
+        assert!(refused(&allowed.join("missing")).contains("cannot be opened"));
         let none = VolumePolicy {
             host_path_prefixes: Some(Vec::new()),
             ..policy.clone()
