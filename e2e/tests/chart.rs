@@ -75,6 +75,10 @@ fn defaults_render_a_daemonset_and_hardened_pods() {
         "path: /readyz",
         "path: /healthz",
         "sizeLimit: 2Gi",
+        "sizeLimit: 4Gi",
+        "--data-dir=/var/lib/weft",
+        "--max-instance-memory=1Gi",
+        "--header-timeout=10s",
         "image: weft/host-agent:0.1.0",
         "image: weft/operator:0.1.0",
     ] {
@@ -85,6 +89,9 @@ fn defaults_render_a_daemonset_and_hardened_pods() {
         2,
         "both containers drop all capabilities"
     );
+    // Isolation by default: no hostPath prefix, the budget from the memory limit.
+    assert!(!yaml.contains("--allow-host-path"));
+    assert!(!yaml.contains("--memory-budget"));
     // Least privilege by default: no Secret access at all.
     assert!(!yaml.contains("secrets"), "the default RBAC grants Secrets");
 }
@@ -98,7 +105,17 @@ fn other_values_render_what_they_say() {
         "hostAgent.resources.limits.memory=2Gi",
         "hostAgent.pullSecrets.namespaces={team-a,team-b}",
         "hostAgent.insecureRegistries={registry.internal:5000}",
+        "hostAgent.isolation.allowHostPaths={/srv/weft}",
+        "hostAgent.isolation.egressDeny={10.0.0.0/8}",
+        "hostAgent.isolation.memoryBudget=3Gi",
     ]);
+    for arg in [
+        "--allow-host-path=/srv/weft",
+        "--egress-deny=10.0.0.0/8",
+        "--memory-budget=3Gi",
+    ] {
+        assert!(yaml.contains(arg), "{arg} missing");
+    }
     let kinds = kinds(&yaml);
     assert!(!kinds.contains(&"DaemonSet"), "{kinds:?}");
     assert!(kinds.contains(&"ServiceMonitor"));
@@ -123,6 +140,10 @@ fn the_schema_refuses_wrong_values() {
         ("hostAgent.leaseDuration=soon", "hostAgent/leaseDuration"),
         ("operator.replicas=0", "operator/replicas"),
         ("operator.typo=1", "typo"),
+        (
+            "hostAgent.isolation.egressDeny={everything}",
+            "hostAgent/isolation/egressDeny/0",
+        ),
     ] {
         let output = helm(&[
             "template",
