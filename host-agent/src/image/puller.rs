@@ -16,7 +16,7 @@ use weft_api::PullPolicy;
 
 use super::layout::{self, MAX_COMPONENT_BYTES};
 use super::reference::is_plain_http;
-use super::store::{ResolvedRef, sha256};
+use super::store::ResolvedRef;
 use super::{Credentials, ImageMetrics, ImageStore, PullError};
 
 /// A component image ready to run.
@@ -125,11 +125,26 @@ impl Puller {
             match self.store.read(&digest)? {
                 Some(wasm) => (wasm, false),
                 None => {
+                    let size = download(
+                        &self.store,
+                        &client,
+                        reference,
+                        layer,
+                        &auth,
+                        &whole,
+                        &registry,
+                    )
+                    .await?;
+                    self.metrics.record_download(size);
+                    // Read back (and hashed again) for compiling.
                     let wasm =
-                        download(&client, reference, layer, &auth, &whole, &registry).await?;
-                    self.store.put(&digest, &wasm)?;
-                    self.metrics.record_download(wasm.len());
-                    (wasm.into(), true)
+                        self.store
+                            .read(&digest)?
+                            .ok_or_else(|| PullError::DigestMismatch {
+                                expected: digest.clone(),
+                                actual: "nothing in the store after the download".into(),
+                            })?;
+                    (wasm, true)
                 }
             }
         };
@@ -195,16 +210,18 @@ fn wasm_platform(entries: &[ImageIndexEntry]) -> Option<String> {
         .map(|e| e.digest.clone())
 }
 
-/// Streams the layer into memory, refusing more bytes than the manifest announced, and checks
-/// the digest before anything else sees the bytes.
+/// Streams the layer to a file of the store, refusing more bytes than the manifest announced,
+/// and makes it a blob only if it hashes to its digest: the layer is never whole in memory and
+/// nothing sees unverified bytes. Returns its size.
 async fn download(
+    store: &ImageStore,
     client: &Client,
     reference: &Reference,
     layer: &OciDescriptor,
     auth: &RegistryAuth,
     image: &str,
     registry: &str,
-) -> Result<Vec<u8>, PullError> {
+) -> Result<usize, PullError> {
     // Blob requests reuse the token the manifest request obtained; authenticate explicitly in
     // case the client has none for this operation.
     client
@@ -215,26 +232,28 @@ async fn download(
         .pull_blob_stream(reference, layer)
         .await
         .map_err(|e| PullError::from_oci(e, image, registry))?;
-    let limit = layer.size.clamp(0, MAX_COMPONENT_BYTES) as usize;
-    let mut wasm = Vec::with_capacity(limit);
+    let limit = layer.size.clamp(0, MAX_COMPONENT_BYTES) as u64;
+    let mut blob = store.writer()?;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| stream_error(e, image, registry))?;
-        if wasm.len() + chunk.len() > limit {
+        if blob.len() + chunk.len() as u64 > limit {
             return Err(PullError::DigestMismatch {
                 expected: layer.digest.clone(),
                 actual: format!("more than the announced {limit} bytes"),
             });
         }
-        wasm.extend_from_slice(&chunk);
+        blob.write(&chunk)?;
     }
-    let actual = sha256(&wasm);
+    let actual = blob.digest();
     if actual != layer.digest {
         return Err(PullError::DigestMismatch {
             expected: layer.digest.clone(),
             actual,
         });
     }
-    Ok(wasm)
+    let size = blob.len() as usize;
+    blob.commit(&layer.digest)?;
+    Ok(size)
 }
 
 /// oci-client's verifying stream reports a digest mismatch as an I/O error wrapping it.

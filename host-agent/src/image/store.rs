@@ -94,23 +94,24 @@ impl ImageStore {
     }
 
     /// Stores verified bytes under their digest: temp file, fsync, rename.
+    /// Stores `bytes` as blob `digest`, if they hash to it.
+    #[cfg(test)]
     pub fn put(&self, digest: &str, bytes: &[u8]) -> std::io::Result<()> {
-        let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
-        let path = self
-            .blob_path(digest)
-            .ok_or_else(|| invalid(format!("unsupported digest {digest}")))?;
-        let actual = sha256(bytes);
-        if actual != digest {
-            return Err(invalid(format!("bytes hash to {actual}, not {digest}")));
-        }
-        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())?;
-        tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        let mut writer = self.writer()?;
+        writer.write(bytes)?;
+        writer.commit(digest)
     }
 
-    /// The digests `reference` resolved to when last pulled, if its blob is still here.
+    /// A blob written as it arrives, to disk and never whole in memory: see [`BlobWriter`].
+    pub fn writer(&self) -> std::io::Result<BlobWriter<'_>> {
+        Ok(BlobWriter {
+            store: self,
+            tmp: tempfile::NamedTempFile::new_in(self.tmp_dir())?,
+            hasher: Sha256::new(),
+            len: 0,
+        })
+    }
+
     pub fn resolve(&self, reference: &str) -> Option<ResolvedRef> {
         let path = self.ref_path(reference);
         let text = std::fs::read(&path).ok()?;
@@ -127,6 +128,50 @@ impl ImageStore {
         serde_json::to_writer(&mut tmp, resolved)?;
         tmp.persist(self.ref_path(&resolved.reference))
             .map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// A blob on its way into the store: bytes go to a file in `tmp/`, hashed on the way, and the
+/// file becomes the blob only if it hashes to the expected digest.
+pub struct BlobWriter<'a> {
+    store: &'a ImageStore,
+    tmp: tempfile::NamedTempFile,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl BlobWriter<'_> {
+    pub fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.tmp.write_all(chunk)?;
+        self.hasher.update(chunk);
+        self.len += chunk.len() as u64;
+        Ok(())
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// `sha256:<hex>` of what was written.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(self.hasher.clone().finalize()))
+    }
+
+    /// Makes the written bytes blob `digest`, if they hash to it; otherwise they are dropped.
+    pub fn commit(self, digest: &str) -> std::io::Result<()> {
+        let invalid = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+        let path = self
+            .store
+            .blob_path(digest)
+            .ok_or_else(|| invalid(format!("unsupported digest {digest}")))?;
+        let actual = self.digest();
+        if actual != digest {
+            return Err(invalid(format!("bytes hash to {actual}, not {digest}")));
+        }
+        self.tmp.as_file().sync_all()?;
+        self.tmp.persist(path).map_err(|e| e.error)?;
         Ok(())
     }
 }
