@@ -152,11 +152,7 @@ async fn overload_is_answered_503_with_retry_after() {
         tokio::spawn(async move { t.get("faulty.test", "/sleep").await })
     };
     let busy = r#"weft_active_instances{workload="test/faulty",component="faulty"} 1"#;
-    eventually("the only slot to be taken", Duration::from_secs(10), || {
-        let found = t.metrics_text().contains(busy);
-        async move { found.then_some(()) }
-    })
-    .await;
+    t.wait_for_metric(busy).await;
     let mut stream = TcpStream::connect(t.addr).await.unwrap();
     stream
         .write_all(b"GET /ok HTTP/1.1\r\nHost: faulty.test\r\nConnection: close\r\n\r\n")

@@ -170,6 +170,16 @@ impl TestHost {
         http_request(self.addr, method, host, path, body).await
     }
 
+    /// Waits until the metrics show `series` (a whole line's start, such as
+    /// `weft_active_instances{workload="test/a",component="c"} 1`).
+    pub async fn wait_for_metric(&self, series: &str) {
+        eventually(series, Duration::from_secs(10), || {
+            let found = self.metrics_text().contains(series);
+            async move { found.then_some(()) }
+        })
+        .await
+    }
+
     /// The Prometheus text of the runtime's metrics.
     pub fn metrics_text(&self) -> String {
         let mut registry = prometheus_client::registry::Registry::default();
