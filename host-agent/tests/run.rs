@@ -231,3 +231,31 @@ fn guest_logging_and_stdout_reach_the_log_with_their_origin() {
             .any(|l| l.contains("tick 3") && l.contains("stream=\"stdout\""))
     });
 }
+
+#[test]
+fn the_hosts_isolation_flags_refuse_what_they_do_not_allow() {
+    let dir = tempfile::tempdir().unwrap();
+    let allowed = tempfile::tempdir().unwrap();
+    let mounts_etc = HELLO.to_string()
+        + "      volumeMounts:\n        - name: etc\n          mountPath: /etc\n  volumes:\n    - name: etc\n      hostPath:\n        path: /etc\n";
+    let output = agent()
+        .manifest(manifest(&dir, &mounts_etc))
+        .arg(format!("--allow-host-path={}", allowed.path().display()))
+        .output();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let err = stderr(&output);
+    assert!(
+        err.contains("volume etc: hostPath /etc is not under a prefix this host allows"),
+        "{err}"
+    );
+
+    // hello-http with default limits reserves 64 MiB × 8.
+    let output = agent()
+        .manifest(examples().join("hello-http.yaml"))
+        .arg("--memory-budget=100Mi")
+        .output();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let err = stderr(&output);
+    assert!(err.contains("needs 512 MiB of memory"), "{err}");
+    assert!(err.contains("100 MiB free of its 100 MiB budget"), "{err}");
+}
