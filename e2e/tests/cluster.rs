@@ -46,6 +46,11 @@ fn weft_runs_workloads_on_a_real_control_plane() {
         hosts.contains("host-a") && hosts.contains("host-b") && hosts.contains("True"),
         "{hosts}"
     );
+    // Each Host says what memory it promises Workloads.
+    let memory = cluster
+        .control_plane
+        .jsonpath(&["host", "host-a"], "{.status.capacity.memory}");
+    assert!(memory.ends_with("Ki") && memory.len() > 2, "{memory}");
 
     // --- apply → Ready → kubectl get → curl
     let v1 = cluster.push_example("hello-http", "1.0");

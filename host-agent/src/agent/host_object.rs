@@ -14,6 +14,8 @@ pub struct Registration {
     /// `namespace/pod` when running in a Pod.
     pub pod: Option<String>,
     pub capacity: u32,
+    /// The memory budget Workloads are placed against, in bytes.
+    pub memory: u64,
     pub interfaces: Vec<(WitInterface, &'static str)>,
 }
 
@@ -100,7 +102,10 @@ impl Registration {
                     "message": message,
                     "lastTransitionTime": since,
                 }],
-                "capacity": { "workloads": self.capacity },
+                "capacity": {
+                    "workloads": self.capacity,
+                    "memory": format!("{}Ki", self.memory / 1024),
+                },
                 "interfaces": interfaces,
                 "workloads": workloads,
                 "version": env!("CARGO_PKG_VERSION"),

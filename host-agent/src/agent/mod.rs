@@ -87,6 +87,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .ok()
             .map(|pod| format!("{}/{pod}", args.namespace)),
         capacity: args.max_workloads,
+        memory: node.host.budget().total().memory,
         interfaces: node.host.served_interfaces(),
     });
     registration.register().await?;
