@@ -8,9 +8,11 @@ use weft_e2e::Cluster;
 use weft_e2e::cluster::http_get;
 use weft_e2e::process::workspace_root;
 
+/// Small limits: 100 Workloads per host must fit its memory budget (each reserves
+/// memory × maxConcurrency; the defaults would reserve 512 MiB each).
 fn manifest(name: &str, image: &str) -> String {
     format!(
-        "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  components:\n    - name: hello\n      image: {image}\n  hostInterfaces:\n    - namespace: wasi\n      package: http\n      interfaces: [incoming-handler]\n      config:\n        host: {name}.localhost\n"
+        "apiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata:\n  name: {name}\nspec:\n  components:\n    - name: hello\n      image: {image}\n      limits: {{memory: 16Mi, maxConcurrency: 4}}\n  hostInterfaces:\n    - namespace: wasi\n      package: http\n      interfaces: [incoming-handler]\n      config:\n        host: {name}.localhost\n"
     )
 }
 
