@@ -1,6 +1,8 @@
 //! The body of an incoming request as a guest sees it: at most the component's
-//! `maxRequestBody` bytes, and no pause longer than the idle timeout. Either breach ends the
-//! guest's body stream with an error instead of holding an instance (and its memory) hostage.
+//! `maxRequestBody` bytes, and the guest never waits longer than the idle timeout for the
+//! client's next bytes. Either breach ends the guest's body stream with an error instead of
+//! holding an instance (and its memory) hostage. Time the guest spends elsewhere between reads
+//! does not count against the client.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -18,6 +20,8 @@ pub(crate) struct GuardedBody {
     limit: u64,
     idle_timeout: Duration,
     idle: Pin<Box<Sleep>>,
+    /// Whether the guest is waiting for the client now (the idle timer runs only then).
+    waiting: bool,
 }
 
 impl GuardedBody {
@@ -28,6 +32,7 @@ impl GuardedBody {
             limit,
             idle_timeout,
             idle: Box::pin(tokio::time::sleep(idle_timeout)),
+            waiting: false,
         }
     }
 }
@@ -43,8 +48,7 @@ impl Body for GuardedBody {
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
-                let deadline = Instant::now() + this.idle_timeout;
-                this.idle.as_mut().reset(deadline);
+                this.waiting = false;
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > this.remaining {
@@ -60,6 +64,11 @@ impl Body for GuardedBody {
             Poll::Ready(Some(Err(err))) => Poll::Ready(Some(Err(Error::from(err)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
+                if !this.waiting {
+                    this.waiting = true;
+                    let deadline = Instant::now() + this.idle_timeout;
+                    this.idle.as_mut().reset(deadline);
+                }
                 ready!(this.idle.as_mut().poll(cx));
                 Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
             }
