@@ -9,6 +9,7 @@ pub mod host;
 pub mod host_interface;
 #[cfg(feature = "crd")]
 pub mod labels;
+pub mod limit_defaults;
 #[cfg(feature = "crd")]
 pub mod patterns;
 #[cfg(feature = "crd")]

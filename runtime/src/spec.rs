@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_api::WitInterface;
+use weft_api::{WitInterface, limit_defaults};
 
 /// A workload: components that answer invocations, at most one long-running service, the host
 /// interfaces they need and the volumes they mount.
@@ -94,10 +94,10 @@ pub struct Limits {
 }
 
 impl Limits {
-    pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
-    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
-    pub const DEFAULT_MAX_CONCURRENCY: u32 = 8;
-    pub const DEFAULT_MAX_REQUEST_BODY: u64 = 10 << 20;
+    pub const DEFAULT_MEMORY_BYTES: u64 = limit_defaults::MEMORY_BYTES;
+    pub const DEFAULT_TIMEOUT: Duration = limit_defaults::TIMEOUT;
+    pub const DEFAULT_MAX_CONCURRENCY: u32 = limit_defaults::MAX_CONCURRENCY;
+    pub const DEFAULT_MAX_REQUEST_BODY: u64 = limit_defaults::MAX_REQUEST_BODY_BYTES;
 
     /// What the host sets aside for the component: the memory of every instance it may run at
     /// once.

@@ -1,0 +1,14 @@
+//! What a component gets when its `limits` leave a field unset. One place for the runtime, which
+//! enforces the limits and reserves `memory × maxConcurrency` of a host's budget, and for the
+//! control plane, which places Workloads by the same numbers.
+
+use std::time::Duration;
+
+/// `limits.memory`: 64Mi.
+pub const MEMORY_BYTES: u64 = 64 << 20;
+/// `limits.timeout`: 30s.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// `limits.maxConcurrency`: 8.
+pub const MAX_CONCURRENCY: u32 = 8;
+/// `limits.maxRequestBody`: 10Mi.
+pub const MAX_REQUEST_BODY_BYTES: u64 = 10 << 20;
