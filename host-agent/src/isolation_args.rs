@@ -75,6 +75,17 @@ impl IsolationArgs {
         }
     }
 
+    /// Where the filesystem key-value backend keeps buckets: `<data dir>/keyvalue`, or for a
+    /// local run without `--data-dir` `$XDG_DATA_HOME/weft/keyvalue`, so state outlives runs.
+    pub fn keyvalue_dir(&self, host_name: Option<&str>) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = self.data_dir(host_name)? {
+            return Ok(dir.join("keyvalue"));
+        }
+        user_data()
+            .map(|d| d.join("weft/keyvalue"))
+            .ok_or_else(|| anyhow::anyhow!("no data directory: set --data-dir"))
+    }
+
     /// The data directory: as given, a host's own one in a cluster, or `None` for a temporary
     /// one (a local run). Each host has its own, since a host empties it at start.
     pub fn data_dir(&self, host_name: Option<&str>) -> anyhow::Result<Option<PathBuf>> {
@@ -84,10 +95,15 @@ impl IsolationArgs {
         let Some(host) = host_name else {
             return Ok(None);
         };
-        std::env::var_os("XDG_DATA_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        user_data()
             .map(|d| Some(d.join("weft/hosts").join(host)))
             .ok_or_else(|| anyhow::anyhow!("no data directory: set --data-dir"))
     }
+}
+
+/// `$XDG_DATA_HOME`, else `~/.local/share`.
+fn user_data() -> Option<PathBuf> {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
 }

@@ -65,7 +65,8 @@ impl Node {
         if let Some(dir) = &cache_dir {
             engine = engine.cache_dir(dir);
         }
-        let plugins = DefaultPlugins::new(isolation.egress(), local);
+        let keyvalue_dir = isolation.keyvalue_dir(host_name)?;
+        let plugins = DefaultPlugins::new(isolation.egress(), local, Some(keyvalue_dir.clone()));
         let http = plugins.http.clone();
         let image_dir = images.registry.image_dir()?;
         let mut builder = Host::builder()
@@ -73,6 +74,7 @@ impl Node {
             .metrics(metrics)
             .host_path_prefixes(isolation.host_path_prefixes(local))
             .protect(&image_dir)
+            .protect(&keyvalue_dir)
             .plugins(plugins.all)?;
         if let Some(dir) = isolation.data_dir(host_name)? {
             builder = builder.data_dir(dir);

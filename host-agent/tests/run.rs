@@ -186,6 +186,7 @@ fn every_example_manifest_starts() {
         "config-http",
         "faulty-http",
         "fetch-http",
+        "kv-counter",
         "linked-greet",
         "service-loop",
         "tcp-service",
@@ -258,4 +259,31 @@ fn the_hosts_isolation_flags_refuse_what_they_do_not_allow() {
     let err = stderr(&output);
     assert!(err.contains("needs 512 MiB of memory"), "{err}");
     assert!(err.contains("100 MiB free of its 100 MiB budget"), "{err}");
+}
+
+#[test]
+fn a_filesystem_counter_keeps_counting_across_runs() {
+    let data = tempfile::tempdir().unwrap();
+    let run = || {
+        agent()
+            .manifest(examples().join("kv-counter.yaml"))
+            .arg(format!("--data-dir={}", data.path().display()))
+            .start()
+    };
+    let first = run();
+    assert_eq!(
+        first.get("/incr?key=visits", Some("counter.localhost")),
+        "1\n"
+    );
+    assert_eq!(
+        first.get("/incr?key=visits", Some("counter.localhost")),
+        "2\n"
+    );
+    drop(first);
+    let second = run();
+    assert_eq!(
+        second.get("/incr?key=visits", Some("counter.localhost")),
+        "3\n"
+    );
+    assert!(data.path().join("keyvalue/default/counter").is_dir());
 }

@@ -191,7 +191,7 @@ impl Host {
                     .imports
                     .into_iter()
                     .chain(world.exports)
-                    .map(move |i| (i, p.backend()))
+                    .flat_map(move |i| p.backends().into_iter().map(move |b| (i.clone(), b)))
             })
             .collect()
     }

@@ -98,9 +98,10 @@ pub trait HostPlugin: Send + Sync + 'static {
 
     fn world(&self) -> WitWorld;
 
-    /// A short name of the backend (`in-memory`, `nats`, ...), reported in the Host's status.
-    fn backend(&self) -> &'static str {
-        "built-in"
+    /// The backends a Workload may pick from (`memory`, `filesystem`, `nats`, ...), reported in
+    /// the Host's status; the first is the default.
+    fn backends(&self) -> Vec<&'static str> {
+        vec!["built-in"]
     }
 
     /// Called once before the host accepts workloads.

@@ -79,6 +79,8 @@ impl AgentBuilder {
             .clone()
             .unwrap_or_else(|| scratch.join("images"));
         let mut cmd = host_agent();
+        // Key-value state and the like go to the scratch directory, not the user's home.
+        cmd.env("XDG_DATA_HOME", scratch.join("data"));
         cmd.args([
             "run",
             "--listen",

@@ -2,9 +2,11 @@
 
 pub mod config;
 pub mod http;
+pub mod keyvalue;
 pub mod logging;
 pub mod wasi;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use weft_api::WitInterface;
@@ -27,17 +29,28 @@ pub struct DefaultPlugins {
 
 impl DefaultPlugins {
     /// `answer_any_host_when_alone`: a lone HTTP workload answers whatever `Host` header comes
-    /// (local runs); in a cluster only the hosts a workload claims reach it.
-    pub fn new(egress: EgressRules, answer_any_host_when_alone: bool) -> Self {
+    /// (local runs); in a cluster only the hosts a workload claims reach it. `keyvalue_dir`
+    /// offers the filesystem key-value backend there, besides the in-memory one (the default).
+    pub fn new(
+        egress: EgressRules,
+        answer_any_host_when_alone: bool,
+        keyvalue_dir: Option<PathBuf>,
+    ) -> Self {
         let http = Arc::new(http::HttpPlugin::new(
             Arc::new(Router::new(answer_any_host_when_alone)),
             egress,
         ));
+        let mut keyvalue_backends: Vec<Arc<dyn keyvalue::backend::KeyValueBackend>> =
+            vec![Arc::new(keyvalue::memory::MemoryKeyValue::default())];
+        if let Some(dir) = keyvalue_dir {
+            keyvalue_backends.push(Arc::new(keyvalue::filesystem::FilesystemKeyValue::new(dir)));
+        }
         let all: Vec<Arc<dyn HostPlugin>> = vec![
             Arc::new(wasi::WasiPlugin),
             http.clone(),
             Arc::new(config::ConfigPlugin),
             Arc::new(logging::LoggingPlugin),
+            Arc::new(keyvalue::KeyValuePlugin::new(keyvalue_backends, "memory")),
         ];
         Self { http, all }
     }

@@ -70,6 +70,8 @@ pub struct Options {
     pub host_path_prefixes: Vec<PathBuf>,
     pub memory_budget: Option<u64>,
     pub data_dir: Option<PathBuf>,
+    /// Offers the filesystem key-value backend there.
+    pub keyvalue_dir: Option<PathBuf>,
     /// Plugins besides the default set.
     pub plugins: Vec<Arc<dyn weft_runtime::HostPlugin>>,
     pub server: weft_runtime::http_server::ServerLimits,
@@ -83,6 +85,7 @@ impl Default for Options {
             host_path_prefixes: vec![std::env::temp_dir()],
             memory_budget: Some(64 << 30),
             data_dir: None,
+            keyvalue_dir: None,
             plugins: Vec::new(),
             server: Default::default(),
         }
@@ -119,7 +122,7 @@ impl TestHost {
             .with_test_writer()
             .try_init();
         let metrics = RuntimeMetrics::default();
-        let plugins = DefaultPlugins::new(egress, false);
+        let plugins = DefaultPlugins::new(egress, false, options.keyvalue_dir.clone());
         let http = plugins.http.clone();
         let mut builder = Host::builder()
             .engine(engine)

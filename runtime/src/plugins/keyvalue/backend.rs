@@ -1,0 +1,80 @@
+//! What a key-value backend does for `wasi:keyvalue`, whatever it stores in. Buckets arrive
+//! already scoped to the Workload's namespace (see [`super::BucketName`]); a backend only keeps
+//! them apart.
+
+use async_trait::async_trait;
+
+use super::BucketName;
+
+/// How many keys one `list-keys` call returns at most.
+pub const PAGE: usize = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{backend} backend: {reason}")]
+    Unavailable {
+        backend: &'static str,
+        reason: String,
+    },
+}
+
+#[async_trait]
+pub trait KeyValueBackend: Send + Sync + 'static {
+    /// The name a Workload picks it by (`config.backend`), reported in the Host's status.
+    fn name(&self) -> &'static str;
+
+    async fn get(&self, bucket: &BucketName, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
+
+    async fn set(&self, bucket: &BucketName, key: &str, value: Vec<u8>)
+    -> Result<(), BackendError>;
+
+    async fn delete(&self, bucket: &BucketName, key: &str) -> Result<(), BackendError>;
+
+    async fn exists(&self, bucket: &BucketName, key: &str) -> Result<bool, BackendError> {
+        Ok(self.get(bucket, key).await?.is_some())
+    }
+
+    /// One page of keys in a stable order, and the cursor of the next page if there is one.
+    /// The cursor is opaque to guests.
+    async fn list_keys(
+        &self,
+        bucket: &BucketName,
+        cursor: Option<u64>,
+    ) -> Result<(Vec<String>, Option<u64>), BackendError>;
+
+    /// Adds `delta` to the decimal number stored at `key` (an absent key counts as 0),
+    /// atomically, and returns the new value.
+    async fn increment(
+        &self,
+        bucket: &BucketName,
+        key: &str,
+        delta: u64,
+    ) -> Result<u64, BackendError>;
+}
+
+/// The new value of a decimal counter, or why it cannot be one.
+pub fn incremented(current: Option<&[u8]>, delta: u64) -> Result<u64, BackendError> {
+    let current = match current {
+        None => 0,
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| BackendError::Invalid("the value is not a decimal number".into()))?,
+    };
+    current
+        .checked_add(delta)
+        .ok_or_else(|| BackendError::Invalid("incrementing overflows u64".into()))
+}
+
+/// A page of `keys` (sorted) starting at `cursor`.
+pub fn page(keys: impl Iterator<Item = String>, cursor: Option<u64>) -> (Vec<String>, Option<u64>) {
+    let start = cursor.unwrap_or(0) as usize;
+    let mut keys: Vec<String> = keys.skip(start).take(PAGE + 1).collect();
+    let next = (keys.len() > PAGE).then(|| {
+        keys.truncate(PAGE);
+        (start + PAGE) as u64
+    });
+    (keys, next)
+}

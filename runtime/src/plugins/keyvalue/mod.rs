@@ -1,0 +1,340 @@
+//! wasi:keyvalue@0.2.0-draft (`store`, `atomics`, `batch`) over interchangeable backends, one
+//! file each (`memory.rs`, `filesystem.rs`), the way wash-runtime lays out its keyvalue plugin.
+//!
+//! A Workload picks a backend per `hostInterfaces` entry with `config.backend` (the host's
+//! default otherwise). `open(identifier)` opens the bucket of the entry *named* `identifier`
+//! (its `config.bucket`, else the identifier), or else bucket `identifier` of the unnamed entry.
+//! Buckets are scoped to the Workload's namespace, so two namespaces opening the same name
+//! never share data. Backend failures reach the guest as the WIT's error values, never traps.
+
+pub mod backend;
+pub mod filesystem;
+pub mod memory;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker, Resource};
+
+use super::iface;
+use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
+use crate::spec::WorkloadSpec;
+use crate::store::{Ctx, PluginView, StateFactory};
+use backend::{BackendError, KeyValueBackend};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/keyvalue",
+        world: "wasi:keyvalue/imports",
+        imports: { default: async | trappable },
+        with: { "wasi:keyvalue/store.bucket": super::Bucket },
+    });
+}
+
+use bindings::wasi::keyvalue::{atomics, batch, store};
+
+/// A bucket as a backend stores it: the Workload's namespace and the bucket's name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BucketName {
+    pub namespace: String,
+    pub bucket: String,
+}
+
+impl BucketName {
+    /// Checks a bucket name a guest (or a manifest) gave: 1 to 63 letters, digits, `-`, `_`,
+    /// `.`, not starting with a dot, so it is safe as a path part or a subject token anywhere.
+    pub fn new(namespace: &str, bucket: &str) -> Result<Self, BackendError> {
+        let valid = !bucket.is_empty()
+            && bucket.len() <= 63
+            && !bucket.starts_with('.')
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !valid {
+            return Err(BackendError::Invalid(format!(
+                "invalid bucket name {bucket:?}: use 1 to 63 letters, digits, '-', '_' or '.', not starting with '.'"
+            )));
+        }
+        Ok(Self {
+            namespace: namespace.to_string(),
+            bucket: bucket.to_string(),
+        })
+    }
+
+    /// `<namespace>/<bucket>`: the name in backends with one flat space of buckets.
+    pub fn physical(&self) -> String {
+        format!("{}/{}", self.namespace, self.bucket)
+    }
+}
+
+/// An open bucket: the guest's `bucket` resource.
+pub struct Bucket {
+    backend: Arc<dyn KeyValueBackend>,
+    name: BucketName,
+}
+
+/// What a `hostInterfaces` entry chose: its backend and an optional fixed bucket.
+#[derive(Clone)]
+struct Entry {
+    backend: Arc<dyn KeyValueBackend>,
+    bucket: Option<String>,
+}
+
+/// The plugin's state in one store.
+struct KeyValueState {
+    namespace: Arc<str>,
+    unnamed: Option<Entry>,
+    named: Arc<HashMap<String, Entry>>,
+}
+
+pub struct KeyValuePlugin {
+    backends: BTreeMap<&'static str, Arc<dyn KeyValueBackend>>,
+    default: &'static str,
+}
+
+impl KeyValuePlugin {
+    /// A plugin offering `backends`, `default` for entries that name none.
+    pub fn new(backends: Vec<Arc<dyn KeyValueBackend>>, default: &'static str) -> Self {
+        let backends: BTreeMap<_, _> = backends.into_iter().map(|b| (b.name(), b)).collect();
+        assert!(
+            backends.contains_key(default),
+            "the default keyvalue backend {default} is not offered"
+        );
+        Self { backends, default }
+    }
+
+    fn backend_for(
+        &self,
+        config: &BTreeMap<String, String>,
+    ) -> Result<Arc<dyn KeyValueBackend>, String> {
+        let name = config.get("backend").map_or(self.default, String::as_str);
+        self.backends.get(name).cloned().ok_or_else(|| {
+            format!(
+                "wasi:keyvalue backend {name:?} is not offered by this host (it offers {})",
+                self.backends.keys().copied().collect::<Vec<_>>().join(", ")
+            )
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl HostPlugin for KeyValuePlugin {
+    fn id(&self) -> &'static str {
+        "wasi-keyvalue"
+    }
+
+    fn world(&self) -> WitWorld {
+        WitWorld {
+            imports: vec![iface("wasi:keyvalue/store,atomics,batch@0.2.0-draft")],
+            exports: Vec::new(),
+        }
+    }
+
+    fn backends(&self) -> Vec<&'static str> {
+        let others = self.backends.keys().copied().filter(|b| *b != self.default);
+        std::iter::once(self.default).chain(others).collect()
+    }
+
+    async fn on_workload_bind(&self, workload: &WorkloadSpec) -> wasmtime::Result<()> {
+        for entry in workload
+            .host_interfaces
+            .iter()
+            .filter(|i| i.interface.namespace == "wasi" && i.interface.package == "keyvalue")
+        {
+            self.backend_for(&entry.config)
+                .map_err(wasmtime::Error::msg)?;
+            if let Some(bucket) = entry.config.get("bucket") {
+                BucketName::new(&workload.namespace, bucket)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_component_bind(
+        &self,
+        linker: &mut Linker<Ctx>,
+        binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<Option<StateFactory>> {
+        bindings::Imports::add_to_linker::<Ctx, KeyValue>(linker, |ctx| {
+            ctx.plugin_view::<KeyValueState>()
+        })?;
+        let entry = |config: &BTreeMap<String, String>| -> wasmtime::Result<Entry> {
+            Ok(Entry {
+                backend: self.backend_for(config).map_err(wasmtime::Error::msg)?,
+                bucket: config.get("bucket").cloned(),
+            })
+        };
+        let unnamed = match binding.interface(None) {
+            Some(i) => Some(entry(&i.config)?),
+            None => Some(entry(&BTreeMap::new())?),
+        };
+        let named: HashMap<String, Entry> = binding
+            .interfaces
+            .iter()
+            .filter_map(|i| Some((i.name.clone()?, &i.config)))
+            .map(|(name, config)| Ok((name, entry(config)?)))
+            .collect::<wasmtime::Result<_>>()?;
+        let namespace: Arc<str> = binding.workload.namespace.as_str().into();
+        let named = Arc::new(named);
+        Ok(Some(StateFactory::new(move || KeyValueState {
+            namespace: namespace.clone(),
+            unnamed: unnamed.clone(),
+            named: named.clone(),
+        })))
+    }
+}
+
+struct KeyValue;
+
+impl HasData for KeyValue {
+    type Data<'a> = PluginView<'a, KeyValueState>;
+}
+
+fn to_wit(err: BackendError) -> store::Error {
+    match err {
+        BackendError::Invalid(reason) => store::Error::Other(reason),
+        unavailable @ BackendError::Unavailable { .. } => {
+            tracing::warn!(err = %unavailable, "keyvalue backend failed");
+            store::Error::Other(unavailable.to_string())
+        }
+    }
+}
+
+type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
+
+/// The backend and name of an open bucket, cloned out of the table so no borrow is held
+/// across the backend's await.
+fn bucket_of(
+    view: &mut PluginView<'_, KeyValueState>,
+    bucket: &Resource<Bucket>,
+) -> wasmtime::Result<(Arc<dyn KeyValueBackend>, BucketName)> {
+    let bucket = view.table.get(bucket)?;
+    Ok((bucket.backend.clone(), bucket.name.clone()))
+}
+
+impl store::Host for PluginView<'_, KeyValueState> {
+    async fn open(&mut self, identifier: String) -> Answer<Resource<Bucket>> {
+        let (entry, bucket) = match self.state.named.get(&identifier) {
+            Some(entry) => (entry, entry.bucket.clone().unwrap_or(identifier)),
+            None => match &self.state.unnamed {
+                Some(entry) => (entry, identifier),
+                None => return Ok(Err(store::Error::NoSuchStore)),
+            },
+        };
+        let name = match BucketName::new(&self.state.namespace, &bucket) {
+            Ok(name) => name,
+            Err(err) => return Ok(Err(to_wit(err))),
+        };
+        let backend = entry.backend.clone();
+        Ok(Ok(self.table.push(Bucket { backend, name })?))
+    }
+}
+
+impl store::HostBucket for PluginView<'_, KeyValueState> {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        Ok(backend.get(&name, &key).await.map_err(to_wit))
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        Ok(backend.set(&name, &key, value).await.map_err(to_wit))
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        Ok(backend.delete(&name, &key).await.map_err(to_wit))
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        Ok(backend.exists(&name, &key).await.map_err(to_wit))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> Answer<store::KeyResponse> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        Ok(backend
+            .list_keys(&name, cursor)
+            .await
+            .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
+            .map_err(to_wit))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for PluginView<'_, KeyValueState> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: u64,
+    ) -> Answer<u64> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        Ok(backend.increment(&name, &key, delta).await.map_err(to_wit))
+    }
+}
+
+impl batch::Host for PluginView<'_, KeyValueState> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        let mut values = Vec::with_capacity(keys.len());
+        // In the order asked for.
+        for key in keys {
+            match backend.get(&name, &key).await {
+                Ok(value) => values.push(value.map(|v| (key, v))),
+                Err(err) => return Ok(Err(to_wit(err))),
+            }
+        }
+        Ok(Ok(values))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> Answer<()> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        for (key, value) in key_values {
+            if let Err(err) = backend.set(&name, &key, value).await {
+                return Ok(Err(to_wit(err)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
+        let (backend, name) = bucket_of(self, &bucket)?;
+        for key in keys {
+            if let Err(err) = backend.delete(&name, &key).await {
+                return Ok(Err(to_wit(err)));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_names_are_checked_and_scoped_to_the_namespace() {
+        let name = BucketName::new("team-a", "orders.v1").unwrap();
+        assert_eq!(name.physical(), "team-a/orders.v1");
+        for bad in ["", "..", ".hidden", "a/b", "a b", &"x".repeat(64)] {
+            assert!(BucketName::new("ns", bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! wasi:keyvalue through a real component (`kv-counter-http`) on the in-memory and filesystem
+//! backends: counting, atomic increments under contention, namespace scoping, named entries,
+//! paging, state that outlives the host, and bad input answered as the WIT's error values.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use weft_runtime::WorkloadSpec;
+
+/// The counter in namespace `namespace`, its keyvalue entry configured by `config`.
+fn counter(namespace: &str, name: &str, config: &[(&str, &str)]) -> WorkloadSpec {
+    let mut c = component("counter", "kv-counter-http");
+    c.limits.max_concurrency = 16;
+    let mut w = http_workload(name, vec![c]);
+    w.namespace = namespace.into();
+    w.host_interfaces.push(interface(
+        "wasi:keyvalue/store,atomics,batch@0.2.0-draft",
+        config,
+    ));
+    w
+}
+
+async fn host_with_filesystem(dir: &std::path::Path) -> TestHost {
+    TestHost::with(Options {
+        keyvalue_dir: Some(dir.into()),
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_counter_counts_and_lists_on_the_memory_backend() {
+    let t = TestHost::start().await;
+    t.run(counter("test", "kv", &[])).await;
+    for n in 1..=3 {
+        assert_eq!(
+            t.get("kv.test", "/incr?key=count").await,
+            (200, format!("{n}\n"))
+        );
+    }
+    assert_eq!(
+        t.get("kv.test", "/get?key=count").await,
+        (200, "3\n".into())
+    );
+    assert_eq!(t.get("kv.test", "/get?key=nothing").await.0, 404);
+    assert_eq!(
+        t.request("PUT", "kv.test", "/set?key=colour", "blue")
+            .await
+            .0,
+        200
+    );
+    // get-many answers in the order asked, absent keys too.
+    assert_eq!(
+        t.get("kv.test", "/many?keys=nothing,colour,count").await,
+        (200, "nothing=-\ncolour=blue\ncount=3\n".into())
+    );
+    assert_eq!(
+        t.get("kv.test", "/keys").await,
+        (200, "colour\ncount\n".into())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn increments_are_atomic_under_contention() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = Arc::new(host_with_filesystem(dir.path()).await);
+    t.run(counter("test", "mem", &[])).await;
+    t.run(counter("test", "fs", &[("backend", "filesystem")]))
+        .await;
+    for host in ["mem.test", "fs.test"] {
+        let requests: Vec<_> = (0..50)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.get(host, "/incr?key=hits").await })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for r in requests {
+            let (status, body) = r.await.unwrap();
+            assert_eq!(status, 200, "{host}: {body}");
+            seen.push(body.trim().parse::<u64>().unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=50).collect::<Vec<_>>(), "{host}");
+    }
+}
+
+#[tokio::test]
+async fn buckets_are_scoped_to_the_namespace() {
+    let t = TestHost::start().await;
+    t.run(counter("team-a", "a1", &[])).await;
+    t.run(counter("team-a", "a2", &[])).await;
+    t.run(counter("team-b", "b1", &[])).await;
+    assert_eq!(t.get("a1.test", "/incr?key=n").await.1, "1\n");
+    // Same namespace, same bucket: shared.
+    assert_eq!(t.get("a2.test", "/incr?key=n").await.1, "2\n");
+    // Another namespace opening the same bucket name sees none of it.
+    assert_eq!(t.get("b1.test", "/get?key=n").await.0, 404);
+    assert_eq!(t.get("b1.test", "/incr?key=n").await.1, "1\n");
+}
+
+#[tokio::test]
+async fn filesystem_state_outlives_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let t = host_with_filesystem(dir.path()).await;
+        t.run(counter("test", "kv", &[("backend", "filesystem")]))
+            .await;
+        assert_eq!(t.get("kv.test", "/incr?key=visits").await.1, "1\n");
+        assert_eq!(t.get("kv.test", "/incr?key=visits").await.1, "2\n");
+        t.host.shutdown().await;
+    }
+    // A new host process on the same directory.
+    let t = host_with_filesystem(dir.path()).await;
+    t.run(counter("test", "kv", &[("backend", "filesystem")]))
+        .await;
+    assert_eq!(t.get("kv.test", "/incr?key=visits").await.1, "3\n");
+    // Laid out by namespace and bucket.
+    assert!(dir.path().join("test/counter").is_dir());
+}
+
+#[tokio::test]
+async fn a_named_entry_routes_open_to_its_own_backend_and_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = host_with_filesystem(dir.path()).await;
+    let mut w = counter("test", "kv", &[]);
+    let mut cache = interface(
+        "wasi:keyvalue/store,atomics,batch@0.2.0-draft",
+        &[("backend", "filesystem"), ("bucket", "shared-cache")],
+    );
+    cache.name = Some("cache".into());
+    w.host_interfaces.push(cache);
+    t.run(w).await;
+    assert_eq!(t.get("kv.test", "/incr?key=k&bucket=cache").await.1, "1\n");
+    assert!(dir.path().join("test/shared-cache").is_dir());
+    // The unnamed entry (memory) counts on its own.
+    assert_eq!(t.get("kv.test", "/incr?key=k").await.1, "1\n");
+}
+
+#[tokio::test]
+async fn list_keys_pages_with_a_cursor() {
+    let t = TestHost::start().await;
+    t.run(counter("test", "kv", &[])).await;
+    for i in 0..250 {
+        let (status, _) = t
+            .request("PUT", "kv.test", &format!("/set?key=k{i:03}"), "v")
+            .await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = t.get("kv.test", "/keys").await;
+    assert_eq!(status, 200);
+    let keys: Vec<&str> = body.lines().collect();
+    assert_eq!(keys.len(), 250);
+    assert_eq!(keys[0], "k000");
+    assert_eq!(keys[249], "k249");
+}
+
+#[tokio::test]
+async fn bad_input_gets_error_values_or_a_refusal() {
+    let t = TestHost::start().await;
+    t.run(counter("test", "kv", &[])).await;
+    for bucket in ["..", "a%2Fb", &"x".repeat(64)] {
+        let (status, body) = t
+            .get("kv.test", &format!("/incr?key=k&bucket={bucket}"))
+            .await;
+        assert_eq!(status, 500, "{bucket}: {body}");
+        assert!(body.contains("invalid bucket name"), "{bucket}: {body}");
+    }
+    // A value that is not a number cannot be incremented: an error value, not a trap.
+    t.request("PUT", "kv.test", "/set?key=word", "hello").await;
+    let (status, body) = t.get("kv.test", "/incr?key=word").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("not a decimal number"), "{body}");
+    // A backend the host does not offer: the Workload is refused, naming what is offered.
+    let err = t
+        .host
+        .start_workload(counter("test", "redis", &[("backend", "redis")]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("backend \"redis\" is not offered by this host (it offers memory)"),
+        "{err}"
+    );
+}
