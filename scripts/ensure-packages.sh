@@ -5,9 +5,10 @@
 #   wrk, bc                          the load generator and arithmetic of the benchmark
 #   apache2-utils                    htpasswd, for the registry credential tests
 #   openssl                          the API server's signing key in the end-to-end tests
+#   redis-server                     the Redis the key-value tests run against
 set -euo pipefail
 
-pkgs=(rustc-web rust-web-src lld-19 curl wrk bc apache2-utils openssl)
+pkgs=(rustc-web rust-web-src lld-19 curl wrk bc apache2-utils openssl redis-server)
 missing=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")

@@ -117,8 +117,12 @@ pub struct ServedInterface {
     /// The interface, as `namespace:package/interface@version` (`wasi:keyvalue/store@0.2.0-draft`).
     pub interface: String,
 
-    /// What implements it on this Host (`in-memory`, `redis`, `filesystem`, …).
+    /// What implements it on this Host by default (`memory`, `filesystem`, `redis`, `built-in`, …).
     pub backend: String,
+
+    /// Every backend a Workload may pick for it on this Host (`config.backend`), the default first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backends: Vec<String>,
 }
 
 impl ServedInterface {

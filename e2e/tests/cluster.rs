@@ -51,6 +51,12 @@ fn weft_runs_workloads_on_a_real_control_plane() {
         .control_plane
         .jsonpath(&["host", "host-a"], "{.status.capacity.memory}");
     assert!(memory.ends_with("Ki") && memory.len() > 2, "{memory}");
+    // ...and the backends each interface may use.
+    let keyvalue = cluster.control_plane.jsonpath(
+        &["host", "host-a"],
+        "{.status.interfaces[?(@.interface==\"wasi:keyvalue/atomics,batch,store@0.2.0-draft\")].backends}",
+    );
+    assert!(keyvalue.contains("memory") && keyvalue.contains("filesystem"), "{keyvalue}");
 
     // --- apply → Ready → kubectl get → curl
     let v1 = cluster.push_example("hello-http", "1.0");
@@ -149,34 +155,34 @@ fn weft_runs_workloads_on_a_real_control_plane() {
         "apiVersion: weft.dev/v1alpha1
 kind: Workload
 metadata:
-  name: needs-keyvalue
+  name: needs-ledger
 spec:
   components:
-    - name: kv
+    - name: ledger
       image: 127.0.0.1:1/none:1
   hostInterfaces:
-    - namespace: wasi
-      package: keyvalue
-      interfaces: [store]
-      version: 0.2.0-draft
+    - namespace: acme
+      package: ledger
+      interfaces: [entries]
+      version: 1.0.0
 ",
     );
     assert!(out.status.success(), "{out:?}");
     cluster.wait(
-        "needs-keyvalue to be refused",
+        "needs-ledger to be refused",
         Duration::from_secs(30),
-        |c| c.condition("needs-keyvalue", "Scheduled") == "False",
+        |c| c.condition("needs-ledger", "Scheduled") == "False",
     );
     let message = cluster.control_plane.jsonpath(
-        &["wl", "needs-keyvalue"],
+        &["wl", "needs-ledger"],
         "{.status.conditions[?(@.type==\"Scheduled\")].message}",
     );
-    assert!(message.contains("wasi:keyvalue"), "{message}");
+    assert!(message.contains("acme:ledger/entries@1.0.0"), "{message}");
     let phase = cluster
         .control_plane
-        .jsonpath(&["wl", "needs-keyvalue"], "{.status.phase}");
+        .jsonpath(&["wl", "needs-ledger"], "{.status.phase}");
     assert_eq!(phase, "Pending");
-    cluster.kubectl_ok(&["delete", "wl", "needs-keyvalue", "--timeout=30s"]);
+    cluster.kubectl_ok(&["delete", "wl", "needs-ledger", "--timeout=30s"]);
 
     // --- a hostPath onto the host-agent's ServiceAccount token is refused on the host, and
     // the Workload's status says why

@@ -2,6 +2,7 @@
 
 mod admin;
 mod agent;
+mod backend_args;
 mod convert;
 mod image;
 mod inspect;

@@ -11,6 +11,7 @@ use weft_runtime::plugins::DefaultPlugins;
 use weft_runtime::plugins::http::HttpPlugin;
 use weft_runtime::{Engine, Host, RuntimeMetrics};
 
+use crate::backend_args::BackendArgs;
 use crate::image::{self, ImageMetrics, ImageStore, Puller};
 use crate::isolation_args::IsolationArgs;
 use crate::launcher::{Backoff, Launcher};
@@ -49,6 +50,7 @@ impl Node {
     pub async fn start(
         images: &ImageArgs,
         isolation: &IsolationArgs,
+        backends: &BackendArgs,
         host_name: Option<&str>,
     ) -> anyhow::Result<Self> {
         let local = host_name.is_none();
@@ -66,7 +68,8 @@ impl Node {
             engine = engine.cache_dir(dir);
         }
         let keyvalue_dir = isolation.keyvalue_dir(host_name)?;
-        let plugins = DefaultPlugins::new(isolation.egress(), local, Some(keyvalue_dir.clone()));
+        let plugins =
+            DefaultPlugins::new(isolation.egress(), local, backends.keyvalue(&keyvalue_dir)?);
         let http = plugins.http.clone();
         let image_dir = images.registry.image_dir()?;
         let mut builder = Host::builder()

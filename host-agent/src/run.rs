@@ -28,6 +28,8 @@ pub struct RunArgs {
     pub images: ImageArgs,
     #[command(flatten)]
     pub isolation: crate::isolation_args::IsolationArgs,
+    #[command(flatten)]
+    pub backends: crate::backend_args::BackendArgs,
 }
 
 /// Exit code for a manifest that cannot be run as written.
@@ -51,7 +53,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
 
-    let node = Node::start(&args.images, &args.isolation, None).await?;
+    let node = Node::start(&args.images, &args.isolation, &args.backends, None).await?;
     let (host, http, launcher) = (node.host.clone(), node.http.clone(), node.launcher.clone());
 
     let admin = Arc::new(Admin {

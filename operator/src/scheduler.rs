@@ -534,11 +534,13 @@ mod tests {
                 interfaces: vec![
                     ServedInterface {
                         interface: "wasi:keyvalue/store@0.2.0-draft".into(),
-                        backend: "in-memory".into(),
+                        backend: "memory".into(),
+                        backends: vec!["memory".into(), "redis".into()],
                     },
                     ServedInterface {
                         interface: "not a wit name".into(),
                         backend: "x".into(),
+                        backends: Vec::new(),
                     },
                 ],
                 workloads: 0,

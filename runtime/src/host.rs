@@ -181,17 +181,19 @@ impl Host {
         self.events.subscribe()
     }
 
-    /// The interfaces this host's plugins serve, with the plugin's backend.
-    pub fn served_interfaces(&self) -> Vec<(WitInterface, &'static str)> {
+    /// The interfaces this host's plugins serve, with the backends offered for each (default
+    /// first).
+    pub fn served_interfaces(&self) -> Vec<(WitInterface, Vec<&'static str>)> {
         self.plugins
             .iter()
             .flat_map(|p| {
                 let world = p.world();
+                let backends = p.backends();
                 world
                     .imports
                     .into_iter()
                     .chain(world.exports)
-                    .flat_map(move |i| p.backends().into_iter().map(move |b| (i.clone(), b)))
+                    .map(move |i| (i, backends.clone()))
             })
             .collect()
     }

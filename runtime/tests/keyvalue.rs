@@ -1,5 +1,5 @@
-//! wasi:keyvalue through a real component (`kv-counter-http`) on the in-memory and filesystem
-//! backends: counting, atomic increments under contention, namespace scoping, named entries,
+//! wasi:keyvalue through a real component (`kv-counter-http`) on the in-memory, filesystem and
+//! Redis (a real redis-server) backends: counting, atomic increments under contention, namespace scoping, named entries,
 //! paging, state that outlives the host, and bad input answered as the WIT's error values.
 
 mod common;
@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use common::*;
 use weft_runtime::WorkloadSpec;
+use weft_runtime::plugins::keyvalue::filesystem::FilesystemKeyValue;
+use weft_runtime::plugins::keyvalue::redis::RedisKeyValue;
 
 /// The counter in namespace `namespace`, its keyvalue entry configured by `config`.
 fn counter(namespace: &str, name: &str, config: &[(&str, &str)]) -> WorkloadSpec {
@@ -24,7 +26,7 @@ fn counter(namespace: &str, name: &str, config: &[(&str, &str)]) -> WorkloadSpec
 
 async fn host_with_filesystem(dir: &std::path::Path) -> TestHost {
     TestHost::with(Options {
-        keyvalue_dir: Some(dir.into()),
+        keyvalue: vec![Arc::new(FilesystemKeyValue::new(dir))],
         ..Options::default()
     })
     .await
@@ -184,4 +186,83 @@ async fn bad_input_gets_error_values_or_a_refusal() {
         err.contains("backend \"redis\" is not offered by this host (it offers memory)"),
         "{err}"
     );
+}
+
+async fn host_with_redis(redis: &RedisServer) -> TestHost {
+    TestHost::with(Options {
+        keyvalue: vec![Arc::new(RedisKeyValue::new(&redis.url()).unwrap())],
+        ..Options::default()
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
+    let redis = RedisServer::start().await;
+    {
+        let t = Arc::new(host_with_redis(&redis).await);
+        t.run(counter("test", "kv", &[("backend", "redis")])).await;
+        let requests: Vec<_> = (0..50)
+            .map(|_| {
+                let t = t.clone();
+                tokio::spawn(async move { t.get("kv.test", "/incr?key=hits").await })
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for r in requests {
+            let (status, body) = r.await.unwrap();
+            assert_eq!(status, 200, "{body}");
+            seen.push(body.trim().parse::<u64>().unwrap());
+        }
+        seen.sort();
+        assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+        t.host.shutdown().await;
+    }
+    // Another host (a restarted or a different one) finds the same state.
+    let t = host_with_redis(&redis).await;
+    t.run(counter("test", "kv", &[("backend", "redis")])).await;
+    assert_eq!(t.get("kv.test", "/incr?key=hits").await.1, "51\n");
+    assert_eq!(
+        t.request("PUT", "kv.test", "/set?key=colour", "blue")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        t.get("kv.test", "/many?keys=colour,nothing").await.1,
+        "colour=blue\nnothing=-\n"
+    );
+    let (_, keys) = t.get("kv.test", "/keys").await;
+    let mut keys: Vec<&str> = keys.lines().collect();
+    keys.sort();
+    assert_eq!(keys, ["colour", "hits"]);
+}
+
+#[tokio::test]
+async fn a_redis_outage_costs_errors_not_the_host_and_it_recovers() {
+    let mut redis = RedisServer::start().await;
+    let t = host_with_redis(&redis).await;
+    t.run(counter("test", "kv", &[("backend", "redis")])).await;
+    t.run(http_workload(
+        "hello",
+        vec![component("hello", "hello-http")],
+    ))
+    .await;
+    assert_eq!(t.get("kv.test", "/incr?key=n").await.1, "1\n");
+    redis.stop();
+    let (status, body) = t.get("kv.test", "/incr?key=n").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("redis backend"), "{body}");
+    assert_eq!(t.get("hello.test", "/").await.0, 200);
+    // Back without restarting the host (the server kept nothing: it persists nothing here).
+    redis.restart().await;
+    eventually(
+        "the redis backend to recover",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (status, body) = t.get("kv.test", "/incr?key=n").await;
+            (status == 200).then_some(body)
+        },
+    )
+    .await;
 }

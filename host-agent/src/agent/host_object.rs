@@ -16,7 +16,7 @@ pub struct Registration {
     pub capacity: u32,
     /// The memory budget Workloads are placed against, in bytes.
     pub memory: u64,
-    pub interfaces: Vec<(WitInterface, &'static str)>,
+    pub interfaces: Vec<(WitInterface, Vec<&'static str>)>,
 }
 
 impl Registration {
@@ -77,7 +77,13 @@ impl Registration {
         let interfaces: Vec<serde_json::Value> = self
             .interfaces
             .iter()
-            .map(|(i, backend)| serde_json::json!({ "interface": i.to_string(), "backend": backend }))
+            .map(|(i, backends)| {
+                serde_json::json!({
+                    "interface": i.to_string(),
+                    "backend": backends.first().copied().unwrap_or("built-in"),
+                    "backends": backends,
+                })
+            })
             .collect();
         let current = self.api.get_status(&self.name).await.ok();
         let status = if ready { "True" } else { "False" };

@@ -52,6 +52,8 @@ pub struct AgentArgs {
     pub images: ImageArgs,
     #[command(flatten)]
     pub isolation: crate::isolation_args::IsolationArgs,
+    #[command(flatten)]
+    pub backends: crate::backend_args::BackendArgs,
 }
 
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
@@ -63,7 +65,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API server (KUBECONFIG or in-cluster)")?;
 
-    let node = Node::start(&args.images, &args.isolation, Some(&host_name)).await?;
+    let node = Node::start(
+        &args.images,
+        &args.isolation,
+        &args.backends,
+        Some(&host_name),
+    )
+    .await?;
     let admin = Arc::new(Admin {
         registry: node.registry,
         launcher: node.launcher.clone(),

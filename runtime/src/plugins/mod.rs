@@ -6,7 +6,6 @@ pub mod keyvalue;
 pub mod logging;
 pub mod wasi;
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use weft_api::WitInterface;
@@ -29,12 +28,12 @@ pub struct DefaultPlugins {
 
 impl DefaultPlugins {
     /// `answer_any_host_when_alone`: a lone HTTP workload answers whatever `Host` header comes
-    /// (local runs); in a cluster only the hosts a workload claims reach it. `keyvalue_dir`
-    /// offers the filesystem key-value backend there, besides the in-memory one (the default).
+    /// (local runs); in a cluster only the hosts a workload claims reach it. `keyvalue` are the
+    /// key-value backends offered besides the in-memory one (the default).
     pub fn new(
         egress: EgressRules,
         answer_any_host_when_alone: bool,
-        keyvalue_dir: Option<PathBuf>,
+        keyvalue: Vec<Arc<dyn keyvalue::backend::KeyValueBackend>>,
     ) -> Self {
         let http = Arc::new(http::HttpPlugin::new(
             Arc::new(Router::new(answer_any_host_when_alone)),
@@ -42,9 +41,7 @@ impl DefaultPlugins {
         ));
         let mut keyvalue_backends: Vec<Arc<dyn keyvalue::backend::KeyValueBackend>> =
             vec![Arc::new(keyvalue::memory::MemoryKeyValue::default())];
-        if let Some(dir) = keyvalue_dir {
-            keyvalue_backends.push(Arc::new(keyvalue::filesystem::FilesystemKeyValue::new(dir)));
-        }
+        keyvalue_backends.extend(keyvalue);
         let all: Vec<Arc<dyn HostPlugin>> = vec![
             Arc::new(wasi::WasiPlugin),
             http.clone(),

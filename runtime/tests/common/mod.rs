@@ -70,8 +70,8 @@ pub struct Options {
     pub host_path_prefixes: Vec<PathBuf>,
     pub memory_budget: Option<u64>,
     pub data_dir: Option<PathBuf>,
-    /// Offers the filesystem key-value backend there.
-    pub keyvalue_dir: Option<PathBuf>,
+    /// Key-value backends besides the in-memory one.
+    pub keyvalue: Vec<Arc<dyn weft_runtime::plugins::keyvalue::backend::KeyValueBackend>>,
     /// Plugins besides the default set.
     pub plugins: Vec<Arc<dyn weft_runtime::HostPlugin>>,
     pub server: weft_runtime::http_server::ServerLimits,
@@ -85,7 +85,7 @@ impl Default for Options {
             host_path_prefixes: vec![std::env::temp_dir()],
             memory_budget: Some(64 << 30),
             data_dir: None,
-            keyvalue_dir: None,
+            keyvalue: Vec::new(),
             plugins: Vec::new(),
             server: Default::default(),
         }
@@ -122,7 +122,7 @@ impl TestHost {
             .with_test_writer()
             .try_init();
         let metrics = RuntimeMetrics::default();
-        let plugins = DefaultPlugins::new(egress, false, options.keyvalue_dir.clone());
+        let plugins = DefaultPlugins::new(egress, false, options.keyvalue.clone());
         let http = plugins.http.clone();
         let mut builder = Host::builder()
             .engine(engine)
@@ -257,5 +257,66 @@ where
         }
         assert!(start.elapsed() < timeout, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A real `redis-server` (Debian's) on a free loopback port, stopped when dropped.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl RedisServer {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = Self { port, child: None };
+        server.restart().await;
+        server
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server (again) on its port, with nothing persisted.
+    pub async fn restart(&mut self) {
+        self.stop();
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/ensure-packages.sh installs it)");
+        self.child = Some(child);
+        let addr: SocketAddr = ([127, 0, 0, 1], self.port).into();
+        eventually(
+            "redis-server to answer PING",
+            Duration::from_secs(10),
+            || async move {
+                let mut stream = TcpStream::connect(addr).await.ok()?;
+                stream.write_all(b"PING\r\n").await.ok()?;
+                let mut reply = [0u8; 7];
+                stream.read_exact(&mut reply).await.ok()?;
+                (&reply == b"+PONG\r\n").then_some(())
+            },
+        )
+        .await;
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

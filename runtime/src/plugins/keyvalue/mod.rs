@@ -1,5 +1,5 @@
 //! wasi:keyvalue@0.2.0-draft (`store`, `atomics`, `batch`) over interchangeable backends, one
-//! file each (`memory.rs`, `filesystem.rs`), the way wash-runtime lays out its keyvalue plugin.
+//! file each (`memory.rs`, `filesystem.rs`, `redis.rs`), the way wash-runtime lays out its keyvalue plugin.
 //!
 //! A Workload picks a backend per `hostInterfaces` entry with `config.backend` (the host's
 //! default otherwise). `open(identifier)` opens the bucket of the entry *named* `identifier`
@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod filesystem;
 pub mod memory;
+pub mod redis;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
