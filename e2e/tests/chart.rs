@@ -108,7 +108,14 @@ fn other_values_render_what_they_say() {
         "hostAgent.isolation.allowHostPaths={/srv/weft}",
         "hostAgent.isolation.egressDeny={10.0.0.0/8}",
         "hostAgent.isolation.memoryBudget=3Gi",
+        "hostAgent.backends.redis.urlSecret.name=weft-redis",
+        "hostAgent.backends.redis.urlSecret.key=url",
     ]);
+    assert!(yaml.contains("name: WEFT_REDIS_URL"));
+    assert!(
+        yaml.contains(r#"secretKeyRef: {name: "weft-redis", key: "url"}"#),
+        "{yaml}"
+    );
     for arg in [
         "--allow-host-path=/srv/weft",
         "--egress-deny=10.0.0.0/8",

@@ -56,7 +56,10 @@ fn weft_runs_workloads_on_a_real_control_plane() {
         &["host", "host-a"],
         "{.status.interfaces[?(@.interface==\"wasi:keyvalue/atomics,batch,store@0.2.0-draft\")].backends}",
     );
-    assert!(keyvalue.contains("memory") && keyvalue.contains("filesystem"), "{keyvalue}");
+    assert!(
+        keyvalue.contains("memory") && keyvalue.contains("filesystem"),
+        "{keyvalue}"
+    );
 
     // --- apply → Ready → kubectl get → curl
     let v1 = cluster.push_example("hello-http", "1.0");
@@ -168,11 +171,9 @@ spec:
 ",
     );
     assert!(out.status.success(), "{out:?}");
-    cluster.wait(
-        "needs-ledger to be refused",
-        Duration::from_secs(30),
-        |c| c.condition("needs-ledger", "Scheduled") == "False",
-    );
+    cluster.wait("needs-ledger to be refused", Duration::from_secs(30), |c| {
+        c.condition("needs-ledger", "Scheduled") == "False"
+    });
     let message = cluster.control_plane.jsonpath(
         &["wl", "needs-ledger"],
         "{.status.conditions[?(@.type==\"Scheduled\")].message}",
