@@ -73,10 +73,10 @@ async fn an_unserved_host_interface_is_refused() {
     let t = TestHost::start().await;
     let mut w = http_workload("w", vec![component("hello", "hello-http")]);
     w.host_interfaces
-        .push(interface("wasi:keyvalue/store@0.2.0-draft", &[]));
+        .push(interface("acme:ledger/entries@1.0.0", &[]));
     let err = t.host.start_workload(w).await.unwrap_err().to_string();
     assert!(
-        err.contains("no host plugin serves wasi:keyvalue/store@0.2.0-draft"),
+        err.contains("no host plugin serves acme:ledger/entries@1.0.0"),
         "{err}"
     );
 }
