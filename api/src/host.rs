@@ -135,10 +135,25 @@ impl ServedInterface {
 impl Host {
     /// The interfaces this Host serves that parse as WIT names; the rest are skipped.
     pub fn served_interfaces(&self) -> Vec<WitInterface> {
+        self.served_backends()
+            .into_iter()
+            .map(|(wit, _)| wit)
+            .collect()
+    }
+
+    /// Each interface the Host serves, with the backends a Workload may pick for it.
+    pub fn served_backends(&self) -> Vec<(WitInterface, Vec<String>)> {
         self.status
             .iter()
             .flat_map(|status| &status.interfaces)
-            .filter_map(|served| served.wit().ok())
+            .filter_map(|served| {
+                let backends = if served.backends.is_empty() {
+                    vec![served.backend.clone()]
+                } else {
+                    served.backends.clone()
+                };
+                Some((served.wit().ok()?, backends))
+            })
             .collect()
     }
 }

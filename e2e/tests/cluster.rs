@@ -185,6 +185,39 @@ spec:
     assert_eq!(phase, "Pending");
     cluster.kubectl_ok(&["delete", "wl", "needs-ledger", "--timeout=30s"]);
 
+    // --- a workload asking for a backend no host offers stays Pending, saying which
+    let out = cluster.control_plane.apply(
+        "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: needs-redis
+spec:
+  components:
+    - name: counter
+      image: 127.0.0.1:1/none:1
+  hostInterfaces:
+    - namespace: wasi
+      package: keyvalue
+      interfaces: [store, atomics]
+      version: 0.2.0-draft
+      config:
+        backend: redis
+",
+    );
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait("needs-redis to be refused", Duration::from_secs(30), |c| {
+        c.condition("needs-redis", "Scheduled") == "False"
+    });
+    let message = cluster.control_plane.jsonpath(
+        &["wl", "needs-redis"],
+        "{.status.conditions[?(@.type==\"Scheduled\")].message}",
+    );
+    assert!(
+        message.contains("does not offer backend redis for wasi:keyvalue"),
+        "{message}"
+    );
+    cluster.kubectl_ok(&["delete", "wl", "needs-redis", "--timeout=30s"]);
+
     // --- a hostPath onto the host-agent's ServiceAccount token is refused on the host, and
     // the Workload's status says why
     let out = cluster.control_plane.apply(&format!(

@@ -76,7 +76,8 @@ pub struct Candidate {
     pub capacity: Option<u32>,
     /// Workloads currently assigned to the Host (counted by label, not as the Host reports).
     pub assigned: u32,
-    pub interfaces: Vec<WitInterface>,
+    /// What the Host serves, with the backends it offers for each.
+    pub interfaces: Vec<(WitInterface, Vec<String>)>,
 }
 
 impl Candidate {
@@ -98,7 +99,7 @@ impl Candidate {
                 .and_then(|status| status.capacity.as_ref())
                 .map(|capacity| capacity.workloads),
             assigned,
-            interfaces: host.served_interfaces(),
+            interfaces: host.served_backends(),
         }
     }
 
@@ -134,14 +135,32 @@ impl Candidate {
         {
             return Some(Refusal::SelectorMismatch);
         }
+        let served: Vec<&WitInterface> = self.interfaces.iter().map(|(wit, _)| wit).collect();
         let missing: Vec<String> = requirements
             .interfaces
             .iter()
-            .filter(|needed| !needed.satisfied_by(&self.interfaces))
+            .filter(|needed| !needed.satisfied_by(served.iter().copied()))
             .map(ToString::to_string)
             .collect();
         if !missing.is_empty() {
             return Some(Refusal::MissingInterfaces(missing));
+        }
+        for (needed, backend) in &requirements.backends {
+            let package = WitInterface::package(
+                needed.namespace.clone(),
+                needed.package.clone(),
+                needed.version.clone(),
+            );
+            let offered = self
+                .interfaces
+                .iter()
+                .any(|(wit, backends)| wit.satisfies(&package) && backends.contains(backend));
+            if !offered {
+                return Some(Refusal::MissingBackend {
+                    package: needed.package_name(),
+                    backend: backend.clone(),
+                });
+            }
         }
         None
     }
@@ -160,6 +179,11 @@ pub enum Refusal {
     },
     SelectorMismatch,
     MissingInterfaces(Vec<String>),
+    /// A `hostInterfaces` entry asks for a backend (`config.backend`) the Host does not offer.
+    MissingBackend {
+        package: String,
+        backend: String,
+    },
 }
 
 impl fmt::Display for Refusal {
@@ -175,6 +199,9 @@ impl fmt::Display for Refusal {
             Self::MissingInterfaces(missing) => {
                 write!(f, "does not serve {}", missing.join(", "))
             }
+            Self::MissingBackend { package, backend } => {
+                write!(f, "does not offer backend {backend} for {package}")
+            }
         }
     }
 }
@@ -184,19 +211,29 @@ impl fmt::Display for Refusal {
 pub struct Requirements {
     pub selector: Option<LabelSelector>,
     pub interfaces: Vec<WitInterface>,
+    /// The backends entries pick with `config.backend`.
+    pub backends: Vec<(WitInterface, String)>,
 }
 
 impl Requirements {
     /// The requirements of `spec`; fails when a host interface is not a valid WIT name (the CRD's
     /// validation should prevent that).
     pub fn from_spec(spec: &WorkloadSpec) -> Result<Self, WitParseError> {
+        let interfaces: Vec<WitInterface> = spec
+            .host_interfaces
+            .iter()
+            .map(|entry| entry.to_wit())
+            .collect::<Result<_, _>>()?;
+        let backends = spec
+            .host_interfaces
+            .iter()
+            .zip(&interfaces)
+            .filter_map(|(entry, wit)| Some((wit.clone(), entry.config.get("backend")?.clone())))
+            .collect();
         Ok(Self {
             selector: spec.host_selector.clone(),
-            interfaces: spec
-                .host_interfaces
-                .iter()
-                .map(|entry| entry.to_wit())
-                .collect::<Result<_, _>>()?,
+            interfaces,
+            backends,
         })
     }
 }
@@ -300,8 +337,15 @@ mod tests {
             unschedulable: false,
             capacity: Some(10),
             assigned,
-            interfaces: vec!["wasi:http@0.2.0".parse().unwrap()],
+            interfaces: vec![served("wasi:http@0.2.0", &["built-in"])],
         }
+    }
+
+    fn served(interface: &str, backends: &[&str]) -> (WitInterface, Vec<String>) {
+        (
+            interface.parse().unwrap(),
+            backends.iter().map(|b| b.to_string()).collect(),
+        )
     }
 
     fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -323,6 +367,7 @@ mod tests {
         Requirements {
             selector: None,
             interfaces: vec!["wasi:keyvalue/store@0.2.0-draft".parse().unwrap()],
+            backends: Vec::new(),
         }
     }
 
@@ -380,12 +425,14 @@ mod tests {
     #[test]
     fn filters_by_interfaces() {
         let mut kv = candidate("kv", 5);
-        kv.interfaces
-            .push("wasi:keyvalue/atomics,store@0.2.0-draft".parse().unwrap());
+        kv.interfaces.push(served(
+            "wasi:keyvalue/atomics,store@0.2.0-draft",
+            &["memory"],
+        ));
         let mut wrong_version = candidate("old", 0);
         wrong_version
             .interfaces
-            .push("wasi:keyvalue/store@0.1.0".parse().unwrap());
+            .push(served("wasi:keyvalue/store@0.1.0", &["memory"]));
         let plain = candidate("plain", 0);
         assert_eq!(
             pick(&keyvalue(), &[plain.clone(), wrong_version.clone(), kv]).unwrap(),
@@ -396,6 +443,27 @@ mod tests {
             err.message,
             "0/2 hosts fit: old does not serve wasi:keyvalue/store@0.2.0-draft; \
              plain does not serve wasi:keyvalue/store@0.2.0-draft"
+        );
+    }
+
+    #[test]
+    fn filters_by_the_backend_an_entry_picks() {
+        let mut redis = candidate("redis", 5);
+        redis.interfaces.push(served(
+            "wasi:keyvalue/atomics,batch,store@0.2.0-draft",
+            &["memory", "redis"],
+        ));
+        let mut memory = candidate("memory", 0);
+        memory.interfaces.push(served(
+            "wasi:keyvalue/atomics,batch,store@0.2.0-draft",
+            &["memory"],
+        ));
+        let mut req = keyvalue();
+        req.backends = vec![(req.interfaces[0].clone(), "redis".into())];
+        assert_eq!(pick(&req, &[memory.clone(), redis]).unwrap(), "redis");
+        assert_eq!(
+            pick(&req, &[memory]).unwrap_err().message,
+            "0/1 hosts fit: memory does not offer backend redis for wasi:keyvalue"
         );
     }
 
@@ -411,6 +479,7 @@ mod tests {
                 match_expressions: None,
             }),
             interfaces: vec![],
+            backends: Vec::new(),
         };
         assert_eq!(pick(&req, &[a.clone(), b]).unwrap(), "b");
         assert_eq!(
