@@ -12,5 +12,6 @@ pub mod host_controller;
 pub mod leader;
 pub mod metrics;
 pub mod scheduler;
+pub mod selector;
 pub mod status;
 pub mod workload_controller;

@@ -9,6 +9,8 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use weft_api::labels::condition;
+
+use crate::selector;
 use weft_api::{Host, WitInterface, WitParseError, WorkloadSpec};
 
 /// How many per-host reasons an Unschedulable message lists before summarising the rest.
@@ -131,7 +133,7 @@ impl Candidate {
             return Some(Refusal::Full { capacity });
         }
         if let Some(selector) = &requirements.selector
-            && !selector_matches(selector, &self.labels)
+            && !selector::matches(selector, &self.labels)
         {
             return Some(Refusal::SelectorMismatch);
         }
@@ -238,29 +240,6 @@ impl Requirements {
     }
 }
 
-/// Whether `labels` match a Kubernetes label selector (`matchLabels` and `matchExpressions` with
-/// `In`, `NotIn`, `Exists`, `DoesNotExist`). An unknown operator matches nothing, as the API
-/// server would have rejected it anyway.
-pub fn selector_matches(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
-    let labels_match = selector
-        .match_labels
-        .iter()
-        .flatten()
-        .all(|(key, value)| labels.get(key) == Some(value));
-    let expressions_match = selector.match_expressions.iter().flatten().all(|expr| {
-        let value = labels.get(&expr.key);
-        let values = expr.values.as_deref().unwrap_or_default();
-        match expr.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            _ => false,
-        }
-    });
-    labels_match && expressions_match
-}
-
 /// No Host fits; the message names why each was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Unschedulable {
@@ -316,9 +295,7 @@ fn unschedulable_message(total: usize, mut refusals: Vec<(&str, Refusal)>) -> St
 mod tests {
     use super::*;
     use k8s_openapi::api::coordination::v1::LeaseSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
-        LabelSelectorRequirement, MicroTime, ObjectMeta, Time,
-    };
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
     use weft_api::{HostCapacity, HostInterface, HostSpec, HostStatus, ServedInterface};
 
     fn now() -> Timestamp {
@@ -355,62 +332,12 @@ mod tests {
             .collect()
     }
 
-    fn expression(key: &str, operator: &str, values: &[&str]) -> LabelSelectorRequirement {
-        LabelSelectorRequirement {
-            key: key.into(),
-            operator: operator.into(),
-            values: Some(values.iter().map(|v| v.to_string()).collect()),
-        }
-    }
-
     fn keyvalue() -> Requirements {
         Requirements {
             selector: None,
             interfaces: vec!["wasi:keyvalue/store@0.2.0-draft".parse().unwrap()],
             backends: Vec::new(),
         }
-    }
-
-    #[test]
-    fn selector_match_labels_and_expressions() {
-        let host = labels(&[("zone", "a"), ("gpu", "yes")]);
-        let select =
-            |match_labels: &[(&str, &str)], exprs: Vec<LabelSelectorRequirement>| LabelSelector {
-                match_labels: Some(labels(match_labels)),
-                match_expressions: Some(exprs),
-            };
-        assert!(selector_matches(&LabelSelector::default(), &host));
-        assert!(selector_matches(&select(&[("zone", "a")], vec![]), &host));
-        assert!(!selector_matches(&select(&[("zone", "b")], vec![]), &host));
-        assert!(!selector_matches(&select(&[("rack", "1")], vec![]), &host));
-
-        let one = |e| selector_matches(&select(&[], vec![e]), &host);
-        assert!(one(expression("zone", "In", &["a", "b"])));
-        assert!(!one(expression("zone", "In", &["b"])));
-        assert!(!one(expression("rack", "In", &["1"])));
-        assert!(one(expression("zone", "NotIn", &["b"])));
-        assert!(!one(expression("zone", "NotIn", &["a"])));
-        assert!(
-            one(expression("rack", "NotIn", &["1"])),
-            "absent label is not in any set"
-        );
-        assert!(one(expression("gpu", "Exists", &[])));
-        assert!(!one(expression("rack", "Exists", &[])));
-        assert!(one(expression("rack", "DoesNotExist", &[])));
-        assert!(!one(expression("gpu", "DoesNotExist", &[])));
-        assert!(
-            !one(expression("gpu", "Gt", &["1"])),
-            "unknown operators match nothing"
-        );
-
-        // Both parts must hold.
-        assert!(!selector_matches(
-            &select(
-                &[("zone", "a")],
-                vec![expression("gpu", "DoesNotExist", &[])]
-            ),
-            &host
-        ));
     }
 
     #[test]
