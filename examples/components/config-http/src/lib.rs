@@ -1,12 +1,10 @@
 //! Reads its greeting from `wasi:config/store` and logs through `wasi:logging`.
 //! `/all` lists every config entry as sorted `key=value` lines.
 
-use std::io::Write as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::{
-    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use weft_guest::respond;
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 // Bindings for the draft WASI imports, which `wasip2` does not cover; without
 // `generate_all` wit-bindgen expects every `wasi:` package to come from elsewhere.
@@ -48,19 +46,6 @@ fn list_config() -> Result<String, store::Error> {
     let mut entries = store::get_all()?;
     entries.sort();
     Ok(entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect())
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).unwrap();
-    let response_body = response.body().unwrap();
-    ResponseOutparam::set(out, Ok(response));
-    let mut stream = response_body.write().unwrap();
-    stream.write_all(body).unwrap();
-    stream.flush().unwrap();
-    drop(stream); // a child of the body: it must go before the body is finished
-    OutgoingBody::finish(response_body, None).unwrap();
 }
 
 wasip2::http::proxy::export!(ConfigHttp);

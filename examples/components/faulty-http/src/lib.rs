@@ -6,12 +6,10 @@
 //! fails, e.g. the body is over the limit or stalls). `/ok` answers normally.
 
 use std::hint::black_box;
-use std::io::Write as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::{
-    Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use weft_guest::respond;
+use wasip2::http::types::{IncomingBody, IncomingRequest, ResponseOutparam};
 
 struct Faulty;
 
@@ -66,19 +64,6 @@ fn read_body(request: IncomingRequest) -> Result<u64, String> {
     drop(stream);
     IncomingBody::finish(body);
     Ok(total)
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).unwrap();
-    let response_body = response.body().unwrap();
-    ResponseOutparam::set(out, Ok(response));
-    let mut stream = response_body.write().unwrap();
-    stream.write_all(body).unwrap();
-    stream.flush().unwrap();
-    drop(stream); // a child of the body: it must go before the body is finished
-    OutgoingBody::finish(response_body, None).unwrap();
 }
 
 wasip2::http::proxy::export!(Faulty);

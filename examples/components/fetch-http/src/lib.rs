@@ -2,14 +2,11 @@
 //! that URL and answers with its status and body. If the host refuses or the request
 //! fails (e.g. the host is not in `allowedHosts`), answers 502 with the error code.
 
-use std::io::Write as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
+use weft_guest::respond;
 use wasip2::http::outgoing_handler;
-use wasip2::http::types::{
-    ErrorCode, Fields, IncomingRequest, OutgoingBody, OutgoingRequest, OutgoingResponse,
-    ResponseOutparam, Scheme, http_error_code,
-};
+use wasip2::http::types::{ErrorCode, Fields, IncomingRequest, OutgoingRequest, ResponseOutparam, Scheme, http_error_code};
 use wasip2::io::streams::StreamError;
 
 struct FetchHttp;
@@ -74,19 +71,6 @@ fn fetch(request: OutgoingRequest) -> Result<(u16, Vec<u8>), ErrorCode> {
         }
     }
     Ok((response.status(), bytes))
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).unwrap();
-    let response_body = response.body().unwrap();
-    ResponseOutparam::set(out, Ok(response));
-    let mut stream = response_body.write().unwrap();
-    stream.write_all(body).unwrap();
-    stream.flush().unwrap();
-    drop(stream); // a child of the body: it must go before the body is finished
-    OutgoingBody::finish(response_body, None).unwrap();
 }
 
 wasip2::http::proxy::export!(FetchHttp);

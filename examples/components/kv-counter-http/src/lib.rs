@@ -4,13 +4,10 @@
 //! page; `GET /many?keys=a,b` answers `a=<value>` lines in the order asked (`-` if absent).
 //! A backend error is answered 500 with the WIT error.
 
-use std::io::Write as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::{
-    Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse,
-    ResponseOutparam,
-};
+use weft_guest::respond;
+use wasip2::http::types::{IncomingBody, IncomingRequest, Method, ResponseOutparam};
 
 wit_bindgen::generate!({ path: "../../wit", world: "kv-counter-http", generate_all });
 
@@ -96,19 +93,6 @@ fn read_body(request: IncomingRequest) -> Vec<u8> {
     }
     IncomingBody::finish(body);
     bytes
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).unwrap();
-    let response_body = response.body().unwrap();
-    ResponseOutparam::set(out, Ok(response));
-    let mut stream = response_body.write().unwrap();
-    stream.write_all(body).unwrap();
-    stream.flush().unwrap();
-    drop(stream); // a child of the body: it must go before the body is finished
-    OutgoingBody::finish(response_body, None).unwrap();
 }
 
 wasip2::http::proxy::export!(KvCounter);

@@ -1,12 +1,10 @@
 //! Serves `GET /?name=X` by opening the `weft:examples/tally` counter named X (a resource
 //! a host plugin hands out) and counting three times: the body is the three values.
 
-use std::io::Write as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::{
-    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use weft_guest::respond;
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({ path: "../../wit", world: "tally-http" });
 
@@ -24,19 +22,6 @@ impl Guest for TallyHttp {
         let body = format!("{} {} {}\n", counter.next(), counter.next(), counter.next());
         respond(out, 200, body.as_bytes());
     }
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).unwrap();
-    let response_body = response.body().unwrap();
-    ResponseOutparam::set(out, Ok(response));
-    let mut stream = response_body.write().unwrap();
-    stream.write_all(body).unwrap();
-    stream.flush().unwrap();
-    drop(stream); // a child of the body: it must go before the body is finished
-    OutgoingBody::finish(response_body, None).unwrap();
 }
 
 wasip2::http::proxy::export!(TallyHttp);

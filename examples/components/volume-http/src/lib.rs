@@ -3,14 +3,13 @@
 //! lists every preopen the component can see (which should be `/data` alone).
 
 use std::error::Error;
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
+use weft_guest::respond;
 use wasip2::filesystem::preopens;
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
-use wasip2::http::types::{
-    Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
-};
+use wasip2::http::types::{IncomingRequest, Method, ResponseOutparam};
 
 const DATA_DIR: &str = "/data";
 
@@ -84,19 +83,6 @@ fn write_file(
         stream.blocking_write_and_flush(chunk)?;
     }
     Ok(contents.len()) // `stream` drops before `file`, its parent
-}
-
-fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
-    let headers = Fields::from_list(&[("content-type".into(), b"text/plain".to_vec())]).unwrap();
-    let response = OutgoingResponse::new(headers);
-    response.set_status_code(status).unwrap();
-    let response_body = response.body().unwrap();
-    ResponseOutparam::set(out, Ok(response));
-    let mut stream = response_body.write().unwrap();
-    stream.write_all(body).unwrap();
-    stream.flush().unwrap();
-    drop(stream); // a child of the body: it must go before the body is finished
-    OutgoingBody::finish(response_body, None).unwrap();
 }
 
 wasip2::http::proxy::export!(VolumeHttp);
