@@ -184,6 +184,7 @@ fn unsatisfied_imports_are_listed() {
 fn every_example_manifest_starts() {
     for name in [
         "config-http",
+        "cron",
         "faulty-http",
         "fetch-http",
         "kv-counter",

@@ -120,3 +120,43 @@ async fn components_reach_their_service_over_loopback() {
     .await;
     assert!(body.starts_with("pong "), "{body}");
 }
+
+#[tokio::test]
+async fn a_service_calls_a_sibling_on_a_schedule() {
+    // The seed's cron example: the service imports what `job` exports; each call is an
+    // invocation of `job` (its limits, its metrics), which counts itself in wasi:keyvalue.
+    let t = TestHost::start().await;
+    let mut w = with_service(
+        http_workload(
+            "cron",
+            vec![
+                component("job", "cron-job"),
+                component("counter", "kv-counter-http"),
+            ],
+        ),
+        "cron-service",
+        &[("INTERVAL_MS", "50")],
+        0,
+    );
+    w.host_interfaces.push(interface(
+        "wasi:keyvalue/store,atomics,batch@0.2.0-draft",
+        &[],
+    ));
+    t.run(w).await;
+    let runs = eventually(
+        "the job to run three times",
+        Duration::from_secs(10),
+        || async {
+            let (status, body) = t.get("cron.test", "/get?bucket=cron&key=runs").await;
+            let runs: u64 = body.trim().parse().ok()?;
+            (status == 200 && runs >= 3).then_some(runs)
+        },
+    )
+    .await;
+    assert!(runs >= 3);
+    assert!(
+        t.metrics_text().contains(
+            r#"weft_invocations_total{workload="test/cron",component="job",outcome="ok"}"#
+        )
+    );
+}
