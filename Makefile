@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test examples tools host-agent lint unit crds bench bench-pull bench-cluster dev-cluster clean
+.PHONY: run test examples tools host-agent lint unit crds bench bench-pull bench-data bench-cluster dev-cluster clean
 
 ## run: build the examples and the host-agent, then serve examples/hello-http.yaml locally
 run: examples host-agent
@@ -48,6 +48,10 @@ bench: examples
 ## bench-pull: pull time and first-request latency, uncached vs cached digest, next to oras pull
 bench-pull: examples
 	scripts/bench-pull.sh
+
+## bench-data: key-value rates through a component on redis, next to redis-benchmark (not part of test)
+bench-data: examples
+	scripts/bench-data.sh
 
 ## bench-cluster: apply-to-first-response and 200 Workloads to Ready on a real control plane
 bench-cluster: examples tools
