@@ -34,6 +34,20 @@ fn hello_manifest(image: &str) -> String {
         .replace("build/hello-http.wasm", image)
 }
 
+/// Waits until the just-applied `workload` is refused scheduling; returns the reason.
+fn unschedulable(cluster: &Cluster, workload: &str, applied: std::process::Output) -> String {
+    assert!(applied.status.success(), "{applied:?}");
+    cluster.wait(
+        &format!("{workload} to be refused"),
+        Duration::from_secs(30),
+        |c| c.condition(workload, "Scheduled") == "False",
+    );
+    cluster.control_plane.jsonpath(
+        &["wl", workload],
+        "{.status.conditions[?(@.type==\"Scheduled\")].message}",
+    )
+}
+
 fn ready(cluster: &Cluster, workload: &str) -> bool {
     cluster.condition(workload, "Ready") == "True"
 }
@@ -170,14 +184,7 @@ spec:
       version: 1.0.0
 ",
     );
-    assert!(out.status.success(), "{out:?}");
-    cluster.wait("needs-ledger to be refused", Duration::from_secs(30), |c| {
-        c.condition("needs-ledger", "Scheduled") == "False"
-    });
-    let message = cluster.control_plane.jsonpath(
-        &["wl", "needs-ledger"],
-        "{.status.conditions[?(@.type==\"Scheduled\")].message}",
-    );
+    let message = unschedulable(&cluster, "needs-ledger", out);
     assert!(message.contains("acme:ledger/entries@1.0.0"), "{message}");
     let phase = cluster
         .control_plane
@@ -204,14 +211,7 @@ spec:
         backend: redis
 ",
     );
-    assert!(out.status.success(), "{out:?}");
-    cluster.wait("needs-redis to be refused", Duration::from_secs(30), |c| {
-        c.condition("needs-redis", "Scheduled") == "False"
-    });
-    let message = cluster.control_plane.jsonpath(
-        &["wl", "needs-redis"],
-        "{.status.conditions[?(@.type==\"Scheduled\")].message}",
-    );
+    let message = unschedulable(&cluster, "needs-redis", out);
     assert!(
         message.contains("does not offer backend redis for wasi:keyvalue"),
         "{message}"

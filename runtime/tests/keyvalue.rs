@@ -24,6 +24,24 @@ fn counter(namespace: &str, name: &str, config: &[(&str, &str)]) -> WorkloadSpec
     w
 }
 
+/// Sends 50 increments of key `hits` at once and checks each value 1..=50 came back once.
+async fn assert_fifty_increments_are_atomic(t: &Arc<TestHost>, host: &'static str) {
+    let requests: Vec<_> = (0..50)
+        .map(|_| {
+            let t = t.clone();
+            tokio::spawn(async move { t.get(host, "/incr?key=hits").await })
+        })
+        .collect();
+    let mut seen = Vec::new();
+    for r in requests {
+        let (status, body) = r.await.unwrap();
+        assert_eq!(status, 200, "{host}: {body}");
+        seen.push(body.trim().parse::<u64>().unwrap());
+    }
+    seen.sort();
+    assert_eq!(seen, (1..=50).collect::<Vec<_>>(), "{host}");
+}
+
 async fn host_with_filesystem(dir: &std::path::Path) -> TestHost {
     TestHost::with(Options {
         keyvalue: vec![Arc::new(FilesystemKeyValue::new(dir))],
@@ -72,20 +90,7 @@ async fn increments_are_atomic_under_contention() {
     t.run(counter("test", "fs", &[("backend", "filesystem")]))
         .await;
     for host in ["mem.test", "fs.test"] {
-        let requests: Vec<_> = (0..50)
-            .map(|_| {
-                let t = t.clone();
-                tokio::spawn(async move { t.get(host, "/incr?key=hits").await })
-            })
-            .collect();
-        let mut seen = Vec::new();
-        for r in requests {
-            let (status, body) = r.await.unwrap();
-            assert_eq!(status, 200, "{host}: {body}");
-            seen.push(body.trim().parse::<u64>().unwrap());
-        }
-        seen.sort();
-        assert_eq!(seen, (1..=50).collect::<Vec<_>>(), "{host}");
+        assert_fifty_increments_are_atomic(&t, host).await;
     }
 }
 
@@ -202,20 +207,7 @@ async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
     {
         let t = Arc::new(host_with_redis(&redis).await);
         t.run(counter("test", "kv", &[("backend", "redis")])).await;
-        let requests: Vec<_> = (0..50)
-            .map(|_| {
-                let t = t.clone();
-                tokio::spawn(async move { t.get("kv.test", "/incr?key=hits").await })
-            })
-            .collect();
-        let mut seen = Vec::new();
-        for r in requests {
-            let (status, body) = r.await.unwrap();
-            assert_eq!(status, 200, "{body}");
-            seen.push(body.trim().parse::<u64>().unwrap());
-        }
-        seen.sort();
-        assert_eq!(seen, (1..=50).collect::<Vec<_>>());
+        assert_fifty_increments_are_atomic(&t, "kv.test").await;
         t.host.shutdown().await;
     }
     // Another host (a restarted or a different one) finds the same state.

@@ -1,10 +1,9 @@
 //! Reads its greeting from `wasi:config/store` and logs through `wasi:logging`.
 //! `/all` lists every config entry as sorted `key=value` lines.
 
-
 use wasip2::exports::http::incoming_handler::Guest;
-use weft_guest::respond;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+use weft_guest::respond;
 
 // Bindings for the draft WASI imports, which `wasip2` does not cover; without
 // `generate_all` wit-bindgen expects every `wasi:` package to come from elsewhere.

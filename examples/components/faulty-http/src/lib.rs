@@ -8,8 +8,8 @@
 use std::hint::black_box;
 
 use wasip2::exports::http::incoming_handler::Guest;
-use weft_guest::respond;
 use wasip2::http::types::{IncomingBody, IncomingRequest, ResponseOutparam};
+use weft_guest::respond;
 
 struct Faulty;
 

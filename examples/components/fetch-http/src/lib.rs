@@ -2,12 +2,13 @@
 //! that URL and answers with its status and body. If the host refuses or the request
 //! fails (e.g. the host is not in `allowedHosts`), answers 502 with the error code.
 
-
 use wasip2::exports::http::incoming_handler::Guest;
-use weft_guest::respond;
 use wasip2::http::outgoing_handler;
-use wasip2::http::types::{ErrorCode, Fields, IncomingRequest, OutgoingRequest, ResponseOutparam, Scheme, http_error_code};
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingRequest, OutgoingRequest, ResponseOutparam, Scheme, http_error_code,
+};
 use wasip2::io::streams::StreamError;
+use weft_guest::respond;
 
 struct FetchHttp;
 

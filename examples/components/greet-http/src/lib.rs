@@ -1,10 +1,9 @@
 //! Serves `GET /?name=X` with the answer of the imported `weft:examples/greet`
 //! interface, which another component (`greeter`) provides at runtime.
 
-
 use wasip2::exports::http::incoming_handler::Guest;
-use weft_guest::respond;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+use weft_guest::respond;
 
 wit_bindgen::generate!({ path: "../../wit", world: "greet-http" });
 

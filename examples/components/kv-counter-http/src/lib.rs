@@ -4,10 +4,9 @@
 //! page; `GET /many?keys=a,b` answers `a=<value>` lines in the order asked (`-` if absent).
 //! A backend error is answered 500 with the WIT error.
 
-
 use wasip2::exports::http::incoming_handler::Guest;
-use weft_guest::respond;
 use wasip2::http::types::{IncomingBody, IncomingRequest, Method, ResponseOutparam};
+use weft_guest::respond;
 
 wit_bindgen::generate!({ path: "../../wit", world: "kv-counter-http", generate_all });
 
@@ -28,20 +27,28 @@ impl Guest for KvCounter {
                 .unwrap_or_default()
                 .to_string()
         };
-        let bucket = match store::open(&Some(param("bucket")).filter(|b| !b.is_empty()).unwrap_or_else(|| "counter".into())) {
+        let bucket = match store::open(
+            &Some(param("bucket"))
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| "counter".into()),
+        ) {
             Ok(bucket) => bucket,
             Err(e) => return respond(out, 500, format!("keyvalue error: {e:?}\n").as_bytes()),
         };
         let key = param("key");
         let answer = match (request.method(), path) {
-            (Method::Get, "/incr") => atomics::increment(&bucket, &key, 1).map(|n| (200, format!("{n}\n"))),
+            (Method::Get, "/incr") => {
+                atomics::increment(&bucket, &key, 1).map(|n| (200, format!("{n}\n")))
+            }
             (Method::Get, "/get") => bucket.get(&key).map(|value| match value {
                 Some(v) => (200, format!("{}\n", String::from_utf8_lossy(&v))),
                 None => (404, format!("no key {key}\n")),
             }),
             (Method::Put, "/set") => {
                 let body = read_body(request);
-                bucket.set(&key, &body).map(|()| (200, format!("set {key}\n")))
+                bucket
+                    .set(&key, &body)
+                    .map(|()| (200, format!("set {key}\n")))
             }
             (Method::Get, "/keys") => all_keys(&bucket).map(|keys| (200, keys.join("\n") + "\n")),
             (Method::Get, "/many") => {

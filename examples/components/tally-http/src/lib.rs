@@ -1,10 +1,9 @@
 //! Serves `GET /?name=X` by opening the `weft:examples/tally` counter named X (a resource
 //! a host plugin hands out) and counting three times: the body is the three values.
 
-
 use wasip2::exports::http::incoming_handler::Guest;
-use weft_guest::respond;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+use weft_guest::respond;
 
 wit_bindgen::generate!({ path: "../../wit", world: "tally-http" });
 

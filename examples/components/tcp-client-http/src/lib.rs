@@ -7,14 +7,10 @@ use std::io::{BufRead as _, BufReader};
 
 use wasip2::cli::environment;
 use wasip2::exports::http::incoming_handler::Guest;
-use weft_guest::respond;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 use wasip2::sockets::instance_network::instance_network;
-use wasip2::sockets::network::{
-    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
-};
-use wasip2::sockets::tcp::TcpSocket;
 use wasip2::sockets::tcp_create_socket::create_tcp_socket;
+use weft_guest::{finish, respond, socket_address};
 
 struct TcpClient;
 
@@ -36,28 +32,7 @@ impl Guest for TcpClient {
 }
 
 fn ping(addr: &str, port: u16) -> Result<String, Box<dyn Error>> {
-    let address = match addr.parse::<std::net::IpAddr>()? {
-        std::net::IpAddr::V4(v4) => {
-            let [a, b, c, d] = v4.octets();
-            IpSocketAddress::Ipv4(Ipv4SocketAddress {
-                port,
-                address: (a, b, c, d),
-            })
-        }
-        std::net::IpAddr::V6(v6) => {
-            let [a, b, c, d, e, f, g, h] = v6.segments();
-            IpSocketAddress::Ipv6(Ipv6SocketAddress {
-                port,
-                address: (a, b, c, d, e, f, g, h),
-                flow_info: 0,
-                scope_id: 0,
-            })
-        }
-    };
-    let family = match address {
-        IpSocketAddress::Ipv4(_) => IpAddressFamily::Ipv4,
-        IpSocketAddress::Ipv6(_) => IpAddressFamily::Ipv6,
-    };
+    let (family, address) = socket_address(addr, port).ok_or("not an IP address")?;
     let socket = create_tcp_socket(family)?;
     socket.start_connect(&instance_network(), address)?;
     let (input, output) = finish(&socket, || socket.finish_connect())?;
@@ -65,17 +40,6 @@ fn ping(addr: &str, port: u16) -> Result<String, Box<dyn Error>> {
     let mut reply = String::new();
     BufReader::new(input).read_line(&mut reply)?;
     Ok(reply) // the streams drop before the socket: they are its children
-}
-
-/// Completes a two-phase socket operation: `finish-*` says `would-block` until the
-/// operation started by `start-*` is done, and the socket's pollable says when to retry.
-fn finish<T>(socket: &TcpSocket, call: impl Fn() -> Result<T, ErrorCode>) -> Result<T, ErrorCode> {
-    loop {
-        match call() {
-            Err(ErrorCode::WouldBlock) => socket.subscribe().block(),
-            result => return result,
-        }
-    }
 }
 
 fn env_var(name: &str) -> Option<String> {

@@ -10,11 +10,10 @@ use wasip2::cli::{environment, stderr, stdout};
 use wasip2::exports::cli::run::Guest;
 use wasip2::io::streams::{InputStream, OutputStream};
 use wasip2::sockets::instance_network::instance_network;
-use wasip2::sockets::network::{
-    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
-};
+use wasip2::sockets::network::ErrorCode;
 use wasip2::sockets::tcp::TcpSocket;
 use wasip2::sockets::tcp_create_socket::create_tcp_socket;
+use weft_guest::{finish, socket_address};
 
 struct TcpService;
 
@@ -47,46 +46,13 @@ impl Guest for TcpService {
 }
 
 fn listen(addr: &str, port: u16) -> Result<TcpSocket, ErrorCode> {
-    let address = match addr.parse::<std::net::IpAddr>() {
-        Ok(std::net::IpAddr::V4(v4)) => {
-            let [a, b, c, d] = v4.octets();
-            IpSocketAddress::Ipv4(Ipv4SocketAddress {
-                port,
-                address: (a, b, c, d),
-            })
-        }
-        Ok(std::net::IpAddr::V6(v6)) => {
-            let [a, b, c, d, e, f, g, h] = v6.segments();
-            IpSocketAddress::Ipv6(Ipv6SocketAddress {
-                port,
-                address: (a, b, c, d, e, f, g, h),
-                flow_info: 0,
-                scope_id: 0,
-            })
-        }
-        Err(_) => return Err(ErrorCode::InvalidArgument),
-    };
-    let family = match address {
-        IpSocketAddress::Ipv4(_) => IpAddressFamily::Ipv4,
-        IpSocketAddress::Ipv6(_) => IpAddressFamily::Ipv6,
-    };
+    let (family, address) = socket_address(addr, port).ok_or(ErrorCode::InvalidArgument)?;
     let socket = create_tcp_socket(family)?;
     socket.start_bind(&instance_network(), address)?;
     finish(&socket, || socket.finish_bind())?;
     socket.start_listen()?;
     finish(&socket, || socket.finish_listen())?;
     Ok(socket)
-}
-
-/// Completes a two-phase socket operation: `finish-*` says `would-block` until the
-/// operation started by `start-*` is done, and the socket's pollable says when to retry.
-fn finish<T>(socket: &TcpSocket, call: impl Fn() -> Result<T, ErrorCode>) -> Result<T, ErrorCode> {
-    loop {
-        match call() {
-            Err(ErrorCode::WouldBlock) => socket.subscribe().block(),
-            result => return result,
-        }
-    }
 }
 
 fn serve(

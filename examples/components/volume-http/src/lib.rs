@@ -6,10 +6,10 @@ use std::error::Error;
 use std::io::Read as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
-use weft_guest::respond;
 use wasip2::filesystem::preopens;
 use wasip2::filesystem::types::{Descriptor, DescriptorFlags, ErrorCode, OpenFlags, PathFlags};
 use wasip2::http::types::{IncomingRequest, Method, ResponseOutparam};
+use weft_guest::respond;
 
 const DATA_DIR: &str = "/data";
 

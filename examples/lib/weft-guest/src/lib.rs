@@ -1,8 +1,12 @@
-//! What every example guest shares.
+//! What the example guests share: answering HTTP, and the two-phase socket calls.
 
 use std::io::Write as _;
 
 use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasip2::sockets::network::{
+    ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
+};
+use wasip2::sockets::tcp::TcpSocket;
 
 /// Answers with `status` and a `text/plain` body.
 pub fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
@@ -16,4 +20,46 @@ pub fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     stream.flush().unwrap();
     drop(stream); // a child of the body: it must go before the body is finished
     OutgoingBody::finish(response_body, None).unwrap();
+}
+
+/// A socket address for `addr` (an IPv4 or IPv6 literal) and `port`, with its family; `None`
+/// when `addr` is not an IP address.
+pub fn socket_address(addr: &str, port: u16) -> Option<(IpAddressFamily, IpSocketAddress)> {
+    Some(match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            let address = (a, b, c, d);
+            (
+                IpAddressFamily::Ipv4,
+                IpSocketAddress::Ipv4(Ipv4SocketAddress { port, address }),
+            )
+        }
+        std::net::IpAddr::V6(v6) => {
+            let [a, b, c, d, e, f, g, h] = v6.segments();
+            let address = (a, b, c, d, e, f, g, h);
+            (
+                IpAddressFamily::Ipv6,
+                IpSocketAddress::Ipv6(Ipv6SocketAddress {
+                    port,
+                    address,
+                    flow_info: 0,
+                    scope_id: 0,
+                }),
+            )
+        }
+    })
+}
+
+/// Completes a two-phase socket operation: `finish-*` says `would-block` until the operation
+/// started by `start-*` is done, and the socket's pollable says when to retry.
+pub fn finish<T>(
+    socket: &TcpSocket,
+    call: impl Fn() -> Result<T, ErrorCode>,
+) -> Result<T, ErrorCode> {
+    loop {
+        match call() {
+            Err(ErrorCode::WouldBlock) => socket.subscribe().block(),
+            result => return result,
+        }
+    }
 }
