@@ -7,7 +7,9 @@
 #
 # Tools: registry (CNCF distribution, an OCI registry), oras (an OCI client no one here wrote),
 # etcd and kube-apiserver (a real control plane for the end-to-end tests), kubectl (its client,
-# the same release; no Debian package of it exists), helm (the chart's installer). A directory in
+# the same release; no Debian package of it exists), helm (the chart's installer), nats-server
+# (JetStream, the production backend of keyvalue, blobstore and messaging) and nats (its own
+# client, the reference in `make bench-data`). A directory in
 # KUBEBUILDER_ASSETS holding etcd and kube-apiserver is used instead of building them, as
 # envtest users expect.
 set -euo pipefail
@@ -23,6 +25,8 @@ tools=(
   "kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver $k8s_version kube-apiserver"
   "kubectl k8s.io/kubernetes/cmd/kubectl $k8s_version kubectl"
   "helm helm.sh/helm/v3/cmd/helm v3.21.4 helm"
+  "nats-server github.com/nats-io/nats-server/v2 v2.15.2 nats-server"
+  "nats github.com/nats-io/natscli/nats v0.5.0 nats"
 )
 
 # k8s.io/kubernetes replaces its staging modules with local paths, so a module requiring it

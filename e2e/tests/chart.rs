@@ -110,13 +110,23 @@ fn other_values_render_what_they_say() {
         "hostAgent.isolation.memoryBudget=3Gi",
         "hostAgent.backends.redis.urlSecret.name=weft-redis",
         "hostAgent.backends.redis.urlSecret.key=url",
+        "hostAgent.backends.nats.urlSecret.name=weft-nats",
+        "hostAgent.backends.nats.urlSecret.key=url",
+        "hostAgent.backends.maxMessagesInFlight=64",
     ]);
     assert!(yaml.contains("name: WEFT_REDIS_URL"));
-    assert!(
-        yaml.contains(r#"secretKeyRef: {name: "weft-redis", key: "url"}"#),
-        "{yaml}"
-    );
+    assert!(yaml.contains("name: WEFT_NATS_URL"));
+    for secret in ["weft-redis", "weft-nats"] {
+        assert!(
+            yaml.contains(&format!(
+                r#"secretKeyRef: {{name: "{secret}", key: "url"}}"#
+            )),
+            "{yaml}"
+        );
+    }
+    assert!(!yaml.contains("nats://"), "no URL in plain values");
     for arg in [
+        "--max-messages-in-flight=64",
         "--allow-host-path=/srv/weft",
         "--egress-deny=10.0.0.0/8",
         "--memory-budget=3Gi",

@@ -1,13 +1,15 @@
-//! The backends this host offers for capabilities with more than one (docs/keyvalue.md): a
-//! Workload picks one per `hostInterfaces` entry with `config.backend`.
+//! The backends this host offers for capabilities with more than one (docs/keyvalue.md,
+//! docs/messaging.md): a Workload picks one per `hostInterfaces` entry with `config.backend`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use weft_runtime::plugins::keyvalue::backend::KeyValueBackend;
+use weft_runtime::plugins::Backends;
 use weft_runtime::plugins::keyvalue::filesystem::FilesystemKeyValue;
 use weft_runtime::plugins::keyvalue::redis::RedisKeyValue;
+use weft_runtime::plugins::messaging::nats::NatsMessaging;
+use weft_runtime::plugins::nats::NatsConnection;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackendArgs {
@@ -15,16 +17,36 @@ pub struct BackendArgs {
     /// keep the password out of the command line with the environment variable.
     #[arg(long, env = "WEFT_REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// Offer the `nats` backends (messaging, key-value) on this server
+    /// (`nats://[user:password@]host:port`); the host connects when a Workload first needs it.
+    #[arg(long, env = "WEFT_NATS_URL", hide_env_values = true)]
+    pub nats_url: Option<String>,
+
+    /// Messages handled at once on this host, across Workloads; a subscription waits for room.
+    #[arg(long, default_value_t = weft_runtime::plugins::messaging::DEFAULT_HOST_IN_FLIGHT)]
+    pub max_messages_in_flight: usize,
 }
 
 impl BackendArgs {
-    /// The key-value backends besides the in-memory one: the filesystem (always, in `dir`) and
-    /// Redis (when a URL is given).
-    pub fn keyvalue(&self, dir: &Path) -> anyhow::Result<Vec<Arc<dyn KeyValueBackend>>> {
-        let mut backends: Vec<Arc<dyn KeyValueBackend>> =
-            vec![Arc::new(FilesystemKeyValue::new(dir))];
+    /// The backends besides the in-memory ones: the filesystem key-value store (always, in
+    /// `dir`), Redis and NATS when their URLs are given.
+    pub fn offered(&self, dir: &Path) -> anyhow::Result<Backends> {
+        let mut backends = Backends {
+            messages_in_flight: self.max_messages_in_flight.max(1),
+            ..Backends::default()
+        };
+        backends
+            .keyvalue
+            .push(Arc::new(FilesystemKeyValue::new(dir)));
         if let Some(url) = &self.redis_url {
-            backends.push(Arc::new(RedisKeyValue::new(url).context("--redis-url")?));
+            backends
+                .keyvalue
+                .push(Arc::new(RedisKeyValue::new(url).context("--redis-url")?));
+        }
+        if let Some(url) = &self.nats_url {
+            let nats = NatsConnection::new(url).context("--nats-url")?;
+            backends.messaging.push(Arc::new(NatsMessaging::new(nats)));
         }
         Ok(backends)
     }

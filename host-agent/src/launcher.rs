@@ -1,5 +1,6 @@
 //! Gets a Workload from its manifest to running: pulls every component's image (retrying with
-//! back-off where waiting can help), then hands the workload to the runtime. While images are
+//! back-off where waiting can help), then hands the workload to the runtime (again with back-off
+//! while a backend it needs is unreachable). While images are
 //! pulled, the workload's status says so in the kubelet's words (`ErrImagePull`,
 //! `ImagePullBackOff`).
 
@@ -91,9 +92,24 @@ impl Launcher {
             }
             if failed.is_empty() {
                 let spec = convert::to_spec(workload, &images)?;
-                let started = self.host.start_workload(spec).await;
-                self.forget(&id);
-                return Ok(started?);
+                match self.host.start_workload(spec).await {
+                    // A backend it needs is down: the workload waits, saying why, and tries
+                    // again as pulls do.
+                    Err(err) if err.is_retryable() => {
+                        let message = format!("Back-off starting: {err}");
+                        tracing::warn!(workload = %id, retry_in = ?delay, "{message}");
+                        self.set_pending(&id, &components, service, |_| {
+                            ("BackendBackOff".into(), Some(message.clone()))
+                        });
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(self.backoff.max);
+                        continue;
+                    }
+                    started => {
+                        self.forget(&id);
+                        return Ok(started?);
+                    }
+                }
             }
 
             let by_name: HashMap<&str, &PullError> =

@@ -25,7 +25,8 @@ pub struct ImageArgs {
     /// Compiled components are kept here between runs [default: $XDG_CACHE_HOME/weft/compiled].
     #[arg(long, env = "WEFT_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
-    /// First wait before retrying a failed pull; it doubles up to five minutes.
+    /// First wait before retrying a failed pull, or starting a Workload whose backend could
+    /// not be reached; it doubles up to five minutes.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub image_pull_backoff: Duration,
     /// Images and compiled components unused for this long are removed.
@@ -69,7 +70,7 @@ impl Node {
         }
         let keyvalue_dir = isolation.keyvalue_dir(host_name)?;
         let plugins =
-            DefaultPlugins::new(isolation.egress(), local, backends.keyvalue(&keyvalue_dir)?);
+            DefaultPlugins::new(isolation.egress(), local, backends.offered(&keyvalue_dir)?);
         let http = plugins.http.clone();
         let image_dir = images.registry.image_dir()?;
         let mut builder = Host::builder()

@@ -189,6 +189,7 @@ fn every_example_manifest_starts() {
         "fetch-http",
         "kv-counter",
         "linked-greet",
+        "messaging",
         "service-loop",
         "tcp-service",
         "volume-http",
@@ -287,4 +288,62 @@ fn a_filesystem_counter_keeps_counting_across_runs() {
         "3\n"
     );
     assert!(data.path().join("keyvalue/default/counter").is_dir());
+}
+
+#[test]
+fn a_message_echo_answers_over_http_and_waits_for_nats_with_back_off() {
+    let running = start(&examples().join("messaging.yaml"));
+    let request = |agent: &Agent, body: &str| {
+        curl(&[
+            "-H",
+            "Host: messaging.localhost",
+            "-d",
+            body,
+            &format!("http://{}/request/echo.hi", agent.http),
+        ])
+    };
+    assert_eq!(request(&running, "hello"), "hello");
+    drop(running);
+
+    // The same Workload on NATS, while NATS is not up yet: it waits, saying why, and starts
+    // once the server is there.
+    let port = weft_e2e::process::free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(examples().join("messaging.yaml"))
+        .unwrap()
+        .replace(
+            "        subscriptions: echo.>",
+            "        subscriptions: echo.>\n        backend: nats",
+        );
+    let running = agent()
+        .manifest(manifest(&dir, &text))
+        .arg(format!("--nats-url=nats://127.0.0.1:{port}"))
+        .arg("--image-pull-backoff=200ms")
+        .spawn();
+    running.wait("BackendBackOff in the status", |a| {
+        let status = a.workloads();
+        status.contains("BackendBackOff")
+            && status.contains(&format!(
+                "backend wasmcloud:messaging nats is unavailable: subscribing to default.echo.>: 127.0.0.1:{port}"
+            ))
+    });
+    let nats = weft_e2e::NatsServer::on_port(port);
+    running.wait("the workload to serve", |a| {
+        a.stdout_lines().iter().any(|l| l.starts_with("Serving "))
+    });
+    assert_eq!(request(&running, "over nats"), "over nats");
+    let mut from_cli = nats.client();
+    from_cli.args([
+        "request",
+        "default.echo.cli",
+        "from the cli",
+        "--raw",
+        "--timeout",
+        "5s",
+    ]);
+    let output = from_cli.output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout).trim(),
+        "from the cli"
+    );
 }

@@ -34,6 +34,15 @@ pub enum Error {
     #[error("plugin {plugin}: {reason}")]
     Plugin { plugin: String, reason: String },
 
+    /// A backend the workload needs cannot be reached right now; starting again later can
+    /// succeed, so the host-agent retries with back-off.
+    #[error("plugin {plugin}: {source}")]
+    BackendUnavailable {
+        plugin: String,
+        #[source]
+        source: BackendUnavailable,
+    },
+
     #[error("no host plugin serves {interface} (requested by spec.hostInterfaces)")]
     UnservedInterface { interface: String },
 
@@ -55,6 +64,22 @@ pub enum Error {
 
     #[error("engine: {0}")]
     Engine(String),
+}
+
+/// What a plugin returns (inside its `wasmtime::Error`) when a backend it needs to bind a
+/// workload is unreachable: the workload fails with [`Error::BackendUnavailable`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("backend {backend} is unavailable: {reason}")]
+pub struct BackendUnavailable {
+    pub backend: String,
+    pub reason: String,
+}
+
+impl Error {
+    /// Whether starting the workload again later can succeed as it is.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Error::BackendUnavailable { .. })
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

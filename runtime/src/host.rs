@@ -11,7 +11,7 @@ use weft_api::WitInterface;
 
 use crate::budget::{Budget, default_memory_budget};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
+use crate::error::{BackendUnavailable, Error, Result};
 use crate::metrics::RuntimeMetrics;
 use crate::plugin::HostPlugin;
 use crate::service::Supervisor;
@@ -215,7 +215,8 @@ impl Host {
         let id = spec.id();
         let mut workloads = self.workloads.lock().await;
         let previous = self.budget.reserve(&spec)?;
-        let running = match self.prepare(spec).await {
+        let previous_version = workloads.get(&id).map(|r| r.workload.clone());
+        let running = match self.prepare(spec, previous_version).await {
             Ok(running) => running,
             Err(err) => {
                 self.budget.restore(&id, previous);
@@ -238,8 +239,13 @@ impl Host {
         Ok(status_of(&workloads[&id]))
     }
 
-    /// Resolves a workload, hands it to its plugins and starts its service.
-    async fn prepare(&self, spec: WorkloadSpec) -> Result<Running> {
+    /// Resolves a workload, hands it to its plugins and starts its service. If a plugin
+    /// refuses it, the plugins that took it already go back to `previous` (or let go of it).
+    async fn prepare(
+        &self,
+        spec: WorkloadSpec,
+        previous: Option<Arc<ResolvedWorkload>>,
+    ) -> Result<Running> {
         let workload = Arc::new(
             resolve(
                 &self.engine,
@@ -250,16 +256,36 @@ impl Host {
             )
             .await?,
         );
-        for plugin in &self.plugins {
-            if workload.plugins.contains(&plugin.id()) {
-                plugin
-                    .on_workload_resolved(&workload)
-                    .await
-                    .map_err(|e| Error::Plugin {
-                        plugin: plugin.id().into(),
-                        reason: format!("{e:#}"),
-                    })?;
+        let bound: Vec<&Arc<dyn HostPlugin>> = self
+            .plugins
+            .iter()
+            .filter(|p| workload.plugins.contains(&p.id()))
+            .collect();
+        for (i, plugin) in bound.iter().enumerate() {
+            let Err(err) = plugin.on_workload_resolved(&workload).await else {
+                continue;
+            };
+            for taken in &bound[..i] {
+                let restored = match &previous {
+                    Some(old) if old.plugins.contains(&taken.id()) => {
+                        taken.on_workload_resolved(old).await
+                    }
+                    _ => taken.on_workload_unbind(&workload.id()).await,
+                };
+                if let Err(e) = restored {
+                    tracing::warn!(plugin = taken.id(), workload = %workload.id(), err = %format!("{e:#}"), "rolling back failed");
+                }
             }
+            return Err(match err.downcast::<BackendUnavailable>() {
+                Ok(source) => Error::BackendUnavailable {
+                    plugin: plugin.id().into(),
+                    source,
+                },
+                Err(e) => Error::Plugin {
+                    plugin: plugin.id().into(),
+                    reason: format!("{e:#}"),
+                },
+            });
         }
         let service = match (&workload.service, &workload.spec.service) {
             (Some(runtime), Some(spec)) => Some(

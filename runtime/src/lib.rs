@@ -37,7 +37,7 @@ pub mod workload;
 pub use digest::sha256;
 pub use egress::EgressRules;
 pub use engine::{Engine, EngineBuilder};
-pub use error::{Error, Result};
+pub use error::{BackendUnavailable, Error, Result};
 pub use host::{Host, HostBuilder};
 pub use metrics::RuntimeMetrics;
 pub use plugin::{HostPlugin, WitWorld};

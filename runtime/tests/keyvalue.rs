@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use common::*;
 use weft_runtime::WorkloadSpec;
+use weft_runtime::plugins::Backends;
 use weft_runtime::plugins::keyvalue::filesystem::FilesystemKeyValue;
 use weft_runtime::plugins::keyvalue::redis::RedisKeyValue;
 
@@ -44,7 +45,10 @@ async fn assert_fifty_increments_are_atomic(t: &Arc<TestHost>, host: &'static st
 
 async fn host_with_filesystem(dir: &std::path::Path) -> TestHost {
     TestHost::with(Options {
-        keyvalue: vec![Arc::new(FilesystemKeyValue::new(dir))],
+        backends: Backends {
+            keyvalue: vec![Arc::new(FilesystemKeyValue::new(dir))],
+            ..Default::default()
+        },
         ..Options::default()
     })
     .await
@@ -195,7 +199,10 @@ async fn bad_input_gets_error_values_or_a_refusal() {
 
 async fn host_with_redis(redis: &RedisServer) -> TestHost {
     TestHost::with(Options {
-        keyvalue: vec![Arc::new(RedisKeyValue::new(&redis.url()).unwrap())],
+        backends: Backends {
+            keyvalue: vec![Arc::new(RedisKeyValue::new(&redis.url()).unwrap())],
+            ..Default::default()
+        },
         ..Options::default()
     })
     .await

@@ -4,6 +4,8 @@ pub mod config;
 pub mod http;
 pub mod keyvalue;
 pub mod logging;
+pub mod messaging;
+pub mod nats;
 pub mod wasi;
 
 use std::sync::Arc;
@@ -20,6 +22,25 @@ pub(crate) fn iface(name: &str) -> WitInterface {
         .unwrap_or_else(|e| panic!("built-in interface {name}: {e}"))
 }
 
+/// The backends a host offers besides the in-memory ones every host has (the defaults).
+#[derive(Clone)]
+pub struct Backends {
+    pub keyvalue: Vec<Arc<dyn keyvalue::backend::KeyValueBackend>>,
+    pub messaging: Vec<Arc<dyn messaging::backend::MessagingBackend>>,
+    /// Messages handled at once on the host, across Workloads.
+    pub messages_in_flight: usize,
+}
+
+impl Default for Backends {
+    fn default() -> Self {
+        Self {
+            keyvalue: Vec::new(),
+            messaging: Vec::new(),
+            messages_in_flight: messaging::DEFAULT_HOST_IN_FLIGHT,
+        }
+    }
+}
+
 /// The default plugin set, with a handle on the HTTP plugin for the host's HTTP server.
 pub struct DefaultPlugins {
     pub http: Arc<http::HttpPlugin>,
@@ -28,26 +49,29 @@ pub struct DefaultPlugins {
 
 impl DefaultPlugins {
     /// `answer_any_host_when_alone`: a lone HTTP workload answers whatever `Host` header comes
-    /// (local runs); in a cluster only the hosts a workload claims reach it. `keyvalue` are the
-    /// key-value backends offered besides the in-memory one (the default).
-    pub fn new(
-        egress: EgressRules,
-        answer_any_host_when_alone: bool,
-        keyvalue: Vec<Arc<dyn keyvalue::backend::KeyValueBackend>>,
-    ) -> Self {
+    /// (local runs); in a cluster only the hosts a workload claims reach it.
+    pub fn new(egress: EgressRules, answer_any_host_when_alone: bool, backends: Backends) -> Self {
         let http = Arc::new(http::HttpPlugin::new(
             Arc::new(Router::new(answer_any_host_when_alone)),
             egress,
         ));
         let mut keyvalue_backends: Vec<Arc<dyn keyvalue::backend::KeyValueBackend>> =
             vec![Arc::new(keyvalue::memory::MemoryKeyValue::default())];
-        keyvalue_backends.extend(keyvalue);
+        keyvalue_backends.extend(backends.keyvalue);
+        let mut messaging_backends: Vec<Arc<dyn messaging::backend::MessagingBackend>> =
+            vec![Arc::new(messaging::memory::MemoryBroker::default())];
+        messaging_backends.extend(backends.messaging);
         let all: Vec<Arc<dyn HostPlugin>> = vec![
             Arc::new(wasi::WasiPlugin),
             http.clone(),
             Arc::new(config::ConfigPlugin),
             Arc::new(logging::LoggingPlugin),
             Arc::new(keyvalue::KeyValuePlugin::new(keyvalue_backends, "memory")),
+            Arc::new(messaging::MessagingPlugin::new(
+                messaging_backends,
+                "memory",
+                backends.messages_in_flight,
+            )),
         ];
         Self { http, all }
     }

@@ -70,8 +70,8 @@ pub struct Options {
     pub host_path_prefixes: Vec<PathBuf>,
     pub memory_budget: Option<u64>,
     pub data_dir: Option<PathBuf>,
-    /// Key-value backends besides the in-memory one.
-    pub keyvalue: Vec<Arc<dyn weft_runtime::plugins::keyvalue::backend::KeyValueBackend>>,
+    /// Backends besides the in-memory ones.
+    pub backends: weft_runtime::plugins::Backends,
     /// Plugins besides the default set.
     pub plugins: Vec<Arc<dyn weft_runtime::HostPlugin>>,
     pub server: weft_runtime::http_server::ServerLimits,
@@ -85,7 +85,7 @@ impl Default for Options {
             host_path_prefixes: vec![std::env::temp_dir()],
             memory_budget: Some(64 << 30),
             data_dir: None,
-            keyvalue: Vec::new(),
+            backends: Default::default(),
             plugins: Vec::new(),
             server: Default::default(),
         }
@@ -122,7 +122,7 @@ impl TestHost {
             .with_test_writer()
             .try_init();
         let metrics = RuntimeMetrics::default();
-        let plugins = DefaultPlugins::new(egress, false, options.keyvalue.clone());
+        let plugins = DefaultPlugins::new(egress, false, options.backends.clone());
         let http = plugins.http.clone();
         let mut builder = Host::builder()
             .engine(engine)

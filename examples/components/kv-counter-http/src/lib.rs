@@ -5,8 +5,8 @@
 //! A backend error is answered 500 with the WIT error.
 
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::{IncomingBody, IncomingRequest, Method, ResponseOutparam};
-use weft_guest::respond;
+use wasip2::http::types::{IncomingRequest, Method, ResponseOutparam};
+use weft_guest::{read_body, respond};
 
 wit_bindgen::generate!({ path: "../../wit", world: "kv-counter-http", generate_all });
 
@@ -86,20 +86,6 @@ fn all_keys(bucket: &store::Bucket) -> Result<Vec<String>, store::Error> {
             None => return Ok(keys),
         }
     }
-}
-
-fn read_body(request: IncomingRequest) -> Vec<u8> {
-    let mut bytes = Vec::new();
-    let Ok(body) = request.consume() else {
-        return bytes;
-    };
-    if let Ok(stream) = body.stream() {
-        while let Ok(chunk) = stream.blocking_read(64 * 1024) {
-            bytes.extend(chunk);
-        }
-    }
-    IncomingBody::finish(body);
-    bytes
 }
 
 wasip2::http::proxy::export!(KvCounter);

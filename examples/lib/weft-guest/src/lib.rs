@@ -2,7 +2,9 @@
 
 use std::io::Write as _;
 
-use wasip2::http::types::{Fields, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasip2::http::types::{
+    Fields, IncomingBody, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 use wasip2::sockets::network::{
     ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress,
 };
@@ -20,6 +22,21 @@ pub fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     stream.flush().unwrap();
     drop(stream); // a child of the body: it must go before the body is finished
     OutgoingBody::finish(response_body, None).unwrap();
+}
+
+/// The whole request body (what could be read of it).
+pub fn read_body(request: IncomingRequest) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let Ok(body) = request.consume() else {
+        return bytes;
+    };
+    if let Ok(stream) = body.stream() {
+        while let Ok(chunk) = stream.blocking_read(64 * 1024) {
+            bytes.extend(chunk);
+        }
+    }
+    IncomingBody::finish(body);
+    bytes
 }
 
 /// A socket address for `addr` (an IPv4 or IPv6 literal) and `port`, with its family; `None`

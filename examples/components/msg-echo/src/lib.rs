@@ -1,0 +1,52 @@
+//! A message echo (wasmcloud:messaging/handler): publishes each message's body to its
+//! `reply-to`; with `$FORWARD_TO` set, also publishes `$TAG:<body>` there (to watch which
+//! replica handled what). A body of `trap` traps and `sleep` blocks for an hour (stopped by the
+//! component's timeout): the faults a host must survive, one message at a time.
+
+use wasip2::cli::environment;
+
+wit_bindgen::generate!({ path: "../../wit", world: "msg-echo", generate_all });
+
+use exports::wasmcloud::messaging::handler::Guest;
+use wasmcloud::messaging::consumer;
+use wasmcloud::messaging::types::BrokerMessage;
+
+struct MsgEcho;
+
+fn env(name: &str) -> Option<String> {
+    environment::get_environment()
+        .into_iter()
+        .find_map(|(key, value)| (key == name).then_some(value))
+}
+
+impl Guest for MsgEcho {
+    fn handle_message(msg: BrokerMessage) -> Result<(), String> {
+        match msg.body.as_slice() {
+            b"trap" => core::arch::wasm32::unreachable(),
+            b"sleep" => {
+                wasip2::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000).block()
+            }
+            _ => {}
+        }
+        if let Some(reply_to) = &msg.reply_to {
+            consumer::publish(&BrokerMessage {
+                subject: reply_to.clone(),
+                body: msg.body.clone(),
+                reply_to: None,
+            })?;
+        }
+        if let Some(forward) = env("FORWARD_TO") {
+            let mut body = env("TAG").unwrap_or_default().into_bytes();
+            body.push(b':');
+            body.extend_from_slice(&msg.body);
+            consumer::publish(&BrokerMessage {
+                subject: forward,
+                body,
+                reply_to: None,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+export!(MsgEcho);

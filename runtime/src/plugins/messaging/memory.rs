@@ -1,0 +1,220 @@
+//! The in-process broker, for development and `host-agent run`: the Workloads of one host
+//! message each other; nothing is kept. A subscriber that falls behind by more than
+//! [`BACKLOG`] messages loses the newest ones (like a slow NATS consumer), so no publisher can
+//! fill the host's memory.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::backend::{BackendError, Message, MessagingBackend, Subscription};
+use super::subject::matches;
+
+/// Messages waiting for one subscriber, at most.
+pub const BACKLOG: usize = 1024;
+
+#[derive(Default)]
+pub struct MemoryBroker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    subscribers: Mutex<Vec<Subscriber>>,
+    next_id: AtomicU64,
+    /// Turns in queue groups, so members take messages in turn.
+    turn: AtomicU64,
+}
+
+struct Subscriber {
+    id: u64,
+    pattern: String,
+    queue: Option<String>,
+    sender: mpsc::Sender<Message>,
+}
+
+/// Unsubscribes when the subscription's stream is dropped.
+struct Unsubscribe {
+    inner: Weak<Inner>,
+    id: u64,
+}
+
+impl Drop for Unsubscribe {
+    fn drop(&mut self) {
+        if let Some(inner) = self.inner.upgrade() {
+            inner
+                .subscribers
+                .lock()
+                .expect("broker lock")
+                .retain(|s| s.id != self.id);
+        }
+    }
+}
+
+impl Inner {
+    fn subscribe(self: &Arc<Self>, pattern: &str, queue: Option<&str>) -> Subscription {
+        let (sender, receiver) = mpsc::channel(BACKLOG);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.subscribers
+            .lock()
+            .expect("broker lock")
+            .push(Subscriber {
+                id,
+                pattern: pattern.to_string(),
+                queue: queue.map(String::from),
+                sender,
+            });
+        let guard = Unsubscribe {
+            inner: Arc::downgrade(self),
+            id,
+        };
+        Box::pin(futures::stream::unfold(
+            (receiver, guard),
+            |(mut receiver, guard)| async move {
+                let message = receiver.recv().await?;
+                Some((message, (receiver, guard)))
+            },
+        ))
+    }
+
+    /// Delivers to every plain subscriber and to one member of each queue group; returns
+    /// how many took it.
+    fn publish(&self, message: Message) -> usize {
+        let subscribers = self.subscribers.lock().expect("broker lock");
+        let matching: Vec<&Subscriber> = subscribers
+            .iter()
+            .filter(|s| matches(&s.pattern, &message.subject))
+            .collect();
+        let mut chosen: Vec<&Subscriber> = matching
+            .iter()
+            .copied()
+            .filter(|s| s.queue.is_none())
+            .collect();
+        let mut groups: Vec<&str> = matching.iter().filter_map(|s| s.queue.as_deref()).collect();
+        groups.sort_unstable();
+        groups.dedup();
+        for group in groups {
+            let members: Vec<&Subscriber> = matching
+                .iter()
+                .copied()
+                .filter(|s| s.queue.as_deref() == Some(group))
+                .collect();
+            let turn = self.turn.fetch_add(1, Ordering::Relaxed) as usize;
+            chosen.push(members[turn % members.len()]);
+        }
+        chosen
+            .into_iter()
+            .filter(|s| match s.sender.try_send(message.clone()) {
+                Ok(()) => true,
+                Err(_) => {
+                    tracing::warn!(subject = %message.subject, "memory broker: subscriber is {BACKLOG} messages behind; message dropped");
+                    false
+                }
+            })
+            .count()
+    }
+}
+
+#[async_trait]
+impl MessagingBackend for MemoryBroker {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn subscribe(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+    ) -> Result<Subscription, BackendError> {
+        Ok(self.inner.subscribe(subject, queue))
+    }
+
+    async fn publish(&self, message: Message) -> Result<(), BackendError> {
+        self.inner.publish(message);
+        Ok(())
+    }
+
+    async fn request(
+        &self,
+        subject: &str,
+        body: Bytes,
+        timeout: Duration,
+    ) -> Result<Message, BackendError> {
+        use futures::StreamExt;
+        let inbox = format!(
+            "_INBOX.{}",
+            self.inner.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut replies = self.inner.subscribe(&inbox, None);
+        let taken = self.inner.publish(Message {
+            subject: subject.to_string(),
+            body,
+            reply_to: Some(inbox),
+        });
+        if taken == 0 {
+            return Err(BackendError::NoResponders(subject.to_string()));
+        }
+        tokio::time::timeout(timeout, replies.next())
+            .await
+            .ok()
+            .flatten()
+            .ok_or(BackendError::Timeout(timeout))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures::StreamExt;
+
+    use super::*;
+
+    fn message(subject: &str) -> Message {
+        Message {
+            subject: subject.into(),
+            body: Bytes::from_static(b"x"),
+            reply_to: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn queue_groups_share_and_plain_subscribers_all_receive() {
+        let broker = MemoryBroker::default();
+        let mut a = broker.subscribe("ns.work", Some("g")).await.unwrap();
+        let mut b = broker.subscribe("ns.work", Some("g")).await.unwrap();
+        let mut all = broker.subscribe("ns.>", None).await.unwrap();
+        for _ in 0..10 {
+            broker.publish(message("ns.work")).await.unwrap();
+        }
+        for _ in 0..10 {
+            assert!(all.next().await.is_some());
+        }
+        let mut group = Vec::new();
+        for sub in [&mut a, &mut b] {
+            let mut taken = 0;
+            while let Ok(Some(_)) =
+                tokio::time::timeout(Duration::from_millis(50), sub.next()).await
+            {
+                taken += 1;
+            }
+            group.push(taken);
+        }
+        assert_eq!(group, [5, 5], "each message once within the group, in turn");
+    }
+
+    #[tokio::test]
+    async fn dropping_a_subscription_unsubscribes() {
+        let broker = MemoryBroker::default();
+        let sub = broker.subscribe("ns.a", None).await.unwrap();
+        drop(sub);
+        assert_eq!(broker.inner.publish(message("ns.a")), 0);
+        let err = broker
+            .request("ns.a", Bytes::new(), Duration::from_millis(10))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, BackendError::NoResponders(_)));
+    }
+}

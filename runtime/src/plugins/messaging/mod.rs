@@ -1,0 +1,416 @@
+//! wasmcloud:messaging@0.2.0: components send with `consumer` (`publish`, `request`) and
+//! receive by exporting `handler`, over interchangeable brokers (`memory.rs`, `nats.rs`).
+//!
+//! The Workload's `wasmcloud:messaging` entry configures it: `backend`, `subscriptions`
+//! (comma-separated subjects, wildcards allowed), `queue-group` (default: the Workload's name,
+//! so its replicas share each message) or `broadcast: "true"` (every replica gets every
+//! message). Subjects are scoped to the namespace (see [`subject`]). Each message is one
+//! invocation through [`ComponentRuntime::invoke`] with the handler's limits; messages in
+//! flight are bounded by the handler's `maxConcurrency` and by the host. There is no automatic
+//! reply: a handler publishes to the message's `reply-to`.
+
+pub mod backend;
+pub mod memory;
+pub mod nats;
+pub mod subject;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
+use wasmtime::component::{HasData, Linker};
+
+use super::iface;
+use crate::error::BackendUnavailable;
+use crate::instance::ComponentRuntime;
+use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
+use crate::spec::WorkloadSpec;
+use crate::store::{Ctx, PluginView, StateFactory};
+use crate::workload::ResolvedWorkload;
+use backend::{BackendError, MAX_BODY, Message, MessagingBackend, Subscription};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/messaging",
+        world: "wasmcloud:messaging/messaging",
+        imports: { default: async | trappable },
+        exports: { default: async },
+    });
+}
+
+use bindings::wasmcloud::messaging::{consumer, types};
+
+pub const HANDLER: &str = "wasmcloud:messaging/handler";
+
+/// Messages in flight on one host, across Workloads, unless the host says otherwise.
+pub const DEFAULT_HOST_IN_FLIGHT: usize = 1024;
+
+/// What a Workload's messaging entry asks for.
+struct Settings {
+    backend: Arc<dyn MessagingBackend>,
+    /// Broker subjects (scoped).
+    subscriptions: Vec<String>,
+    /// Broker queue group (scoped); `None` when broadcasting.
+    queue: Option<String>,
+}
+
+pub struct MessagingPlugin {
+    backends: BTreeMap<&'static str, Arc<dyn MessagingBackend>>,
+    default: &'static str,
+    host_in_flight: Arc<Semaphore>,
+    /// The subscription tasks of each Workload, by id.
+    running: Mutex<HashMap<String, Vec<AbortHandle>>>,
+}
+
+impl MessagingPlugin {
+    /// A plugin offering `backends`, `default` for entries that name none, handling at most
+    /// `host_in_flight` messages at once on this host.
+    pub fn new(
+        backends: Vec<Arc<dyn MessagingBackend>>,
+        default: &'static str,
+        host_in_flight: usize,
+    ) -> Self {
+        let backends: BTreeMap<_, _> = backends.into_iter().map(|b| (b.name(), b)).collect();
+        assert!(
+            backends.contains_key(default),
+            "the default messaging backend {default} is not offered"
+        );
+        Self {
+            backends,
+            default,
+            host_in_flight: Arc::new(Semaphore::new(host_in_flight)),
+            running: Mutex::default(),
+        }
+    }
+
+    fn settings(&self, workload: &WorkloadSpec) -> Result<Settings, String> {
+        let empty = BTreeMap::new();
+        let config = workload
+            .host_interfaces
+            .iter()
+            .find(|i| {
+                i.interface.namespace == "wasmcloud"
+                    && i.interface.package == "messaging"
+                    && i.name.is_none()
+            })
+            .map_or(&empty, |i| &i.config);
+        let name = config.get("backend").map_or(self.default, String::as_str);
+        let backend = self.backends.get(name).cloned().ok_or_else(|| {
+            format!(
+                "wasmcloud:messaging backend {name:?} is not offered by this host (it offers {})",
+                self.backends.keys().copied().collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let ns = &workload.namespace;
+        let subscriptions = config
+            .get("subscriptions")
+            .map(|s| s.split(',').map(str::trim).filter(|s| !s.is_empty()))
+            .into_iter()
+            .flatten()
+            .map(|s| subject::scoped(ns, s, true).map_err(|e| format!("subscriptions: {e}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let broadcast = match config.get("broadcast").map(String::as_str) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(format!("broadcast: {other:?} is not \"true\" or \"false\""));
+            }
+        };
+        let queue = match (broadcast, config.get("queue-group")) {
+            (true, Some(_)) => return Err("queue-group and broadcast exclude each other".into()),
+            (true, None) => None,
+            (false, group) => {
+                let group = group.map_or(workload.name.as_str(), String::as_str);
+                Some(subject::scoped(ns, group, false).map_err(|e| format!("queue-group: {e}"))?)
+            }
+        };
+        Ok(Settings {
+            backend,
+            subscriptions,
+            queue,
+        })
+    }
+
+    fn replace_tasks(&self, workload: &str, tasks: Vec<AbortHandle>) {
+        let old = self
+            .running
+            .lock()
+            .expect("messaging lock")
+            .insert(workload.to_string(), tasks);
+        old.into_iter().flatten().for_each(|task| task.abort());
+    }
+}
+
+#[async_trait::async_trait]
+impl HostPlugin for MessagingPlugin {
+    fn id(&self) -> &'static str {
+        "wasmcloud-messaging"
+    }
+
+    fn world(&self) -> WitWorld {
+        WitWorld {
+            imports: vec![iface("wasmcloud:messaging/consumer,types@0.2.0")],
+            exports: vec![iface("wasmcloud:messaging/handler@0.2.0")],
+        }
+    }
+
+    fn backends(&self) -> Vec<&'static str> {
+        let others = self.backends.keys().copied().filter(|b| *b != self.default);
+        std::iter::once(self.default).chain(others).collect()
+    }
+
+    async fn on_workload_bind(&self, workload: &WorkloadSpec) -> wasmtime::Result<()> {
+        self.settings(workload).map_err(wasmtime::Error::msg)?;
+        Ok(())
+    }
+
+    fn on_component_bind(
+        &self,
+        linker: &mut Linker<Ctx>,
+        binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<Option<StateFactory>> {
+        bindings::Messaging::add_to_linker::<Ctx, Consumer>(linker, |ctx| {
+            ctx.plugin_view::<MessagingState>()
+        })?;
+        let backend = self
+            .settings(binding.workload)
+            .map_err(wasmtime::Error::msg)?
+            .backend;
+        let namespace: Arc<str> = binding.workload.namespace.as_str().into();
+        let max_wait = binding.component.limits.timeout;
+        Ok(Some(StateFactory::new(move || MessagingState {
+            namespace: namespace.clone(),
+            backend: backend.clone(),
+            max_wait,
+            replies: Vec::new(),
+        })))
+    }
+
+    async fn on_workload_resolved(&self, workload: &Arc<ResolvedWorkload>) -> wasmtime::Result<()> {
+        let settings = self
+            .settings(&workload.spec)
+            .map_err(wasmtime::Error::msg)?;
+        let handlers = workload.exporting(HANDLER);
+        let handler = match (settings.subscriptions.is_empty(), handlers.as_slice()) {
+            (true, []) => return Ok(()),
+            (true, [_, ..]) => {
+                tracing::warn!(workload = %workload.id(), "a component exports {HANDLER} but the Workload subscribes to nothing (config subscriptions)");
+                return Ok(());
+            }
+            (false, []) => {
+                wasmtime::bail!("config subscriptions is set but no component exports {HANDLER}")
+            }
+            (false, [one]) => (*one).clone(),
+            (false, many) => wasmtime::bail!(
+                "{} components export {HANDLER}; only one may handle the Workload's subscriptions",
+                many.len()
+            ),
+        };
+        let indices = Arc::new(bindings::MessagingIndices::new(handler.instance_pre())?);
+        // Every subscription is live before the Workload is reported ready; if one fails,
+        // those already made are dropped (unsubscribed) with it.
+        let mut subscriptions = Vec::new();
+        for subject in &settings.subscriptions {
+            let subscription = match settings
+                .backend
+                .subscribe(subject, settings.queue.as_deref())
+                .await
+            {
+                Ok(subscription) => subscription,
+                Err(BackendError::Unavailable { backend, reason }) => {
+                    return Err(wasmtime::Error::new(BackendUnavailable {
+                        backend: format!("wasmcloud:messaging {backend}"),
+                        reason: format!("subscribing to {subject}: {reason}"),
+                    }));
+                }
+                Err(e) => wasmtime::bail!("subscribing to {subject}: {e}"),
+            };
+            subscriptions.push(subscription);
+        }
+        tracing::info!(workload = %workload.id(), subjects = ?settings.subscriptions, queue = ?settings.queue, backend = settings.backend.name(), "subscriptions live");
+        let handler_slots = Arc::new(Semaphore::new(handler.spec.limits.max_concurrency as usize));
+        let tasks = subscriptions
+            .into_iter()
+            .map(|subscription| {
+                let deliver = Delivery {
+                    handler: handler.clone(),
+                    indices: indices.clone(),
+                    namespace: workload.spec.namespace.as_str().into(),
+                    host_slots: self.host_in_flight.clone(),
+                    handler_slots: handler_slots.clone(),
+                };
+                tokio::spawn(deliver.serve(subscription)).abort_handle()
+            })
+            .collect();
+        self.replace_tasks(&workload.id(), tasks);
+        Ok(())
+    }
+
+    async fn on_workload_unbind(&self, workload_id: &str) -> wasmtime::Result<()> {
+        let tasks = self
+            .running
+            .lock()
+            .expect("messaging lock")
+            .remove(workload_id);
+        tasks.into_iter().flatten().for_each(|task| task.abort());
+        Ok(())
+    }
+}
+
+/// Hands a subscription's messages to the handler, one invocation each.
+struct Delivery {
+    handler: Arc<ComponentRuntime>,
+    indices: Arc<bindings::MessagingIndices>,
+    namespace: Arc<str>,
+    host_slots: Arc<Semaphore>,
+    handler_slots: Arc<Semaphore>,
+}
+
+impl Delivery {
+    /// Takes the next message only when the host and the handler have room for it, so a slow
+    /// handler slows its subscription down instead of piling up invocations.
+    async fn serve(self, mut subscription: Subscription) {
+        let this = Arc::new(self);
+        loop {
+            let (Ok(host), Ok(handler)) = (
+                this.host_slots.clone().acquire_owned().await,
+                this.handler_slots.clone().acquire_owned().await,
+            ) else {
+                return;
+            };
+            let Some(message) = subscription.next().await else {
+                tracing::warn!(
+                    component = &*this.handler.identity.component,
+                    "subscription ended"
+                );
+                return;
+            };
+            let this = this.clone();
+            tokio::spawn(async move {
+                this.handle(message).await;
+                drop((host, handler));
+            });
+        }
+    }
+
+    async fn handle(&self, message: Message) {
+        let message = types::BrokerMessage {
+            subject: subject::unscoped(&self.namespace, &message.subject),
+            body: message.body.to_vec(),
+            reply_to: message.reply_to,
+        };
+        let indices = self.indices.clone();
+        let outcome = self
+            .handler
+            .invoke(move |store, instance| {
+                Box::pin(async move {
+                    if let (Some(reply), Some(state)) = (
+                        &message.reply_to,
+                        store.data_mut().try_state::<MessagingState>(),
+                    ) {
+                        state.replies.push(reply.clone());
+                    }
+                    let guest = indices.load(&mut *store, &instance)?;
+                    guest
+                        .wasmcloud_messaging_handler()
+                        .call_handle_message(&mut *store, &message)
+                        .await
+                })
+            })
+            .await;
+        // A failed invocation is logged and counted by `invoke`; a handler's own error here.
+        if let Ok(Err(reason)) = outcome {
+            tracing::warn!(
+                workload = &*self.handler.identity.workload,
+                component = &*self.handler.identity.component,
+                "handle-message returned an error: {reason}"
+            );
+        }
+    }
+}
+
+/// The plugin's state in one store.
+struct MessagingState {
+    namespace: Arc<str>,
+    backend: Arc<dyn MessagingBackend>,
+    /// A request waits no longer than the component's own timeout.
+    max_wait: Duration,
+    /// The reply subjects of the message being handled: published to as they are.
+    replies: Vec<String>,
+}
+
+impl MessagingState {
+    fn broker_subject(&self, subject: &str) -> Result<String, BackendError> {
+        if self.replies.iter().any(|r| r == subject) {
+            return Ok(subject.to_string());
+        }
+        subject::scoped(&self.namespace, subject, false)
+    }
+}
+
+struct Consumer;
+
+impl HasData for Consumer {
+    type Data<'a> = PluginView<'a, MessagingState>;
+}
+
+fn check_body(body: &[u8]) -> Result<(), BackendError> {
+    if body.len() > MAX_BODY {
+        return Err(BackendError::Invalid(format!(
+            "message body of {} bytes is over the limit of {MAX_BODY}",
+            body.len()
+        )));
+    }
+    Ok(())
+}
+
+impl types::Host for PluginView<'_, MessagingState> {}
+
+impl consumer::Host for PluginView<'_, MessagingState> {
+    async fn request(
+        &mut self,
+        subject: String,
+        body: Vec<u8>,
+        timeout_ms: u32,
+    ) -> wasmtime::Result<Result<types::BrokerMessage, String>> {
+        let state = &*self.state;
+        let asked = async {
+            check_body(&body)?;
+            let subject = state.broker_subject(&subject)?;
+            let timeout = Duration::from_millis(timeout_ms.into()).min(state.max_wait);
+            state
+                .backend
+                .request(&subject, Bytes::from(body), timeout)
+                .await
+        };
+        Ok(asked
+            .await
+            .map(|reply| types::BrokerMessage {
+                subject: subject::unscoped(&state.namespace, &reply.subject),
+                body: reply.body.to_vec(),
+                reply_to: reply.reply_to,
+            })
+            .map_err(|e| e.to_string()))
+    }
+
+    async fn publish(&mut self, msg: types::BrokerMessage) -> wasmtime::Result<Result<(), String>> {
+        let state = &*self.state;
+        let sent = async {
+            check_body(&msg.body)?;
+            let message = Message {
+                subject: state.broker_subject(&msg.subject)?,
+                body: Bytes::from(msg.body),
+                reply_to: msg
+                    .reply_to
+                    .map(|r| subject::scoped(&state.namespace, &r, false))
+                    .transpose()?,
+            };
+            state.backend.publish(message).await
+        };
+        Ok(sent.await.map_err(|e| e.to_string()))
+    }
+}

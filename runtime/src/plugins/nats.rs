@@ -1,0 +1,90 @@
+//! One connection to a NATS server, shared by the host's NATS-backed plugins (keyvalue,
+//! blobstore, messaging). Made on first use, so a host starts while NATS is down and its
+//! Workloads that need NATS fail alone, with the reason; once made, the client reconnects by
+//! itself after an outage.
+
+use std::time::Duration;
+
+use async_nats::Client;
+use tokio::sync::Mutex;
+
+/// How long connecting, or a flush waiting for the server's answer, may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
+pub struct NatsConnection {
+    inner: std::sync::Arc<Inner>,
+}
+
+struct Inner {
+    url: String,
+    /// The server's address for messages, without credentials.
+    shown: String,
+    client: Mutex<Option<Client>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NatsError {
+    #[error("invalid NATS URL: {0}")]
+    InvalidUrl(String),
+}
+
+impl NatsConnection {
+    /// `url`: `nats://[user:password@|token@]host:port`.
+    pub fn new(url: &str) -> Result<Self, NatsError> {
+        let parsed = url::Url::parse(url).map_err(|e| NatsError::InvalidUrl(e.to_string()))?;
+        if !matches!(parsed.scheme(), "nats" | "tls") || parsed.host_str().is_none() {
+            return Err(NatsError::InvalidUrl(format!(
+                "{}://…: use nats://host:port",
+                parsed.scheme()
+            )));
+        }
+        let shown = format!(
+            "{}:{}",
+            parsed.host_str().unwrap_or_default(),
+            parsed.port().unwrap_or(4222)
+        );
+        Ok(Self {
+            inner: std::sync::Arc::new(Inner {
+                url: url.to_string(),
+                shown,
+                client: Mutex::new(None),
+            }),
+        })
+    }
+
+    /// `<host:port>: <err>`, for error values and status.
+    pub fn describe(&self, err: impl std::fmt::Display) -> String {
+        format!("{}: {err}", self.inner.shown)
+    }
+
+    /// The shared client, connecting first if there is none yet.
+    pub async fn client(&self) -> Result<Client, async_nats::ConnectError> {
+        let mut client = self.inner.client.lock().await;
+        if let Some(client) = &*client {
+            return Ok(client.clone());
+        }
+        let made = async_nats::ConnectOptions::new()
+            .name("weft-host-agent")
+            .connection_timeout(CONNECT_TIMEOUT)
+            .event_callback(|event| async move {
+                tracing::info!(%event, "nats connection");
+            })
+            .connect(self.inner.url.as_str())
+            .await?;
+        *client = Some(made.clone());
+        Ok(made)
+    }
+
+    /// Waits until the server has seen everything sent so far.
+    pub async fn flush(&self, client: &Client) -> Result<(), String> {
+        match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "the server did not answer within {FLUSH_TIMEOUT:?}"
+            )),
+        }
+    }
+}
