@@ -1,12 +1,15 @@
 //! The backends this host offers for capabilities with more than one (docs/keyvalue.md,
-//! docs/messaging.md): a Workload picks one per `hostInterfaces` entry with `config.backend`.
+//! docs/blobstore.md, docs/messaging.md): a Workload picks one per `hostInterfaces` entry with `config.backend`.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
 use weft_runtime::plugins::Backends;
+use weft_runtime::plugins::blobstore::filesystem::FilesystemBlobs;
+use weft_runtime::plugins::blobstore::nats::NatsBlobs;
 use weft_runtime::plugins::keyvalue::filesystem::FilesystemKeyValue;
+use weft_runtime::plugins::keyvalue::nats::NatsKeyValue;
 use weft_runtime::plugins::keyvalue::redis::RedisKeyValue;
 use weft_runtime::plugins::messaging::nats::NatsMessaging;
 use weft_runtime::plugins::nats::NatsConnection;
@@ -29,16 +32,21 @@ pub struct BackendArgs {
 }
 
 impl BackendArgs {
-    /// The backends besides the in-memory ones: the filesystem key-value store (always, in
-    /// `dir`), Redis and NATS when their URLs are given.
-    pub fn offered(&self, dir: &Path) -> anyhow::Result<Backends> {
+    /// The backends besides the in-memory ones: the filesystem key-value and blob stores
+    /// (always, in `keyvalue_dir` and `blob_dir`), Redis and NATS when their URLs are given.
+    pub fn offered(&self, keyvalue_dir: &Path, blob_dir: &Path) -> anyhow::Result<Backends> {
         let mut backends = Backends {
             messages_in_flight: self.max_messages_in_flight.max(1),
+            // Next to the containers, so committing a finished object is a rename.
+            blob_staging: blob_dir.join(".staging"),
             ..Backends::default()
         };
         backends
             .keyvalue
-            .push(Arc::new(FilesystemKeyValue::new(dir)));
+            .push(Arc::new(FilesystemKeyValue::new(keyvalue_dir)));
+        backends
+            .blobstore
+            .push(Arc::new(FilesystemBlobs::new(blob_dir)));
         if let Some(url) = &self.redis_url {
             backends
                 .keyvalue
@@ -46,6 +54,12 @@ impl BackendArgs {
         }
         if let Some(url) = &self.nats_url {
             let nats = NatsConnection::new(url).context("--nats-url")?;
+            backends
+                .keyvalue
+                .push(Arc::new(NatsKeyValue::new(nats.clone())));
+            backends
+                .blobstore
+                .push(Arc::new(NatsBlobs::new(nats.clone())));
             backends.messaging.push(Arc::new(NatsMessaging::new(nats)));
         }
         Ok(backends)

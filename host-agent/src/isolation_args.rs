@@ -75,14 +75,15 @@ impl IsolationArgs {
         }
     }
 
-    /// Where the filesystem key-value backend keeps buckets: `<data dir>/keyvalue`, or for a
-    /// local run without `--data-dir` `$XDG_DATA_HOME/weft/keyvalue`, so state outlives runs.
-    pub fn keyvalue_dir(&self, host_name: Option<&str>) -> anyhow::Result<PathBuf> {
+    /// Where a filesystem backend keeps its state (`what`: `keyvalue`, `blobstore`):
+    /// `<data dir>/<what>`, or for a local run without `--data-dir` `$XDG_DATA_HOME/weft/<what>`,
+    /// so state outlives runs.
+    pub fn state_dir(&self, host_name: Option<&str>, what: &str) -> anyhow::Result<PathBuf> {
         if let Some(dir) = self.data_dir(host_name)? {
-            return Ok(dir.join("keyvalue"));
+            return Ok(dir.join(what));
         }
         user_data()
-            .map(|d| d.join("weft/keyvalue"))
+            .map(|d| d.join("weft").join(what))
             .ok_or_else(|| anyhow::anyhow!("no data directory: set --data-dir"))
     }
 

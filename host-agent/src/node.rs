@@ -68,9 +68,13 @@ impl Node {
         if let Some(dir) = &cache_dir {
             engine = engine.cache_dir(dir);
         }
-        let keyvalue_dir = isolation.keyvalue_dir(host_name)?;
-        let plugins =
-            DefaultPlugins::new(isolation.egress(), local, backends.offered(&keyvalue_dir)?);
+        let keyvalue_dir = isolation.state_dir(host_name, "keyvalue")?;
+        let blob_dir = isolation.state_dir(host_name, "blobstore")?;
+        let plugins = DefaultPlugins::new(
+            isolation.egress(),
+            local,
+            backends.offered(&keyvalue_dir, &blob_dir)?,
+        );
         let http = plugins.http.clone();
         let image_dir = images.registry.image_dir()?;
         let mut builder = Host::builder()
@@ -79,6 +83,7 @@ impl Node {
             .host_path_prefixes(isolation.host_path_prefixes(local))
             .protect(&image_dir)
             .protect(&keyvalue_dir)
+            .protect(&blob_dir)
             .plugins(plugins.all)?;
         if let Some(dir) = isolation.data_dir(host_name)? {
             builder = builder.data_dir(dir);

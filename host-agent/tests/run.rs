@@ -184,6 +184,7 @@ fn unsatisfied_imports_are_listed() {
 fn every_example_manifest_starts() {
     for name in [
         "config-http",
+        "blobstore",
         "cron",
         "faulty-http",
         "fetch-http",
@@ -346,4 +347,99 @@ fn a_message_echo_answers_over_http_and_waits_for_nats_with_back_off() {
         String::from_utf8_lossy(&output.stdout).trim(),
         "from the cli"
     );
+}
+
+/// Peak resident memory of a process, from /proc.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+#[test]
+fn a_100_mib_object_streams_through_without_sitting_in_memory() {
+    let data = tempfile::tempdir().unwrap();
+    let object = data.path().join("object.bin");
+    // 100 MiB that are not all the same byte.
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "head -c 104857600 /dev/urandom > {}",
+            object.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let sha = |path: &Path| {
+        let out = std::process::Command::new("sha256sum")
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let nats = weft_e2e::NatsServer::start();
+    for backend in ["filesystem", "nats"] {
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(examples().join("blobstore.yaml"))
+            .unwrap()
+            .replace("backend: filesystem", &format!("backend: {backend}"));
+        let running = agent()
+            .manifest(manifest(&dir, &text))
+            .arg(format!(
+                "--data-dir={}",
+                data.path().join(backend).display()
+            ))
+            .arg(format!("--nats-url={}", nats.url()))
+            .start();
+        let url = format!("http://{}/big/object.bin", running.http);
+        let before = peak_rss(running.child.id());
+        let stored = curl(&[
+            "-H",
+            "Host: blobs.localhost",
+            "-T",
+            object.to_str().unwrap(),
+            &url,
+        ]);
+        assert_eq!(
+            stored, "stored 104857600 bytes in big/object.bin\n",
+            "{backend}"
+        );
+        let copy = data.path().join(format!("copy-{backend}.bin"));
+        curl(&[
+            "-H",
+            "Host: blobs.localhost",
+            "-o",
+            copy.to_str().unwrap(),
+            &url,
+        ]);
+        assert_eq!(
+            sha(&copy),
+            sha(&object),
+            "{backend}: the object comes back whole"
+        );
+        let grew = peak_rss(running.child.id()).saturating_sub(before);
+        assert!(
+            grew < 32 << 20,
+            "{backend}: the host's peak memory grew by {} MiB moving a 100 MiB object",
+            grew >> 20
+        );
+        let size = curl(&[
+            "-H",
+            "Host: blobs.localhost",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            &format!("{url}?range=1000-1009"),
+        ]);
+        assert_eq!(size, "10", "{backend}: an inclusive range of ten bytes");
+    }
 }

@@ -7,10 +7,14 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use weft_e2e::NatsServer;
 use weft_runtime::WorkloadSpec;
 use weft_runtime::plugins::Backends;
+use weft_runtime::plugins::keyvalue::backend::KeyValueBackend;
 use weft_runtime::plugins::keyvalue::filesystem::FilesystemKeyValue;
+use weft_runtime::plugins::keyvalue::nats::NatsKeyValue;
 use weft_runtime::plugins::keyvalue::redis::RedisKeyValue;
+use weft_runtime::plugins::nats::NatsConnection;
 
 /// The counter in namespace `namespace`, its keyvalue entry configured by `config`.
 fn counter(namespace: &str, name: &str, config: &[(&str, &str)]) -> WorkloadSpec {
@@ -44,14 +48,7 @@ async fn assert_fifty_increments_are_atomic(t: &Arc<TestHost>, host: &'static st
 }
 
 async fn host_with_filesystem(dir: &std::path::Path) -> TestHost {
-    TestHost::with(Options {
-        backends: Backends {
-            keyvalue: vec![Arc::new(FilesystemKeyValue::new(dir))],
-            ..Default::default()
-        },
-        ..Options::default()
-    })
-    .await
+    host_with(Arc::new(FilesystemKeyValue::new(dir))).await
 }
 
 #[tokio::test]
@@ -197,10 +194,10 @@ async fn bad_input_gets_error_values_or_a_refusal() {
     );
 }
 
-async fn host_with_redis(redis: &RedisServer) -> TestHost {
+async fn host_with(backend: Arc<dyn KeyValueBackend>) -> TestHost {
     TestHost::with(Options {
         backends: Backends {
-            keyvalue: vec![Arc::new(RedisKeyValue::new(&redis.url()).unwrap())],
+            keyvalue: vec![backend],
             ..Default::default()
         },
         ..Options::default()
@@ -208,18 +205,21 @@ async fn host_with_redis(redis: &RedisServer) -> TestHost {
     .await
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
-    let redis = RedisServer::start().await;
+/// Fifty concurrent increments on `backend`, then another host on a new connection (a
+/// restarted or a different one) finds the same state.
+async fn assert_atomic_and_outlives_the_host(
+    make: impl Fn() -> Arc<dyn KeyValueBackend>,
+    backend: &str,
+) {
+    let config = [("backend", backend)];
     {
-        let t = Arc::new(host_with_redis(&redis).await);
-        t.run(counter("test", "kv", &[("backend", "redis")])).await;
+        let t = Arc::new(host_with(make()).await);
+        t.run(counter("test", "kv", &config)).await;
         assert_fifty_increments_are_atomic(&t, "kv.test").await;
         t.host.shutdown().await;
     }
-    // Another host (a restarted or a different one) finds the same state.
-    let t = host_with_redis(&redis).await;
-    t.run(counter("test", "kv", &[("backend", "redis")])).await;
+    let t = host_with(make()).await;
+    t.run(counter("test", "kv", &config)).await;
     assert_eq!(t.get("kv.test", "/incr?key=hits").await.1, "51\n");
     assert_eq!(
         t.request("PUT", "kv.test", "/set?key=colour", "blue")
@@ -237,31 +237,102 @@ async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
     assert_eq!(keys, ["colour", "hits"]);
 }
 
-#[tokio::test]
-async fn a_redis_outage_costs_errors_not_the_host_and_it_recovers() {
-    let mut redis = RedisServer::start().await;
-    let t = host_with_redis(&redis).await;
-    t.run(counter("test", "kv", &[("backend", "redis")])).await;
+/// A host with the counter on `backend` and hello-http, having counted once.
+async fn counting_host(backend: Arc<dyn KeyValueBackend>, name: &str) -> TestHost {
+    let t = host_with(backend).await;
+    t.run(counter("test", "kv", &[("backend", name)])).await;
     t.run(http_workload(
         "hello",
         vec![component("hello", "hello-http")],
     ))
     .await;
     assert_eq!(t.get("kv.test", "/incr?key=n").await.1, "1\n");
-    redis.stop();
+    t
+}
+
+/// While the backend is down: error values naming it, and the host serves the rest.
+async fn assert_down(t: &TestHost, backend: &str) {
     let (status, body) = t.get("kv.test", "/incr?key=n").await;
     assert_eq!(status, 500, "{body}");
-    assert!(body.contains("redis backend"), "{body}");
+    assert!(body.contains(&format!("{backend} backend")), "{body}");
     assert_eq!(t.get("hello.test", "/").await.0, 200);
-    // Back without restarting the host (the server kept nothing: it persists nothing here).
-    redis.restart().await;
+}
+
+/// Back without restarting the host; answers what `/incr` answers once it is.
+async fn recovered(t: &TestHost) -> String {
     eventually(
-        "the redis backend to recover",
+        "the backend to recover",
         std::time::Duration::from_secs(20),
         || async {
             let (status, body) = t.get("kv.test", "/incr?key=n").await;
             (status == 200).then_some(body)
         },
     )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
+    let redis = RedisServer::start().await;
+    assert_atomic_and_outlives_the_host(
+        || Arc::new(RedisKeyValue::new(&redis.url()).unwrap()),
+        "redis",
+    )
     .await;
+}
+
+#[tokio::test]
+async fn a_redis_outage_costs_errors_not_the_host_and_it_recovers() {
+    let mut redis = RedisServer::start().await;
+    let t = counting_host(Arc::new(RedisKeyValue::new(&redis.url()).unwrap()), "redis").await;
+    redis.stop();
+    assert_down(&t, "redis").await;
+    // The server kept nothing: it persists nothing here.
+    redis.restart().await;
+    recovered(&t).await;
+}
+
+fn nats_kv(nats: &NatsServer) -> Arc<dyn KeyValueBackend> {
+    Arc::new(NatsKeyValue::new(NatsConnection::new(&nats.url()).unwrap()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_counter_on_nats_is_atomic_and_outlives_the_host() {
+    let nats = NatsServer::start();
+    assert_atomic_and_outlives_the_host(|| nats_kv(&nats), "nats").await;
+    // The JetStream bucket, as docs/keyvalue.md names it, seen by NATS's own client.
+    let output = nats.client().args(["kv", "ls"]).output().unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(listed.contains("weft_test_counter"), "{listed}");
+}
+
+#[tokio::test]
+async fn a_nats_restart_costs_errors_not_the_host_and_keeps_the_count() {
+    let mut nats = NatsServer::start();
+    let t = counting_host(nats_kv(&nats), "nats").await;
+    nats.stop();
+    assert_down(&t, "nats").await;
+    // JetStream keeps the bucket on disk: the count goes on where it was.
+    nats.restart();
+    assert_eq!(recovered(&t).await, "2\n");
+}
+
+#[tokio::test]
+async fn bad_keys_and_bucket_names_are_error_values_on_nats() {
+    let nats = NatsServer::start();
+    let t = host_with(nats_kv(&nats)).await;
+    t.run(counter("test", "kv", &[("backend", "nats")])).await;
+    let (status, body) = t.get("kv.test", "/incr?key=").await;
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("keys are 1 to 512 bytes on the nats backend"),
+        "{body}"
+    );
+    let (status, body) = t.get("kv.test", "/incr?key=x&bucket=..").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("invalid bucket name"), "{body}");
+    // Namespaces never share a bucket on the shared server.
+    assert_eq!(t.get("kv.test", "/incr?key=x").await.1, "1\n");
+    t.run(counter("other", "kv2", &[("backend", "nats")])).await;
+    assert_eq!(t.get("kv2.test", "/incr?key=x").await.1, "1\n");
 }

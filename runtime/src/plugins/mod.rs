@@ -1,5 +1,7 @@
 //! The plugins every Weft host has, assembled in one place for the host-agent and the tests.
 
+pub mod backend_set;
+pub mod blobstore;
 pub mod config;
 pub mod http;
 pub mod keyvalue;
@@ -22,10 +24,33 @@ pub(crate) fn iface(name: &str) -> WitInterface {
         .unwrap_or_else(|e| panic!("built-in interface {name}: {e}"))
 }
 
+/// Checks the name of a bucket or container a guest (or a manifest) gave: 1 to 63 letters,
+/// digits, `-`, `_`, `.`, not starting with a dot, so it is safe as a path part or a subject
+/// token on any backend.
+pub fn check_resource_name(kind: &str, name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {kind} name {name:?}: use 1 to 63 letters, digits, '-', '_' or '.', not starting with '.'"
+        ))
+    }
+}
+
 /// The backends a host offers besides the in-memory ones every host has (the defaults).
 #[derive(Clone)]
 pub struct Backends {
     pub keyvalue: Vec<Arc<dyn keyvalue::backend::KeyValueBackend>>,
+    pub blobstore: Vec<Arc<dyn blobstore::backend::BlobBackend>>,
+    /// Where blobs being written wait for `finish` (on the filesystem blob backend's
+    /// filesystem, so committing is a rename).
+    pub blob_staging: std::path::PathBuf,
     pub messaging: Vec<Arc<dyn messaging::backend::MessagingBackend>>,
     /// Messages handled at once on the host, across Workloads.
     pub messages_in_flight: usize,
@@ -35,6 +60,9 @@ impl Default for Backends {
     fn default() -> Self {
         Self {
             keyvalue: Vec::new(),
+            blobstore: Vec::new(),
+            blob_staging: std::env::temp_dir()
+                .join(format!("weft-blob-staging-{}", std::process::id())),
             messaging: Vec::new(),
             messages_in_flight: messaging::DEFAULT_HOST_IN_FLIGHT,
         }
@@ -58,6 +86,9 @@ impl DefaultPlugins {
         let mut keyvalue_backends: Vec<Arc<dyn keyvalue::backend::KeyValueBackend>> =
             vec![Arc::new(keyvalue::memory::MemoryKeyValue::default())];
         keyvalue_backends.extend(backends.keyvalue);
+        let mut blob_backends: Vec<Arc<dyn blobstore::backend::BlobBackend>> =
+            vec![Arc::new(blobstore::memory::MemoryBlobs::default())];
+        blob_backends.extend(backends.blobstore);
         let mut messaging_backends: Vec<Arc<dyn messaging::backend::MessagingBackend>> =
             vec![Arc::new(messaging::memory::MemoryBroker::default())];
         messaging_backends.extend(backends.messaging);
@@ -67,6 +98,11 @@ impl DefaultPlugins {
             Arc::new(config::ConfigPlugin),
             Arc::new(logging::LoggingPlugin),
             Arc::new(keyvalue::KeyValuePlugin::new(keyvalue_backends, "memory")),
+            Arc::new(blobstore::BlobstorePlugin::new(
+                blob_backends,
+                "memory",
+                backends.blob_staging,
+            )),
             Arc::new(messaging::MessagingPlugin::new(
                 messaging_backends,
                 "memory",

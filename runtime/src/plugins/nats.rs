@@ -11,6 +11,7 @@ use tokio::sync::Mutex;
 /// How long connecting, or a flush waiting for the server's answer, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+const CLIENT_CAPACITY: usize = 64;
 
 #[derive(Clone)]
 pub struct NatsConnection {
@@ -68,6 +69,10 @@ impl NatsConnection {
         let made = async_nats::ConnectOptions::new()
             .name("weft-host-agent")
             .connection_timeout(CONNECT_TIMEOUT)
+            // Outgoing messages queued in the client, at most: a blob being stored is published
+            // in 128 KiB chunks, and a short queue makes the writer wait for the socket instead
+            // of queueing the whole object in memory.
+            .client_capacity(CLIENT_CAPACITY)
             .event_callback(|event| async move {
                 tracing::info!(%event, "nats connection");
             })
@@ -87,4 +92,19 @@ impl NatsConnection {
             )),
         }
     }
+}
+
+/// The JetStream bucket (key-value or object store) of a Weft bucket or container:
+/// `weft_<namespace>_<name>` with the name's `_` written `__` and `.` written `_d`, so the
+/// mapping is one-to-one (namespaces hold no `_`) and only `[A-Za-z0-9_-]` appear.
+pub fn jetstream_name(namespace: &str, name: &str) -> String {
+    let mut physical = format!("weft_{namespace}_");
+    for c in name.chars() {
+        match c {
+            '_' => physical.push_str("__"),
+            '.' => physical.push_str("_d"),
+            c => physical.push(c),
+        }
+    }
+    physical
 }

@@ -24,6 +24,44 @@ pub fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     OutgoingBody::finish(response_body, None).unwrap();
 }
 
+/// Writes all of `bytes` to `stream`, waiting for room as the stream asks.
+pub fn write_all(
+    stream: &wasip2::io::streams::OutputStream,
+    mut bytes: &[u8],
+) -> Result<(), wasip2::io::streams::StreamError> {
+    while !bytes.is_empty() {
+        let room = stream.check_write()? as usize;
+        if room == 0 {
+            stream.subscribe().block();
+            continue;
+        }
+        let n = room.min(bytes.len());
+        stream.write(&bytes[..n])?;
+        bytes = &bytes[n..];
+    }
+    Ok(())
+}
+
+/// Answers with `status` and a body copied from `body` chunk by chunk, never whole in memory.
+pub fn respond_stream(out: ResponseOutparam, status: u16, body: &wasip2::io::streams::InputStream) {
+    let headers =
+        Fields::from_list(&[("content-type".into(), b"application/octet-stream".to_vec())])
+            .unwrap();
+    let response = OutgoingResponse::new(headers);
+    response.set_status_code(status).unwrap();
+    let response_body = response.body().unwrap();
+    ResponseOutparam::set(out, Ok(response));
+    let stream = response_body.write().unwrap();
+    while let Ok(chunk) = body.blocking_read(64 * 1024) {
+        if write_all(&stream, &chunk).is_err() {
+            break;
+        }
+    }
+    stream.blocking_flush().ok();
+    drop(stream);
+    OutgoingBody::finish(response_body, None).unwrap();
+}
+
 /// The whole request body (what could be read of it).
 pub fn read_body(request: IncomingRequest) -> Vec<u8> {
     let mut bytes = Vec::new();

@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod filesystem;
 pub mod memory;
+pub mod nats;
 pub mod redis;
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,6 +18,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource};
 
+use super::backend_set::BackendSet;
 use super::iface;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
 use crate::spec::WorkloadSpec;
@@ -42,20 +44,9 @@ pub struct BucketName {
 }
 
 impl BucketName {
-    /// Checks a bucket name a guest (or a manifest) gave: 1 to 63 letters, digits, `-`, `_`,
-    /// `.`, not starting with a dot, so it is safe as a path part or a subject token anywhere.
+    /// Checks a bucket name a guest (or a manifest) gave (see [`super::check_resource_name`]).
     pub fn new(namespace: &str, bucket: &str) -> Result<Self, BackendError> {
-        let valid = !bucket.is_empty()
-            && bucket.len() <= 63
-            && !bucket.starts_with('.')
-            && bucket
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !valid {
-            return Err(BackendError::Invalid(format!(
-                "invalid bucket name {bucket:?}: use 1 to 63 letters, digits, '-', '_' or '.', not starting with '.'"
-            )));
-        }
+        super::check_resource_name("bucket", bucket).map_err(BackendError::Invalid)?;
         Ok(Self {
             namespace: namespace.to_string(),
             bucket: bucket.to_string(),
@@ -89,32 +80,23 @@ struct KeyValueState {
 }
 
 pub struct KeyValuePlugin {
-    backends: BTreeMap<&'static str, Arc<dyn KeyValueBackend>>,
-    default: &'static str,
+    backends: BackendSet<dyn KeyValueBackend>,
 }
 
 impl KeyValuePlugin {
     /// A plugin offering `backends`, `default` for entries that name none.
     pub fn new(backends: Vec<Arc<dyn KeyValueBackend>>, default: &'static str) -> Self {
-        let backends: BTreeMap<_, _> = backends.into_iter().map(|b| (b.name(), b)).collect();
-        assert!(
-            backends.contains_key(default),
-            "the default keyvalue backend {default} is not offered"
-        );
-        Self { backends, default }
+        let backends = backends.into_iter().map(|b| (b.name(), b));
+        Self {
+            backends: BackendSet::new("wasi:keyvalue", backends, default),
+        }
     }
 
     fn backend_for(
         &self,
         config: &BTreeMap<String, String>,
     ) -> Result<Arc<dyn KeyValueBackend>, String> {
-        let name = config.get("backend").map_or(self.default, String::as_str);
-        self.backends.get(name).cloned().ok_or_else(|| {
-            format!(
-                "wasi:keyvalue backend {name:?} is not offered by this host (it offers {})",
-                self.backends.keys().copied().collect::<Vec<_>>().join(", ")
-            )
-        })
+        self.backends.pick(config)
     }
 }
 
@@ -132,8 +114,7 @@ impl HostPlugin for KeyValuePlugin {
     }
 
     fn backends(&self) -> Vec<&'static str> {
-        let others = self.backends.keys().copied().filter(|b| *b != self.default);
-        std::iter::once(self.default).chain(others).collect()
+        self.backends.names()
     }
 
     async fn on_workload_bind(&self, workload: &WorkloadSpec) -> wasmtime::Result<()> {

@@ -24,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
 use wasmtime::component::{HasData, Linker};
 
+use super::backend_set::BackendSet;
 use super::iface;
 use crate::error::BackendUnavailable;
 use crate::instance::ComponentRuntime;
@@ -59,8 +60,7 @@ struct Settings {
 }
 
 pub struct MessagingPlugin {
-    backends: BTreeMap<&'static str, Arc<dyn MessagingBackend>>,
-    default: &'static str,
+    backends: BackendSet<dyn MessagingBackend>,
     host_in_flight: Arc<Semaphore>,
     /// The subscription tasks of each Workload, by id.
     running: Mutex<HashMap<String, Vec<AbortHandle>>>,
@@ -74,14 +74,9 @@ impl MessagingPlugin {
         default: &'static str,
         host_in_flight: usize,
     ) -> Self {
-        let backends: BTreeMap<_, _> = backends.into_iter().map(|b| (b.name(), b)).collect();
-        assert!(
-            backends.contains_key(default),
-            "the default messaging backend {default} is not offered"
-        );
+        let backends = backends.into_iter().map(|b| (b.name(), b));
         Self {
-            backends,
-            default,
+            backends: BackendSet::new("wasmcloud:messaging", backends, default),
             host_in_flight: Arc::new(Semaphore::new(host_in_flight)),
             running: Mutex::default(),
         }
@@ -98,13 +93,7 @@ impl MessagingPlugin {
                     && i.name.is_none()
             })
             .map_or(&empty, |i| &i.config);
-        let name = config.get("backend").map_or(self.default, String::as_str);
-        let backend = self.backends.get(name).cloned().ok_or_else(|| {
-            format!(
-                "wasmcloud:messaging backend {name:?} is not offered by this host (it offers {})",
-                self.backends.keys().copied().collect::<Vec<_>>().join(", ")
-            )
-        })?;
+        let backend = self.backends.pick(config)?;
         let ns = &workload.namespace;
         let subscriptions = config
             .get("subscriptions")
@@ -159,8 +148,7 @@ impl HostPlugin for MessagingPlugin {
     }
 
     fn backends(&self) -> Vec<&'static str> {
-        let others = self.backends.keys().copied().filter(|b| *b != self.default);
-        std::iter::once(self.default).chain(others).collect()
+        self.backends.names()
     }
 
     async fn on_workload_bind(&self, workload: &WorkloadSpec) -> wasmtime::Result<()> {

@@ -1,0 +1,189 @@
+//! wasi:blobstore through a real component (`blob-http`) on the in-memory, filesystem and NATS
+//! (a real nats-server, JetStream object store) backends: writing and reading objects as
+//! streams, inclusive ranges, listing, deleting, namespaces kept apart, state that outlives the
+//! host, and bad input answered as error values.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use weft_e2e::NatsServer;
+use weft_runtime::WorkloadSpec;
+use weft_runtime::plugins::Backends;
+use weft_runtime::plugins::blobstore::backend::BlobBackend;
+use weft_runtime::plugins::blobstore::filesystem::FilesystemBlobs;
+use weft_runtime::plugins::blobstore::nats::NatsBlobs;
+use weft_runtime::plugins::nats::NatsConnection;
+
+/// `blob-http` answering `<name>.test` in `namespace`, on `backend`.
+fn blobs(namespace: &str, name: &str, backend: &str) -> WorkloadSpec {
+    let mut w = http_workload(name, vec![component("blobs", "blob-http")]);
+    w.namespace = namespace.into();
+    w.host_interfaces.push(interface(
+        "wasi:blobstore/blobstore,container,types@0.2.0-draft",
+        &[("backend", backend)],
+    ));
+    w
+}
+
+async fn host_with(backend: Option<Arc<dyn BlobBackend>>, staging: &std::path::Path) -> TestHost {
+    TestHost::with(Options {
+        backends: Backends {
+            blobstore: backend.into_iter().collect(),
+            blob_staging: staging.to_path_buf(),
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await
+}
+
+/// Everything `blob-http` does, on one backend.
+async fn assert_objects_work(t: &TestHost, host: &str) {
+    let put = |path: &'static str, body: &'static str| t.request("PUT", host, path, body);
+    assert_eq!(
+        put("/photos/a.txt", "0123456789").await,
+        (200, "stored 10 bytes in photos/a.txt\n".into())
+    );
+    assert_eq!(put("/photos/empty", "").await.0, 200);
+    assert_eq!(put("/photos/with,comma=and~tilde", "x").await.0, 200);
+    assert_eq!(
+        t.get(host, "/photos/a.txt").await,
+        (200, "0123456789".into())
+    );
+    assert_eq!(t.get(host, "/photos/empty").await, (200, "".into()));
+    // Inclusive ranges, clamped to the object.
+    assert_eq!(
+        t.get(host, "/photos/a.txt?range=2-5").await,
+        (200, "2345".into())
+    );
+    assert_eq!(
+        t.get(host, "/photos/a.txt?range=7-100").await,
+        (200, "789".into())
+    );
+    let (status, body) = t.get(host, "/photos/a.txt?range=20-30").await;
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("range 20-30 is outside object a.txt of 10 bytes"),
+        "{body}"
+    );
+    // Replacing an object.
+    assert_eq!(put("/photos/a.txt", "new").await.0, 200);
+    assert_eq!(t.get(host, "/photos/a.txt").await, (200, "new".into()));
+    // Listing is a stream read ten at a time: more than one page.
+    for n in 0..12 {
+        let path: &'static str = Box::leak(format!("/photos/n{n:02}").into_boxed_str());
+        assert_eq!(put(path, "n").await.0, 200);
+    }
+    let (_, listing) = t.get(host, "/photos").await;
+    let names: Vec<&str> = listing.lines().collect();
+    assert_eq!(names.len(), 15, "{listing}");
+    assert!(
+        names.contains(&"with,comma=and~tilde") && names.contains(&"n11"),
+        "{listing}"
+    );
+    assert_eq!(t.request("DELETE", host, "/photos/a.txt", "").await.0, 200);
+    let (status, body) = t.get(host, "/photos/a.txt").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body.contains("object a.txt does not exist in container photos"),
+        "{body}"
+    );
+    assert_eq!(t.get(host, "/nothing/a").await.0, 404);
+    // Bad names are error values, never traps.
+    let (status, body) = t.request("PUT", host, "/..hidden/x", "x").await;
+    assert_eq!(status, 500);
+    assert!(
+        body.contains("invalid container name \"..hidden\""),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn objects_stream_list_and_range_on_the_memory_backend_and_namespaces_never_share() {
+    let staging = tempfile::tempdir().unwrap();
+    let t = host_with(None, staging.path()).await;
+    t.run(blobs("test", "b", "memory")).await;
+    assert_objects_work(&t, "b.test").await;
+    // Another namespace with the same container name sees none of it.
+    t.run(blobs("other", "b2", "memory")).await;
+    assert_eq!(t.get("b2.test", "/photos/n00").await.0, 404);
+    assert_eq!(t.get("b.test", "/photos/n00").await, (200, "n".into()));
+    // Deleting the container deletes its objects; nothing is left staged.
+    assert_eq!(t.request("DELETE", "b.test", "/photos", "").await.0, 200);
+    assert_eq!(t.get("b.test", "/photos").await.0, 404);
+    assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 0);
+}
+
+#[tokio::test]
+async fn objects_on_the_filesystem_backend_outlive_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join(".staging");
+    let backend = || -> Arc<dyn BlobBackend> { Arc::new(FilesystemBlobs::new(dir.path())) };
+    {
+        let t = host_with(Some(backend()), &staging).await;
+        t.run(blobs("test", "b", "filesystem")).await;
+        assert_objects_work(&t, "b.test").await;
+        t.host.shutdown().await;
+    }
+    let t = host_with(Some(backend()), &staging).await;
+    t.run(blobs("test", "b", "filesystem")).await;
+    assert_eq!(t.get("b.test", "/photos/n03").await, (200, "n".into()));
+    assert!(dir.path().join("test/photos").is_dir());
+    assert_eq!(
+        std::fs::read_dir(&staging).unwrap().count(),
+        0,
+        "nothing left staged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_on_nats_outlive_the_host_and_a_nats_restart() {
+    let mut nats = NatsServer::start();
+    let staging = tempfile::tempdir().unwrap();
+    let backend = |nats: &NatsServer| -> Arc<dyn BlobBackend> {
+        Arc::new(NatsBlobs::new(NatsConnection::new(&nats.url()).unwrap()))
+    };
+    {
+        let t = host_with(Some(backend(&nats)), staging.path()).await;
+        t.run(blobs("test", "b", "nats")).await;
+        assert_objects_work(&t, "b.test").await;
+        t.host.shutdown().await;
+    }
+    nats.restart();
+    let t = host_with(Some(backend(&nats)), staging.path()).await;
+    t.run(blobs("test", "b", "nats")).await;
+    assert_eq!(t.get("b.test", "/photos/n03").await, (200, "n".into()));
+    // The object store, as docs/blobstore.md names it, seen by NATS's own client.
+    let mut ls = nats.client();
+    ls.args(["object", "ls"]);
+    let output = tokio::task::spawn_blocking(move || ls.output().unwrap())
+        .await
+        .unwrap();
+    let listed = String::from_utf8_lossy(&output.stdout);
+    assert!(listed.contains("weft_test_photos"), "{listed}");
+    // While NATS is down: an error value naming it, and the host serves the rest.
+    nats.stop();
+    let (status, body) = t.get("b.test", "/photos/n03").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("nats backend"), "{body}");
+}
+
+#[tokio::test]
+async fn a_backend_the_host_does_not_offer_refuses_the_workload() {
+    let staging = tempfile::tempdir().unwrap();
+    let t = host_with(None, staging.path()).await;
+    let err = t
+        .host
+        .start_workload(blobs("test", "b", "s3"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(
+            "wasi:blobstore backend \"s3\" is not offered by this host (it offers memory)"
+        ),
+        "{err}"
+    );
+}
