@@ -40,6 +40,11 @@ pub struct Cluster {
     pub operator_kubeconfig: std::path::PathBuf,
     pub agent_kubeconfig: std::path::PathBuf,
     pub registry: Registry,
+    /// The NATS server every host-agent offers (`--nats-url`) for keyvalue, blobstore and
+    /// messaging.
+    pub nats: crate::NatsServer,
+    /// The Redis server every host-agent offers (`--redis-url`) for keyvalue.
+    pub redis: crate::RedisServer,
     pub operator: Option<Process>,
     /// The operator's `/metrics` address.
     pub operator_metrics: String,
@@ -90,6 +95,8 @@ impl Cluster {
             operator_kubeconfig,
             agent_kubeconfig,
             registry: Registry::start(),
+            nats: crate::NatsServer::start(),
+            redis: crate::RedisServer::start(),
             operator: None,
             operator_metrics: String::new(),
             agents: BTreeMap::new(),
@@ -165,6 +172,10 @@ impl Cluster {
             .arg(image_dir.path().join("no-docker-config.json"))
             .arg("--image-pull-backoff")
             .arg("1s")
+            .arg("--nats-url")
+            .arg(self.nats.url())
+            .arg("--redis-url")
+            .arg(self.redis.url())
             .env("KUBECONFIG", &self.agent_kubeconfig)
             .env("RUST_LOG", "info");
         if let Some(pod) = pod {

@@ -71,7 +71,7 @@ fn weft_runs_workloads_on_a_real_control_plane() {
         "{.status.interfaces[?(@.interface==\"wasi:keyvalue/atomics,batch,store@0.2.0-draft\")].backends}",
     );
     assert!(
-        keyvalue.contains("memory") && keyvalue.contains("filesystem"),
+        keyvalue.contains("memory") && keyvalue.contains("filesystem") && keyvalue.contains("nats"),
         "{keyvalue}"
     );
 
@@ -192,7 +192,8 @@ spec:
     assert_eq!(phase, "Pending");
     cluster.kubectl_ok(&["delete", "wl", "needs-ledger", "--timeout=30s"]);
 
-    // --- a workload asking for a backend no host offers stays Pending, saying which
+    // --- a workload asking for a backend no host offers stays Pending, saying which (the
+    // hosts offer redis for wasi:keyvalue, not for wasi:blobstore)
     let out = cluster.control_plane.apply(
         "apiVersion: weft.dev/v1alpha1
 kind: Workload
@@ -200,12 +201,12 @@ metadata:
   name: needs-redis
 spec:
   components:
-    - name: counter
+    - name: blobs
       image: 127.0.0.1:1/none:1
   hostInterfaces:
     - namespace: wasi
-      package: keyvalue
-      interfaces: [store, atomics]
+      package: blobstore
+      interfaces: [blobstore, container, types]
       version: 0.2.0-draft
       config:
         backend: redis
@@ -213,7 +214,7 @@ spec:
     );
     let message = unschedulable(&cluster, "needs-redis", out);
     assert!(
-        message.contains("does not offer backend redis for wasi:keyvalue"),
+        message.contains("does not offer backend redis for wasi:blobstore"),
         "{message}"
     );
     cluster.kubectl_ok(&["delete", "wl", "needs-redis", "--timeout=30s"]);
@@ -306,6 +307,45 @@ spec:
         |c| endpoints(c) == c.agents[&new_host].address,
     );
     let _ = moved;
+    cluster.start_agent(&victim);
+
+    // --- a counter on NATS keeps counting after its host is SIGKILLed and it moves
+    let counter = cluster.push_example("kv-counter-http", "1.0");
+    let manifest = std::fs::read_to_string(workspace_root().join("examples/kv-counter.yaml"))
+        .unwrap()
+        .replace("build/kv-counter-http.wasm", &counter)
+        .replace("backend: filesystem", "backend: nats");
+    let out = cluster.control_plane.apply(&manifest);
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait("counter Ready", Duration::from_secs(60), |c| {
+        ready(c, "counter")
+    });
+    let incr = |c: &Cluster| {
+        let host = c.workload_host("counter");
+        http_get(
+            &c.agents[&host].http(),
+            "counter.localhost",
+            "/incr?key=visits",
+        )
+    };
+    for n in 1..=3 {
+        assert_eq!(incr(&cluster), Ok((200, format!("{n}\n"))));
+    }
+    let victim = cluster.workload_host("counter");
+    cluster.agents[&victim].process.signal("KILL");
+    cluster.wait(
+        "counter to move after SIGKILL",
+        Duration::from_secs(60),
+        |c| {
+            let host = c.workload_host("counter");
+            host != victim && !host.is_empty() && ready(c, "counter")
+        },
+    );
+    assert_eq!(
+        incr(&cluster),
+        Ok((200, "4\n".to_string())),
+        "the count moved with it"
+    );
     cluster.start_agent(&victim);
 
     // --- SIGTERM the workload's host: it moves, and the agent exits cleanly

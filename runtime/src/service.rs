@@ -1,13 +1,17 @@
-//! Supervises a workload's long-running service: runs its `wasi:cli/run`, and when it exits or
-//! traps restarts it with exponential back-off, up to `maxRestarts`.
+//! Supervises a workload's long-running service: runs its entry point (`wasi:cli/run`, or the one
+//! function of the one custom interface it exports), and when it exits or traps restarts it with
+//! exponential back-off, up to `maxRestarts`.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
+use wasmtime::component::types::ComponentItem;
+use wasmtime::component::{Component, ComponentExportIndex, Val};
 use wasmtime_wasi::p2::bindings::CommandIndices;
 
+use crate::component_info::unversioned;
 use crate::instance::ComponentRuntime;
 use crate::metrics::RuntimeMetrics;
 use crate::status::{ComponentState, StatusEvent};
@@ -16,6 +20,96 @@ const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A service that ran this long before stopping starts its back-off afresh.
 const BACKOFF_RESET_AFTER: Duration = Duration::from_secs(60);
+
+/// The interface a service most often exports to be run.
+pub const CLI_RUN: &str = "wasi:cli/run";
+
+/// How a service is started: the seed's two forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum EntryPoint {
+    /// `wasi:cli/run.run`.
+    CliRun,
+    /// A service exporting exactly one custom interface instead: that interface's one function,
+    /// which takes no parameters.
+    Custom { interface: String, function: String },
+}
+
+impl EntryPoint {
+    /// The entry point of `component` as a service, or why it has none. The one rule: the
+    /// runtime refuses a workload by it and the supervisor starts the service by it.
+    pub(crate) fn of(engine: &wasmtime::Engine, component: &Component) -> Result<Self, String> {
+        let exports: Vec<(String, ComponentItem)> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, item)| (name.to_string(), item.ty))
+            .collect();
+        if exports.iter().any(|(name, _)| unversioned(name) == CLI_RUN) {
+            return Ok(Self::CliRun);
+        }
+        let [(interface, ComponentItem::ComponentInstance(instance))] = exports.as_slice() else {
+            let names: Vec<&str> = exports.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(format!(
+                "a service must export {CLI_RUN} or exactly one interface; it exports {}",
+                if names.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ));
+        };
+        let functions: Vec<(String, usize)> = instance
+            .exports(engine)
+            .filter_map(|(name, item)| match item.ty {
+                ComponentItem::ComponentFunc(f) => Some((name.to_string(), f.params().len())),
+                _ => None,
+            })
+            .collect();
+        match functions.as_slice() {
+            [(function, 0)] => Ok(Self::Custom {
+                interface: interface.clone(),
+                function: function.clone(),
+            }),
+            _ => Err(format!(
+                "a service exporting {interface} instead of {CLI_RUN} is started by that interface's one function, which takes no parameters; it has {}",
+                functions
+                    .iter()
+                    .map(|(f, n)| format!("{f} ({n} parameters)"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
+    }
+}
+
+/// The entry point, prepared to be called on a fresh instance.
+enum Entry {
+    CliRun(CommandIndices),
+    Custom(ComponentExportIndex),
+}
+
+impl Entry {
+    fn prepare(runtime: &ComponentRuntime) -> wasmtime::Result<Self> {
+        let pre = runtime.instance_pre();
+        Ok(
+            match EntryPoint::of(pre.engine(), pre.component()).map_err(wasmtime::Error::msg)? {
+                EntryPoint::CliRun => Self::CliRun(CommandIndices::new(pre)?),
+                EntryPoint::Custom {
+                    interface,
+                    function,
+                } => {
+                    let component = pre.component();
+                    let interface = component
+                        .get_export_index(None, &interface)
+                        .ok_or_else(|| wasmtime::format_err!("no export {interface}"))?;
+                    let function = component
+                        .get_export_index(Some(&interface), &function)
+                        .ok_or_else(|| wasmtime::format_err!("no function {function}"))?;
+                    Self::Custom(function)
+                }
+            },
+        )
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct ServiceStatus {
@@ -36,7 +130,7 @@ impl Supervisor {
         metrics: RuntimeMetrics,
         events: broadcast::Sender<StatusEvent>,
     ) -> wasmtime::Result<Self> {
-        let indices = Arc::new(CommandIndices::new(runtime.instance_pre())?);
+        let entry = Arc::new(Entry::prepare(&runtime)?);
         let status = Arc::new(Mutex::new(ServiceStatus {
             state: ComponentState::Running,
             restarts: 0,
@@ -47,7 +141,7 @@ impl Supervisor {
             status: status.clone(),
             events,
         };
-        let task = tokio::spawn(supervise(runtime, indices, max_restarts, metrics, reporter));
+        let task = tokio::spawn(supervise(runtime, entry, max_restarts, metrics, reporter));
         Ok(Self { status, task })
     }
 
@@ -110,7 +204,7 @@ impl Reporter {
 
 async fn supervise(
     runtime: Arc<ComponentRuntime>,
-    indices: Arc<CommandIndices>,
+    entry: Arc<Entry>,
     max_restarts: Option<u32>,
     metrics: RuntimeMetrics,
     reporter: Reporter,
@@ -120,7 +214,7 @@ async fn supervise(
     loop {
         reporter.set(ComponentState::Running, restarts, None);
         let started = Instant::now();
-        let why = run_once(&runtime, &indices).await;
+        let why = run_once(&runtime, &entry).await;
         if started.elapsed() >= BACKOFF_RESET_AFTER {
             backoff = BACKOFF_START;
         }
@@ -145,13 +239,29 @@ async fn supervise(
 }
 
 /// Runs the service once and says why it stopped.
-async fn run_once(runtime: &ComponentRuntime, indices: &Arc<CommandIndices>) -> String {
-    let indices = indices.clone();
+async fn run_once(runtime: &ComponentRuntime, entry: &Arc<Entry>) -> String {
+    let entry = entry.clone();
     let result = runtime
         .invoke(move |store, instance| {
             Box::pin(async move {
-                let command = indices.load(&mut *store, &instance)?;
-                command.wasi_cli_run().call_run(&mut *store).await
+                match &*entry {
+                    Entry::CliRun(indices) => {
+                        let command = indices.load(&mut *store, &instance)?;
+                        command.wasi_cli_run().call_run(&mut *store).await
+                    }
+                    Entry::Custom(function) => {
+                        let func = instance
+                            .get_func(&mut *store, function)
+                            .ok_or_else(|| wasmtime::format_err!("entry point not found"))?;
+                        let mut results = vec![Val::Bool(false); func.ty(&*store).results().len()];
+                        func.call_async(&mut *store, &[], &mut results).await?;
+                        // A `result` returned as an error counts as exiting with one.
+                        Ok(match results.first() {
+                            Some(Val::Result(Err(_))) => Err(()),
+                            _ => Ok(()),
+                        })
+                    }
+                }
             })
         })
         .await;

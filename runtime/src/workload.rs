@@ -16,12 +16,10 @@ use crate::linking;
 use crate::loopback::Loopback;
 use crate::metrics::RuntimeMetrics;
 use crate::plugin::{self, ComponentBinding, HostPlugin};
+use crate::service::EntryPoint;
 use crate::spec::{ComponentSpec, WorkloadSpec};
 use crate::store::{Ctx, Identity};
 use crate::volumes::{VolumePolicy, Volumes};
-
-/// The interface a service must export to be run.
-pub const CLI_RUN: &str = "wasi:cli/run";
 
 /// A workload whose components are compiled, bound and ready to instantiate.
 pub struct ResolvedWorkload {
@@ -102,11 +100,11 @@ pub(crate) async fn resolve(
 
     let compiled = compile_all(engine, metrics, &items).await?;
     if let Some(service) = &spec.service
-        && compiled[service_index].info.export_of(CLI_RUN).is_none()
+        && let Err(reason) = EntryPoint::of(engine.wasmtime(), &compiled[service_index].component)
     {
         return Err(Error::InvalidComponent {
             component: service.component.name.clone(),
-            reason: format!("a service must export {CLI_RUN}"),
+            reason,
         });
     }
 

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
-use weft_e2e::NatsServer;
+use weft_e2e::{NatsServer, RedisServer};
 use weft_runtime::WorkloadSpec;
 use weft_runtime::plugins::Backends;
 use weft_runtime::plugins::keyvalue::backend::KeyValueBackend;
@@ -273,7 +273,7 @@ async fn recovered(t: &TestHost) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
-    let redis = RedisServer::start().await;
+    let redis = RedisServer::start();
     assert_atomic_and_outlives_the_host(
         || Arc::new(RedisKeyValue::new(&redis.url()).unwrap()),
         "redis",
@@ -283,12 +283,12 @@ async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
 
 #[tokio::test]
 async fn a_redis_outage_costs_errors_not_the_host_and_it_recovers() {
-    let mut redis = RedisServer::start().await;
+    let mut redis = RedisServer::start();
     let t = counting_host(Arc::new(RedisKeyValue::new(&redis.url()).unwrap()), "redis").await;
     redis.stop();
     assert_down(&t, "redis").await;
     // The server kept nothing: it persists nothing here.
-    redis.restart().await;
+    redis.restart();
     recovered(&t).await;
 }
 

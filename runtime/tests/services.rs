@@ -121,10 +121,9 @@ async fn components_reach_their_service_over_loopback() {
     assert!(body.starts_with("pong "), "{body}");
 }
 
-#[tokio::test]
-async fn a_service_calls_a_sibling_on_a_schedule() {
-    // The seed's cron example: the service imports what `job` exports; each call is an
-    // invocation of `job` (its limits, its metrics), which counts itself in wasi:keyvalue.
+/// The seed's cron example with service `image`: the service imports what `job` exports; each
+/// call is an invocation of `job` (its limits, its metrics), which counts itself in wasi:keyvalue.
+async fn assert_the_service_calls_a_sibling_on_a_schedule(image: &str) {
     let t = TestHost::start().await;
     let mut w = with_service(
         http_workload(
@@ -134,7 +133,7 @@ async fn a_service_calls_a_sibling_on_a_schedule() {
                 component("counter", "kv-counter-http"),
             ],
         ),
-        "cron-service",
+        image,
         &[("INTERVAL_MS", "50")],
         0,
     );
@@ -153,10 +152,41 @@ async fn a_service_calls_a_sibling_on_a_schedule() {
         },
     )
     .await;
-    assert!(runs >= 3);
+    assert!(runs >= 3, "{image}");
     assert!(
         t.metrics_text().contains(
             r#"weft_invocations_total{workload="test/cron",component="job",outcome="ok"}"#
-        )
+        ),
+        "{image}"
     );
+}
+
+#[tokio::test]
+async fn a_service_calls_a_sibling_on_a_schedule() {
+    assert_the_service_calls_a_sibling_on_a_schedule("cron-service").await;
+}
+
+#[tokio::test]
+async fn a_service_exporting_one_custom_interface_is_started_by_its_one_function() {
+    // cron-scheduler exports weft:examples/scheduler (start: func()) instead of wasi:cli/run.
+    assert_the_service_calls_a_sibling_on_a_schedule("cron-scheduler").await;
+}
+
+#[tokio::test]
+async fn a_service_without_an_entry_point_is_refused_saying_why() {
+    let t = TestHost::start().await;
+    for (image, reason) in [
+        (
+            "greeter",
+            "component svc: a service exporting weft:examples/greet@0.1.0 instead of wasi:cli/run is started by that interface's one function, which takes no parameters; it has greet (1 parameters)",
+        ),
+        (
+            "hello-http",
+            "component svc: a service exporting wasi:http/incoming-handler@0.2.12 instead of wasi:cli/run is started by that interface's one function, which takes no parameters; it has handle (2 parameters)",
+        ),
+    ] {
+        let w = with_service(http_workload("bad", Vec::new()), image, &[], 0);
+        let err = t.host.start_workload(w).await.unwrap_err().to_string();
+        assert_eq!(err, reason, "{image}");
+    }
 }

@@ -1,4 +1,4 @@
-//! `make dev-cluster`: a real control plane, an OCI registry, the operator and two host-agents
+//! `make dev-cluster`: a real control plane, an OCI registry, NATS, Redis, the operator and two host-agents
 //! on this machine, in the foreground, for trying Weft with kubectl. Ctrl-C stops everything.
 
 use std::io::BufRead;
@@ -34,6 +34,11 @@ fn main() {
     println!(
         "  registry: {}   (target/debug/host-agent push examples/build/hello-http.wasm {}/examples/hello-http:1.0)",
         cluster.registry.addr, cluster.registry.addr
+    );
+    println!(
+        "  nats: {}   (backend: nats for keyvalue, blobstore, messaging)\n  redis: {}   (backend: redis for keyvalue)",
+        cluster.nats.url(),
+        cluster.redis.url()
     );
     println!(
         "  logs: {}\n\nPress Enter or Ctrl-C to stop.",

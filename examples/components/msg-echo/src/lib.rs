@@ -3,7 +3,7 @@
 //! replica handled what). A body of `trap` traps and `sleep` blocks for an hour (stopped by the
 //! component's timeout): the faults a host must survive, one message at a time.
 
-use wasip2::cli::environment;
+use weft_guest::env;
 
 wit_bindgen::generate!({ path: "../../wit", world: "msg-echo", generate_all });
 
@@ -12,12 +12,6 @@ use wasmcloud::messaging::consumer;
 use wasmcloud::messaging::types::BrokerMessage;
 
 struct MsgEcho;
-
-fn env(name: &str) -> Option<String> {
-    environment::get_environment()
-        .into_iter()
-        .find_map(|(key, value)| (key == name).then_some(value))
-}
 
 impl Guest for MsgEcho {
     fn handle_message(msg: BrokerMessage) -> Result<(), String> {

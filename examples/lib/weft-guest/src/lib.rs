@@ -24,6 +24,24 @@ pub fn respond(out: ResponseOutparam, status: u16, body: &[u8]) {
     OutgoingBody::finish(response_body, None).unwrap();
 }
 
+/// The environment variable `name`, if set.
+pub fn env(name: &str) -> Option<String> {
+    wasip2::cli::environment::get_environment()
+        .into_iter()
+        .find_map(|(key, value)| (key == name).then_some(value))
+}
+
+/// Calls `tick` every `$<interval_var>` milliseconds (`default_ms` if unset), forever.
+pub fn every(interval_var: &str, default_ms: u64, mut tick: impl FnMut()) -> ! {
+    let interval_ms = env(interval_var)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default_ms);
+    loop {
+        tick();
+        wasip2::clocks::monotonic_clock::subscribe_duration(interval_ms * 1_000_000).block();
+    }
+}
+
 /// Writes all of `bytes` to `stream`, waiting for room as the stream asks.
 pub fn write_all(
     stream: &wasip2::io::streams::OutputStream,
