@@ -265,30 +265,43 @@ fn the_hosts_isolation_flags_refuse_what_they_do_not_allow() {
 }
 
 #[test]
-fn a_filesystem_counter_keeps_counting_across_runs() {
-    let data = tempfile::tempdir().unwrap();
-    let run = || {
-        agent()
-            .manifest(examples().join("kv-counter.yaml"))
-            .arg(format!("--data-dir={}", data.path().display()))
-            .start()
-    };
-    let first = run();
-    assert_eq!(
-        first.get("/incr?key=visits", Some("counter.localhost")),
-        "1\n"
-    );
-    assert_eq!(
-        first.get("/incr?key=visits", Some("counter.localhost")),
-        "2\n"
-    );
-    drop(first);
-    let second = run();
-    assert_eq!(
-        second.get("/incr?key=visits", Some("counter.localhost")),
-        "3\n"
-    );
-    assert!(data.path().join("keyvalue/default/counter").is_dir());
+fn a_counter_keeps_counting_across_runs_on_filesystem_redis_and_nats() {
+    let nats = weft_e2e::NatsServer::start();
+    let redis = weft_e2e::RedisServer::start();
+    for backend in ["filesystem", "redis", "nats"] {
+        let data = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let text = std::fs::read_to_string(examples().join("kv-counter.yaml"))
+            .unwrap()
+            .replace("backend: filesystem", &format!("backend: {backend}"));
+        let path = manifest(&dir, &text);
+        let run = || {
+            agent()
+                .manifest(&path)
+                .arg(format!("--data-dir={}", data.path().display()))
+                .arg(format!("--nats-url={}", nats.url()))
+                .arg(format!("--redis-url={}", redis.url()))
+                .start()
+        };
+        let first = run();
+        for n in 1..=2 {
+            assert_eq!(
+                first.get("/incr?key=visits", Some("counter.localhost")),
+                format!("{n}\n"),
+                "{backend}"
+            );
+        }
+        drop(first);
+        let second = run();
+        assert_eq!(
+            second.get("/incr?key=visits", Some("counter.localhost")),
+            "3\n",
+            "{backend}: the count outlives the host-agent"
+        );
+        if backend == "filesystem" {
+            assert!(data.path().join("keyvalue/default/counter").is_dir());
+        }
+    }
 }
 
 #[test]
