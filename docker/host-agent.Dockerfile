@@ -1,17 +1,20 @@
 # syntax=docker/dockerfile:1
 # The host-agent image: built from the workspace root,
 #   docker build -f docker/host-agent.Dockerfile -t weft/host-agent:0.1.0 .
+# Without Docker, scripts/build-images.sh builds the same image: both take the root filesystem
+# from `xtask rootfs` (xtask/src/image.rs).
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p host-agent && cp target/release/host-agent /host-agent
+    cargo build --release --locked -p host-agent -p xtask \
+    && target/release/xtask rootfs target/release/host-agent /rootfs
 
-# Small and non-root: glibc and CA certificates (registries over HTTPS), nothing else.
-FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
-    && rm -rf /var/lib/apt/lists/*
-COPY --from=build /host-agent /usr/local/bin/host-agent
+# The binary, the libraries it links, CA certificates and a passwd entry: no shell, no
+# package manager, nothing else.
+FROM scratch
+COPY --from=build /rootfs /
 USER 65532:65532
+ENV PATH=/usr/local/bin SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt
 ENTRYPOINT ["/usr/local/bin/host-agent"]

@@ -6,9 +6,12 @@
 #   apache2-utils                    htpasswd, for the registry credential tests
 #   openssl                          the API server's signing key in the end-to-end tests
 #   redis-server                     the Redis the key-value tests run against
+#   containerd, runc,                a real container runtime for the image tests (and the
+#   containernetworking-plugins      node): Debian's, no Docker
 set -euo pipefail
 
-pkgs=(rustc-web rust-web-src lld-19 curl wrk bc apache2-utils openssl redis-server)
+pkgs=(rustc-web rust-web-src lld-19 curl wrk bc apache2-utils openssl redis-server containerd runc
+  containernetworking-plugins)
 missing=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")

@@ -6,7 +6,8 @@
 #   scripts/ensure-tools.sh --env      also print `export WEFT_<TOOL>=/path` lines
 #
 # Tools: registry (CNCF distribution, an OCI registry), oras (an OCI client no one here wrote),
-# etcd and kube-apiserver (a real control plane for the end-to-end tests), kubectl (its client,
+# etcd and kube-apiserver (a real control plane for the end-to-end tests), kube-scheduler,
+# kube-controller-manager and kubelet (a real node that runs the chart's Pods), kubectl (its client,
 # the same release; no Debian package of it exists), helm (the chart's installer), nats-server
 # (JetStream, the production backend of keyvalue, blobstore and messaging) and nats (its own
 # client, the reference in `make bench-data`). A directory in
@@ -24,6 +25,9 @@ tools=(
   "etcd go.etcd.io/etcd/server/v3 v3.6.16 etcd"
   "kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver $k8s_version kube-apiserver"
   "kubectl k8s.io/kubernetes/cmd/kubectl $k8s_version kubectl"
+  "kube-scheduler k8s.io/kubernetes/cmd/kube-scheduler $k8s_version kube-scheduler"
+  "kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager $k8s_version kube-controller-manager"
+  "kubelet k8s.io/kubernetes/cmd/kubelet $k8s_version kubelet"
   "helm helm.sh/helm/v3/cmd/helm v3.21.4 helm"
   "nats-server github.com/nats-io/nats-server/v2 v2.15.2 nats-server"
   "nats github.com/nats-io/natscli/nats v0.5.0 nats"
@@ -39,8 +43,8 @@ staging=(api apiextensions-apiserver apimachinery apiserver cli-runtime client-g
 
 # Extra steps for one tool's module, run in its directory before `go get`.
 prepare() {
-  local name=$1 version=$2
-  if [[ $name == kube-apiserver || $name == kubectl ]]; then
+  local name=$1 version=$2 pkg=$3
+  if [[ $pkg == k8s.io/kubernetes/* ]]; then
     local staging_version=v0.${version#v1.}
     for module in "${staging[@]}"; do
       go mod edit -replace "k8s.io/$module=k8s.io/$module@$staging_version"
@@ -50,8 +54,8 @@ prepare() {
 
 # Linker flags: Kubernetes stamps its version, or clients (helm) see v0.0.0.
 ldflags() {
-  local name=$1 version=$2
-  if [[ $name == kube-apiserver || $name == kubectl ]]; then
+  local name=$1 version=$2 pkg=$3
+  if [[ $pkg == k8s.io/kubernetes/* ]]; then
     local minor=${version#v1.}
     minor=${minor%%.*}
     echo "-X k8s.io/component-base/version.gitVersion=$version -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean"
@@ -81,9 +85,9 @@ for entry in "${tools[@]}"; do
     (
       cd "$tmp"
       go mod init "weft.tools/$name" >/dev/null 2>&1
-      prepare "$name" "$version"
+      prepare "$name" "$version" "$pkg"
       GOFLAGS=-buildvcs=false go get "$pkg@$version" >&2
-      CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$(ldflags "$name" "$version")" \
+      CGO_ENABLED=0 GOFLAGS=-buildvcs=false go build -trimpath -ldflags "$(ldflags "$name" "$version" "$pkg")" \
         -o "$tmp/bin/$bin" "$pkg" >&2
     )
     # Renamed into place only when built: a half-built tool never looks present.

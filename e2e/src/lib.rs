@@ -4,6 +4,7 @@
 //! host-agent's registry tests. Harness code panics with a readable message on failure.
 
 pub mod cluster;
+pub mod containerd;
 pub mod control_plane;
 pub mod nats;
 pub mod process;

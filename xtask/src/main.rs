@@ -5,6 +5,10 @@
 //! - `xtask wat <component.wat> <out.wasm>`: assembles a hand-written component (fixtures that
 //!   Rust cannot express, such as several linear memories).
 //! - `xtask wit <component.wasm>`: prints the component's world (its imports and exports).
+//! - `xtask oci-image <binary> <tag> <dir>`: a container image of one of Weft's binaries, as an
+//!   OCI image layout (see `image.rs`); `xtask rootfs <binary> <dir>`: its root filesystem.
+
+mod image;
 
 use std::{env, fs, path::Path};
 
@@ -17,8 +21,10 @@ fn main() -> Result<()> {
         ["componentize", core, out] => componentize(Path::new(core), Path::new(out)),
         ["wat", text, out] => assemble(Path::new(text), Path::new(out)),
         ["wit", component] => print_wit(Path::new(component)),
+        ["oci-image", binary, tag, out] => image::oci_image(Path::new(binary), tag, Path::new(out)),
+        ["rootfs", binary, out] => image::rootfs(Path::new(binary), Path::new(out)),
         _ => bail!(
-            "usage: xtask componentize <core.wasm> <out.wasm> | xtask wat <in.wat> <out.wasm> | xtask wit <component.wasm>"
+            "usage: xtask componentize <core.wasm> <out.wasm> | wat <in.wat> <out.wasm> | wit <component.wasm> | oci-image <binary> <tag> <dir> | rootfs <binary> <dir>"
         ),
     }
 }
