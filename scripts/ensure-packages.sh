@@ -8,10 +8,11 @@
 #   redis-server                     the Redis the key-value tests run against
 #   containerd, runc,                a real container runtime for the image tests (and the
 #   containernetworking-plugins      node): Debian's, no Docker
+#   gcc, libc6-dev                   the node's static sandbox ("pause") program
 set -euo pipefail
 
 pkgs=(rustc-web rust-web-src lld-19 curl wrk bc apache2-utils openssl redis-server containerd runc
-  containernetworking-plugins)
+  containernetworking-plugins gcc libc6-dev)
 missing=()
 for pkg in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'ok installed' || missing+=("$pkg")

@@ -276,22 +276,7 @@ impl Cluster {
     /// Pushes an example component (`examples/build/<name>.wasm`) to the registry as
     /// `examples/<name>:<tag>` and returns the reference.
     pub fn push_example(&self, name: &str, tag: &str) -> String {
-        let wasm = crate::process::workspace_root()
-            .join("examples/build")
-            .join(format!("{name}.wasm"));
-        let reference = format!("{}:{tag}", self.registry.image(&format!("examples/{name}")));
-        let output = Command::new(workspace_bin("host-agent"))
-            .arg("push")
-            .arg(&wasm)
-            .arg(&reference)
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "host-agent push: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        reference
+        self.registry.push_example(name, tag)
     }
 }
 

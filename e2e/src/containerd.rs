@@ -91,6 +91,48 @@ state = "{state}"
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `ctr` in the kubelet's namespace.
+    fn ctr_k8s(&self) -> Command {
+        let mut cmd = Command::new("ctr");
+        cmd.arg("--address")
+            .arg(&self.socket)
+            .args(["--namespace", "k8s.io"]);
+        cmd
+    }
+
+    fn k8s_containers(&self) -> Vec<String> {
+        self.ctr_k8s()
+            .args(["containers", "ls", "-q"])
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .map(String::from)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Whether the kubelet's Pods are all gone (their containers removed).
+    pub fn pods_gone(&self) -> bool {
+        self.k8s_containers().is_empty()
+    }
+
+    /// Kills and removes whatever the kubelet left running.
+    pub fn remove_all(&self) {
+        for id in self.k8s_containers() {
+            let _ = self
+                .ctr_k8s()
+                .args(["tasks", "kill", "--signal", "SIGKILL", &id])
+                .output();
+            let _ = self
+                .ctr_k8s()
+                .args(["tasks", "rm", "--force", &id])
+                .output();
+            let _ = self.ctr_k8s().args(["containers", "rm", &id]).output();
+        }
+    }
+
     /// Where the CRI plugin reads CNI network configurations.
     pub fn cni_dir(&self) -> PathBuf {
         self.dir.path().join("cni")

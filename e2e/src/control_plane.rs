@@ -13,9 +13,33 @@ pub struct ControlPlane {
     dir: tempfile::TempDir,
     etcd: Process,
     apiserver: Option<Process>,
-    apiserver_port: u16,
+    api: ApiAddress,
     etcd_port: u16,
     pub kubeconfig: PathBuf,
+}
+
+/// Where the API server listens, and what a cluster with Pods needs of it.
+#[derive(Clone, Debug)]
+pub struct ApiAddress {
+    /// The address it listens on and advertises (in its serving certificate too).
+    pub host: String,
+    pub port: u16,
+    pub service_range: String,
+    /// The ServiceAccount admission plugin, which gives Pods their tokens (needs a
+    /// controller-manager to make the ServiceAccounts).
+    pub service_accounts: bool,
+}
+
+impl ApiAddress {
+    /// Loopback on a free port, for a cluster without Pods.
+    pub fn loopback() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: free_port(),
+            service_range: "198.19.255.0/24".into(),
+            service_accounts: false,
+        }
+    }
 }
 
 const ADMIN_TOKEN_USER: &str = "weft-admin";
@@ -24,6 +48,11 @@ impl ControlPlane {
     /// Starts etcd and kube-apiserver, waits until the API server is ready, and applies the
     /// CRDs from `crds/` (waiting until they are established) and the `weft-system` namespace.
     pub fn start() -> Self {
+        Self::start_on(ApiAddress::loopback())
+    }
+
+    /// Like [`ControlPlane::start`], the API server at `api`.
+    pub fn start_on(api: ApiAddress) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("weft-cp-")
             .tempdir()
@@ -60,13 +89,14 @@ impl ControlPlane {
         )
         .unwrap();
 
-        let apiserver_port = free_port();
         let kubeconfig = dir.path().join("kubeconfig");
         let cert_dir = dir.path().join("certs");
         std::fs::write(
             &kubeconfig,
             format!(
-                "apiVersion: v1\nkind: Config\nclusters:\n- name: weft\n  cluster:\n    server: https://127.0.0.1:{apiserver_port}\n    certificate-authority: {}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: weft\n  context:\n    cluster: weft\n    user: admin\n    namespace: default\ncurrent-context: weft\n",
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: weft\n  cluster:\n    server: https://{}:{}\n    certificate-authority: {}\nusers:\n- name: admin\n  user:\n    token: {token}\ncontexts:\n- name: weft\n  context:\n    cluster: weft\n    user: admin\n    namespace: default\ncurrent-context: weft\n",
+                api.host,
+                api.port,
                 cert_dir.join("apiserver.crt").display()
             ),
         )
@@ -76,7 +106,7 @@ impl ControlPlane {
             dir,
             etcd,
             apiserver: None,
-            apiserver_port,
+            api,
             etcd_port,
             kubeconfig,
         };
@@ -90,11 +120,11 @@ impl ControlPlane {
         let mut cmd = Command::new(tool("kube-apiserver"));
         cmd.args([
             &format!("--etcd-servers=http://127.0.0.1:{}", self.etcd_port),
-            &format!("--secure-port={}", self.apiserver_port),
-            "--bind-address=127.0.0.1",
-            "--advertise-address=127.0.0.1",
+            &format!("--secure-port={}", self.api.port),
+            &format!("--bind-address={}", self.api.host),
+            &format!("--advertise-address={}", self.api.host),
             &format!("--cert-dir={}", dir.join("certs").display()),
-            "--service-cluster-ip-range=10.0.0.0/24",
+            &format!("--service-cluster-ip-range={}", self.api.service_range),
             "--authorization-mode=RBAC",
             &format!("--token-auth-file={}", dir.join("tokens.csv").display()),
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
@@ -106,7 +136,14 @@ impl ControlPlane {
                 "--service-account-signing-key-file={}",
                 dir.join("sa.key").display()
             ),
-            "--disable-admission-plugins=ServiceAccount",
+            &format!(
+                "--{}-admission-plugins=ServiceAccount",
+                if self.api.service_accounts {
+                    "enable"
+                } else {
+                    "disable"
+                }
+            ),
             "--enable-priority-and-fairness=false",
             "--v=0",
         ]);

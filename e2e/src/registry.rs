@@ -49,18 +49,25 @@ pub struct Registry {
 impl Registry {
     /// An open registry.
     pub fn start() -> Self {
-        Self::launch(None)
+        Self::launch(None, &format!("127.0.0.1:{}", free_port()))
+    }
+
+    /// An open registry listening on `addr` (an address of this machine, e.g. a bridge's).
+    pub fn start_on(addr: &str) -> Self {
+        Self::launch(None, addr)
     }
 
     /// A registry that requires `user`/`password` (htpasswd, bcrypt).
     pub fn with_user(user: &str, password: &str) -> Self {
-        Self::launch(Some((user, password)))
+        Self::launch(
+            Some((user, password)),
+            &format!("127.0.0.1:{}", free_port()),
+        )
     }
 
-    fn launch(user: Option<(&str, &str)>) -> Self {
+    fn launch(user: Option<(&str, &str)>, addr: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let addr = format!("127.0.0.1:{port}");
+        let addr = addr.to_string();
         let mut config = format!(
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n",
             dir.path().join("data").display()
@@ -109,6 +116,30 @@ impl Registry {
             .join(&hex[..2])
             .join(hex)
             .join("data")
+    }
+
+    /// Pushes `examples/build/<name>.wasm` as `<registry>/examples/<name>:<tag>` with
+    /// `host-agent push`; returns the reference.
+    pub fn push_example(&self, name: &str, tag: &str) -> String {
+        let wasm = crate::process::workspace_root()
+            .join("examples/build")
+            .join(format!("{name}.wasm"));
+        let reference = format!("{}:{tag}", self.image(&format!("examples/{name}")));
+        let output = Command::new(crate::process::workspace_bin("host-agent"))
+            .arg("push")
+            .arg(&wasm)
+            .arg(&reference)
+            // Plain HTTP, also when it listens on a bridge rather than loopback.
+            .arg("--insecure-registry")
+            .arg(&self.addr)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "host-agent push: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        reference
     }
 
     /// Stops the registry (it is also stopped when dropped).

@@ -60,12 +60,13 @@ fn libraries(binary: &Path) -> Result<Vec<PathBuf>> {
         .arg(binary)
         .output()
         .context("running ldd")?;
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    if said.contains("not a dynamic executable") {
+        return Ok(Vec::new()); // static: nothing to add
+    }
     if !out.status.success() {
-        bail!(
-            "ldd {}: {}",
-            binary.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bail!("ldd {}: {said}", binary.display());
     }
     Ok(String::from_utf8(out.stdout)?
         .lines()

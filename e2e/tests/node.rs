@@ -1,0 +1,170 @@
+//! Weft on a real node (kubelet, containerd, runc; see `weft_e2e::node`): the images built
+//! without Docker, installed by `helm install` from the chart, running as real Pods with the
+//! chart's hardened securityContext, probes and RBAC. Timings are printed as figures, never
+//! asserted.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use weft_e2e::Node;
+use weft_e2e::cluster::http_get;
+use weft_e2e::process::workspace_root;
+
+/// The only Host, once one is Ready: its name and `address:port`.
+fn ready_host(node: &Node, not: &str) -> (String, String) {
+    let mut found = None;
+    let plane = &node.control_plane;
+    weft_e2e::process::wait_until("a Ready Host", Duration::from_secs(120), || {
+        let names = plane.jsonpath(
+            &["hosts"],
+            "{range .items[?(@.status.conditions[0].status==\"True\")]}{.metadata.name} {end}",
+        );
+        let Some(name) = names.split_whitespace().find(|n| *n != not) else {
+            return false;
+        };
+        let address = plane.jsonpath(&["host", name], "{.spec.address}:{.spec.httpPort}");
+        found = Some((name.to_string(), address));
+        true
+    });
+    found.unwrap()
+}
+
+fn manifest(example: &str, image: &str) -> String {
+    std::fs::read_to_string(workspace_root().join(format!("examples/{example}.yaml")))
+        .unwrap()
+        .replace(&format!("build/{example}.wasm"), image)
+}
+
+fn wait_ready(node: &Node, workload: &str) {
+    node.control_plane.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        &format!("wl/{workload}"),
+        "--timeout=120s",
+    ]);
+}
+
+#[test]
+fn helm_installs_weft_on_a_real_node_and_workloads_run_in_its_pods() {
+    let node = Node::start();
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&node)));
+    if let Err(panic) = result {
+        eprintln!("{}", node.logs());
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn run(node: &Node) {
+    let plane = &node.control_plane;
+    node.push_images("e2e");
+
+    // --- helm install: the operator Deployment and the host-agent DaemonSet become Ready
+    // through their probes, with the chart's securityContext (non-root, read-only root).
+    let took = node.helm_install("e2e", &[]);
+    eprintln!("figure: helm install -> all Pods Ready: {took:?}");
+    let security = plane.jsonpath(
+        &["daemonset", "weft-host-agent", "-n", "weft-system"],
+        "{.spec.template.spec.containers[0].securityContext.readOnlyRootFilesystem} {.spec.template.spec.securityContext.runAsNonRoot}",
+    );
+    assert_eq!(security, "true true");
+
+    // The host-agent registered its Host from inside its Pod, with the Pod's IP.
+    let (host, address) = ready_host(node, "");
+    let pod_ip = plane.jsonpath(
+        &[
+            "pods",
+            "-n",
+            "weft-system",
+            "-l",
+            "app.kubernetes.io/component=host-agent",
+        ],
+        "{.items[0].status.podIP}",
+    );
+    assert!(
+        address.starts_with(&format!("{pod_ip}:")),
+        "{address} vs {pod_ip}"
+    );
+
+    // --- kubectl apply -> Ready -> HTTP through the Host's address
+    let hello = node.registry.push_example("hello-http", "1.0");
+    let applied = Instant::now();
+    let out = plane.apply(&manifest("hello-http", &hello));
+    assert!(out.status.success(), "{out:?}");
+    weft_e2e::process::wait_until("hello to answer", Duration::from_secs(120), || {
+        http_get(&address, "hello.localhost", "/").is_ok_and(|(code, _)| code == 200)
+    });
+    eprintln!(
+        "figure: kubectl apply -> first 200 on a real Pod: {:?}",
+        applied.elapsed()
+    );
+    wait_ready(node, "hello");
+    assert_eq!(
+        http_get(&address, "hello.localhost", "/").unwrap(),
+        (200, "Hello from Weft!\n".to_string())
+    );
+
+    // --- an emptyDir Workload works on the read-only root (its data under the chart's
+    // data volume)
+    let volume = node.registry.push_example("volume-http", "1.0");
+    let out = plane.apply(&manifest("volume-http", &volume));
+    assert!(out.status.success(), "{out:?}");
+    wait_ready(node, "volume");
+    let put = Command::new("curl")
+        .args([
+            "-sS",
+            "-X",
+            "PUT",
+            "--data-binary",
+            "kept",
+            "-H",
+            "Host: volume.localhost",
+        ])
+        .arg(format!("http://{address}/note.txt"))
+        .output()
+        .unwrap();
+    assert!(put.status.success(), "{put:?}");
+    assert_eq!(
+        http_get(&address, "volume.localhost", "/note.txt").unwrap(),
+        (200, "kept".to_string())
+    );
+
+    // --- kubectl delete pod: the DaemonSet's replacement registers and the Workloads move to it
+    let pod = plane.jsonpath(
+        &[
+            "pods",
+            "-n",
+            "weft-system",
+            "-l",
+            "app.kubernetes.io/component=host-agent",
+        ],
+        "{.items[0].metadata.name}",
+    );
+    let deleted = Instant::now();
+    plane.kubectl_ok(&["delete", "pod", "-n", "weft-system", &pod, "--wait=false"]);
+    let (new_host, new_address) = ready_host(node, &host);
+    weft_e2e::process::wait_until("hello on the replacement", Duration::from_secs(120), || {
+        http_get(&new_address, "hello.localhost", "/").is_ok_and(|(code, _)| code == 200)
+    });
+    eprintln!(
+        "figure: delete host-agent Pod -> hello answers on its replacement: {:?}",
+        deleted.elapsed()
+    );
+    assert_eq!(plane.jsonpath(&["wl", "hello"], "{.status.host}"), new_host);
+
+    // --- delete the Workloads, then helm uninstall: nothing is left on a finalizer
+    plane.kubectl_ok(&["delete", "wl", "--all", "--timeout=60s"]);
+    let out = plane
+        .helm()
+        .args(["uninstall", "weft", "-n", "weft-system", "--wait"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm uninstall: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        plane.kubectl_ok(&["get", "wl", "-A", "-o", "name"]).trim(),
+        ""
+    );
+}
