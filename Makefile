@@ -31,9 +31,9 @@ lint:
 unit: tools
 	$(CARGO) test --workspace --locked
 
-## dev-cluster: a real control plane, registry, operator and two host-agents, in the foreground
+## dev-cluster: a single-node cluster (kubelet + containerd, no Docker) with Weft installed by helm; root; until Ctrl-C
 dev-cluster: examples tools
-	$(CARGO) build --quiet -p host-agent -p operator -p weft-e2e
+	$(CARGO) build --quiet -p host-agent -p xtask -p weft-e2e
 	$(CARGO) run --quiet -p weft-e2e --bin dev-cluster
 
 ## crds: regenerate crds/ from the API types

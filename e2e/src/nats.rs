@@ -1,4 +1,4 @@
-//! A real `nats-server` with JetStream on loopback (built by `scripts/ensure-tools.sh`), which
+//! A real `nats-server` with JetStream on loopback (or a bridge) (built by `scripts/ensure-tools.sh`), which
 //! can be stopped and started again on the same port and storage, and its own client, `nats`.
 
 use std::io::Read;
@@ -11,6 +11,8 @@ use crate::process::{Process, free_port, wait_until};
 use crate::registry::tool;
 
 pub struct NatsServer {
+    /// The address it listens on: loopback, or a bridge's for Pods to reach.
+    pub host: String,
     pub port: u16,
     process: Option<Process>,
     dir: tempfile::TempDir,
@@ -23,7 +25,13 @@ impl NatsServer {
 
     /// A server on `port` (one a test handed out before the server existed).
     pub fn on_port(port: u16) -> Self {
+        Self::on("127.0.0.1", port)
+    }
+
+    /// A server listening on `host:port`.
+    pub fn on(host: &str, port: u16) -> Self {
         let mut server = Self {
+            host: host.to_string(),
             port,
             process: None,
             dir: tempfile::tempdir().unwrap(),
@@ -34,7 +42,7 @@ impl NatsServer {
 
     /// `nats://127.0.0.1:<port>`.
     pub fn url(&self) -> String {
-        format!("nats://127.0.0.1:{}", self.port)
+        format!("nats://{}:{}", self.host, self.port)
     }
 
     /// Starts the server (again) on its port, keeping its JetStream storage.
@@ -42,20 +50,13 @@ impl NatsServer {
         self.stop();
         let mut serve = Command::new(tool("nats-server"));
         serve
-            .args([
-                "-a",
-                "127.0.0.1",
-                "-p",
-                &self.port.to_string(),
-                "-js",
-                "-sd",
-            ])
+            .args(["-a", &self.host, "-p", &self.port.to_string(), "-js", "-sd"])
             .arg(self.dir.path().join("jetstream"));
         let log = self.dir.path().join(format!("nats-{}.log", free_port()));
         self.process = Some(Process::spawn(serve, &log));
-        let port = self.port;
+        let addr = format!("{}:{}", self.host, self.port);
         wait_until("nats-server to greet", Duration::from_secs(20), || {
-            greets(port)
+            greets(&addr)
         });
     }
 
@@ -77,9 +78,9 @@ impl NatsServer {
     }
 }
 
-/// Whether a NATS server on `port` sends its `INFO` greeting.
-fn greets(port: u16) -> bool {
-    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+/// Whether a NATS server at `addr` sends its `INFO` greeting.
+fn greets(addr: &str) -> bool {
+    let Ok(mut stream) = TcpStream::connect(addr) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));

@@ -34,12 +34,17 @@ fn the_images_build_without_docker_and_run_read_only_as_non_root() {
     }
 
     // The operator image prints the CRDs (what `operator crd` does), with nothing writable.
+    // Container ids are unique per run: runc keeps its state outside containerd's directory.
+    let (crd_id, run_id) = (
+        format!("operator-crd-{}", std::process::id()),
+        format!("host-agent-run-{}", std::process::id()),
+    );
     let crds = containerd.ctr_ok(&[
         "run",
         "--rm",
         "--read-only",
         &operator,
-        "operator-crd",
+        &crd_id,
         "/usr/local/bin/operator",
         "crd",
     ]);
@@ -76,7 +81,7 @@ fn the_images_build_without_docker_and_run_read_only_as_non_root() {
     }
     args.extend([
         agent.as_str(),
-        "host-agent-run",
+        run_id.as_str(),
         "/usr/local/bin/host-agent",
         "run",
         "/examples/hello-http.yaml",
@@ -91,10 +96,13 @@ fn the_images_build_without_docker_and_run_read_only_as_non_root() {
     run.args(&args);
     let process = Process::spawn(run, &scratch.path().join("host-agent.log"));
     let stop = || {
-        let _ = containerd
-            .ctr()
-            .args(["tasks", "kill", "--signal", "SIGKILL", "host-agent-run"])
-            .output();
+        for args in [
+            &["tasks", "kill", "--signal", "SIGKILL", run_id.as_str()][..],
+            &["tasks", "rm", "--force", run_id.as_str()],
+            &["containers", "rm", run_id.as_str()],
+        ] {
+            let _ = containerd.ctr().args(args).output();
+        }
     };
     let served = std::panic::catch_unwind(|| {
         wait_until(

@@ -1,49 +1,83 @@
-//! `make dev-cluster`: a real control plane, an OCI registry, NATS, Redis, the operator and two host-agents
-//! on this machine, in the foreground, for trying Weft with kubectl. Ctrl-C stops everything.
+//! `make dev-cluster`: a single-node Kubernetes cluster on this machine, without Docker (see
+//! `weft_e2e::node`): the control plane, a kubelet with containerd and runc, an OCI registry,
+//! NATS, and Weft installed by `helm install` from the chart with images built here. Prints the
+//! KUBECONFIG and what to try, then runs until SIGINT or SIGTERM and stops everything it started.
 
-use std::io::BufRead;
-
-use weft_e2e::Cluster;
+use weft_e2e::{NatsServer, Node};
 
 fn main() {
-    let agents = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(2);
-    let cluster = Cluster::start(agents);
-    let kubeconfig = cluster.control_plane.kubeconfig.display();
-    println!("Weft dev cluster is up.\n");
-    println!("  export KUBECONFIG={kubeconfig}");
+    // Blocked before any thread or process starts, then waited for below.
+    let signals = block_stop_signals();
+    let node = Node::start();
+    node.push_images("dev");
+    let nats = NatsServer::on(weft_e2e::node::GATEWAY, weft_e2e::process::free_port());
+    let plane = &node.control_plane;
+    plane.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "weft-nats",
+        "-n",
+        "weft-system",
+        &format!("--from-literal=url={}", nats.url()),
+    ]);
+    let took = node.helm_install(
+        "dev",
+        &[
+            "hostAgent.backends.nats.urlSecret.name=weft-nats",
+            "hostAgent.backends.nats.urlSecret.key=url",
+        ],
+    );
+    let hosts = plane.kubectl_ok(&["get", "hosts", "-o", "wide"]);
+    let kubectl = weft_e2e::registry::tool("kubectl");
+    println!("Weft dev cluster is up (helm install -> all Pods Ready in {took:.1?}).\n");
+    println!("  export KUBECONFIG={}", plane.kubeconfig.display());
     println!(
         "  alias kubectl={}      # the same release as the API server",
-        weft_e2e::registry::tool("kubectl").display()
+        kubectl.display()
     );
-    println!("  kubectl get hosts");
-    for agent in cluster.agents.values() {
-        println!(
-            "  host {}: HTTP http://{}  admin http://{}",
-            agent.name,
-            agent.http(),
-            agent.admin()
-        );
+    println!("  kubectl get pods -n weft-system; kubectl get hosts\n");
+    println!("{hosts}");
+    let registry = &node.registry.addr;
+    println!("  registry: {registry}   (plain HTTP; Pods and this machine both reach it)");
+    println!(
+        "    target/debug/host-agent push --insecure-registry {registry} examples/build/hello-http.wasm {registry}/examples/hello-http:1.0"
+    );
+    println!(
+        "    sed 's|build/hello-http.wasm|{registry}/examples/hello-http:1.0|' examples/hello-http.yaml | kubectl apply -f -"
+    );
+    println!(
+        "    curl -H 'Host: hello.localhost' http://<ADDRESS>:8080/   (a Host's address above)"
+    );
+    println!(
+        "  nats: {}   (Secret weft-nats; backend: nats for keyvalue, blobstore, messaging)",
+        nats.url()
+    );
+    println!(
+        "  logs: {}\n\nCtrl-C (or kill -TERM {}) stops it.",
+        plane.dir().display(),
+        std::process::id()
+    );
+    wait_for(&signals);
+    println!("stopping");
+}
+
+fn block_stop_signals() -> libc::sigset_t {
+    // SAFETY: plain libc calls on a local signal set, before other threads exist.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigaddset(&mut set, libc::SIGINT);
+        libc::sigaddset(&mut set, libc::SIGTERM);
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
     }
-    println!(
-        "  operator metrics: http://{}/metrics",
-        cluster.operator_metrics
-    );
-    println!(
-        "  registry: {}   (target/debug/host-agent push examples/build/hello-http.wasm {}/examples/hello-http:1.0)",
-        cluster.registry.addr, cluster.registry.addr
-    );
-    println!(
-        "  nats: {}   (backend: nats for keyvalue, blobstore, messaging)\n  redis: {}   (backend: redis for keyvalue)",
-        cluster.nats.url(),
-        cluster.redis.url()
-    );
-    println!(
-        "  logs: {}\n\nPress Enter or Ctrl-C to stop.",
-        cluster.control_plane.dir().display()
-    );
-    let mut line = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut line);
+}
+
+fn wait_for(signals: &libc::sigset_t) {
+    let mut signal = 0;
+    // SAFETY: waits for one of the signals blocked above.
+    unsafe {
+        libc::sigwait(signals, &mut signal);
+    }
 }
