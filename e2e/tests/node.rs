@@ -150,6 +150,16 @@ fn run(node: &Node) {
         deleted.elapsed()
     );
     assert_eq!(plane.jsonpath(&["wl", "hello"], "{.status.host}"), new_host);
+    // The old Host goes once its Pod and Lease are gone and it runs nothing.
+    weft_e2e::process::wait_until(
+        "the old Host to be deleted",
+        Duration::from_secs(60),
+        || {
+            !plane
+                .kubectl_ok(&["get", "hosts", "-o", "name"])
+                .contains(&host)
+        },
+    );
 
     // --- delete the Workloads, then helm uninstall: nothing is left on a finalizer
     plane.kubectl_ok(&["delete", "wl", "--all", "--timeout=60s"]);

@@ -1,6 +1,8 @@
 //! The Host controller: marks a Host `Ready=False` when its heartbeat Lease expires (reason
 //! `LeaseExpired`) or its Pod is deleted (reason `PodDeleted`), so the Workload controller moves
-//! its Workloads. Each Host is requeued exactly at its Lease's expiry.
+//! its Workloads. Each Host is requeued exactly at its Lease's expiry. A Host whose Pod is gone,
+//! whose Lease has lapsed and that runs nothing any more is deleted: its agent will not come
+//! back (a DaemonSet's replacement Pod registers a Host of its own).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +17,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use weft_api::Host;
-use weft_api::labels::{HOST_POD_ANNOTATION, OPERATOR_FIELD_MANAGER, condition, reason};
+use weft_api::labels::{
+    HOST_LABEL, HOST_POD_ANNOTATION, OPERATOR_FIELD_MANAGER, condition, reason,
+};
 
 use crate::context::Context;
 use crate::error::{Error, chain};
@@ -33,6 +37,8 @@ pub const MISSING_LEASE_GRACE: SignedDuration = SignedDuration::from_secs(10);
 const EXPIRY_SLACK: Duration = Duration::from_millis(100);
 /// Requeue after an error.
 const ERROR_REQUEUE: Duration = Duration::from_secs(2);
+/// How often a not-Ready Host whose Pod is gone is looked at again until it can be deleted.
+const GONE_RECHECK: Duration = Duration::from_secs(2);
 
 /// What should happen to a Ready Host.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,8 +129,7 @@ pub async fn reconcile(host: Arc<Host>, ctx: Arc<Context>) -> Result<Action, Err
     ctx.metrics.reconciled(HOST_CONTROLLER);
     ctx.caches_ready().await?;
     if !host_ready(&host) {
-        // Nothing to watch for until the agent reports Ready again (a Host change).
-        return Ok(Action::await_change());
+        return collect_if_gone(&host, &ctx).await;
     }
     let name = host.name_any();
     let lease_name = Context::lease_name(&name);
@@ -173,6 +178,46 @@ pub async fn reconcile(host: Arc<Host>, ctx: Arc<Context>) -> Result<Action, Err
             Ok(Action::await_change())
         }
     }
+}
+
+/// Deletes a not-Ready Host whose Pod is gone, whose Lease has lapsed and to which no Workload
+/// is assigned; otherwise waits for the agent to report again (a Host change) or, while its Pod
+/// is gone, looks again shortly.
+async fn collect_if_gone(host: &Host, ctx: &Context) -> Result<Action, Error> {
+    if pod_state(host, &ctx.caches.pods, &ctx.namespace) != PodState::Deleted {
+        return Ok(Action::await_change());
+    }
+    let name = host.name_any();
+    let lease = ctx.host_lease(&name);
+    let alive = matches!(
+        lease_state(lease.as_deref(), Timestamp::now()),
+        LeaseState::Valid { .. }
+    );
+    let assigned = ctx
+        .caches
+        .workloads
+        .state()
+        .iter()
+        .any(|w| w.labels().get(HOST_LABEL) == Some(&name));
+    if alive || assigned {
+        return Ok(Action::requeue(GONE_RECHECK));
+    }
+    match Api::<Host>::all(ctx.client.clone())
+        .delete(&name, &Default::default())
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(host = %name, "Host deleted: its Pod and Lease are gone and it runs nothing")
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => {}
+        Err(source) => {
+            return Err(Error::Kube {
+                what: format!("deleting Host {name}"),
+                source,
+            });
+        }
+    }
+    Ok(Action::await_change())
 }
 
 /// Applies `Ready=False` to the Host's status: only that condition entry, forced, so the
