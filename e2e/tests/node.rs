@@ -161,6 +161,77 @@ fn run(node: &Node) {
         },
     );
 
+    // --- helm upgrade to host-agents as a Deployment of two: both register from their Pods,
+    // the DaemonSet's Host goes, and Workloads spread over the two
+    let out = plane
+        .helm()
+        .args(["upgrade", "weft"])
+        .arg(workspace_root().join("charts/weft"))
+        .args([
+            "-n",
+            "weft-system",
+            "--reuse-values",
+            "--wait",
+            "--timeout=180s",
+        ])
+        .args([
+            "--set",
+            "hostAgent.kind=Deployment",
+            "--set",
+            "hostAgent.replicas=2",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "helm upgrade: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    node.wait_pods_ready(Duration::from_secs(180));
+    weft_e2e::process::wait_until(
+        "two Ready Hosts and nothing else",
+        Duration::from_secs(120),
+        || {
+            let hosts = plane.jsonpath(
+                &["hosts"],
+                "{range .items[*]}{.status.conditions[?(@.type==\"Ready\")].status} {end}",
+            );
+            hosts.split_whitespace().collect::<Vec<_>>() == ["True", "True"]
+        },
+    );
+    wait_ready(node, "hello");
+    let out = plane.apply(
+        &manifest("hello-http", &hello)
+            .replace("name: hello\n", "name: hello-two\n")
+            .replace("host: hello.localhost", "host: hello-two.localhost"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    wait_ready(node, "hello-two");
+    for (workload, host_header) in [
+        ("hello", "hello.localhost"),
+        ("hello-two", "hello-two.localhost"),
+    ] {
+        let on = plane.jsonpath(&["wl", workload], "{.status.host}");
+        let address = plane.jsonpath(&["host", &on], "{.spec.address}:{.spec.httpPort}");
+        assert_eq!(
+            http_get(&address, host_header, "/").unwrap().0,
+            200,
+            "{workload} on {on}"
+        );
+    }
+    // Least loaded first: three Workloads on two hosts use both.
+    let mut used: Vec<String> = ["hello", "hello-two", "volume"]
+        .iter()
+        .map(|w| plane.jsonpath(&["wl", w], "{.status.host}"))
+        .collect();
+    used.sort();
+    used.dedup();
+    assert_eq!(
+        used.len(),
+        2,
+        "the Workloads spread over both host-agents: {used:?}"
+    );
+
     // --- delete the Workloads, then helm uninstall: nothing is left on a finalizer
     plane.kubectl_ok(&["delete", "wl", "--all", "--timeout=60s"]);
     let out = plane
