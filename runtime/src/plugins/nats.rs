@@ -82,6 +82,13 @@ impl NatsConnection {
         Ok(made)
     }
 
+    /// JetStream over the shared client (key-value buckets, object stores).
+    pub async fn jetstream(
+        &self,
+    ) -> Result<async_nats::jetstream::Context, async_nats::ConnectError> {
+        Ok(async_nats::jetstream::new(self.client().await?))
+    }
+
     /// Waits until the server has seen everything sent so far.
     pub async fn flush(&self, client: &Client) -> Result<(), String> {
         match tokio::time::timeout(FLUSH_TIMEOUT, client.flush()).await {

@@ -214,9 +214,8 @@ async fn copy(
         backend: "staging",
         reason: e.to_string(),
     };
-    let staged = Staged::create(staging, MAX_OBJECT_BYTES).map_err(unavailable)?;
-    let (path, _) = staged.finish().map_err(unavailable)?;
-    let mut file = tokio::fs::File::create(&path).await.map_err(unavailable)?;
+    let (file, path) = staging::staging_file(staging).map_err(unavailable)?;
+    let mut file = tokio::fs::File::from_std(file);
     let copied = tokio::io::copy(&mut reader, &mut file)
         .await
         .map_err(unavailable)?;

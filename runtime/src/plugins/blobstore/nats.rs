@@ -43,8 +43,7 @@ impl NatsBlobs {
     }
 
     async fn jetstream(&self) -> Result<async_nats::jetstream::Context, BackendError> {
-        let client = self.nats.client().await.map_err(|e| self.unavailable(e))?;
-        Ok(async_nats::jetstream::new(client))
+        self.nats.jetstream().await.map_err(|e| self.unavailable(e))
     }
 
     /// The container's object store, or `None` if there is none.

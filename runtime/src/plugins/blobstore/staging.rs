@@ -24,8 +24,7 @@ pub struct Staged {
 impl Staged {
     /// A fresh staging file in `dir`, refusing writes past `limit` bytes.
     pub fn create(dir: &Path, limit: u64) -> std::io::Result<Self> {
-        std::fs::create_dir_all(dir)?;
-        let (file, path) = tempfile::NamedTempFile::new_in(dir)?.into_parts();
+        let (file, path) = staging_file(dir)?;
         Ok(Self {
             file,
             path,
@@ -43,6 +42,12 @@ impl Staged {
         self.file.flush()?;
         Ok((self.path, self.size))
     }
+}
+
+/// A new file in the staging directory, removed when its path is dropped.
+pub fn staging_file(dir: &Path) -> std::io::Result<(std::fs::File, TempPath)> {
+    std::fs::create_dir_all(dir)?;
+    Ok(tempfile::NamedTempFile::new_in(dir)?.into_parts())
 }
 
 /// The guest's `output-stream` of an outgoing value. Writes go straight to the staging file

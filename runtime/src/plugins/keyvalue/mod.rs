@@ -91,13 +91,6 @@ impl KeyValuePlugin {
             backends: BackendSet::new("wasi:keyvalue", backends, default),
         }
     }
-
-    fn backend_for(
-        &self,
-        config: &BTreeMap<String, String>,
-    ) -> Result<Arc<dyn KeyValueBackend>, String> {
-        self.backends.pick(config)
-    }
 }
 
 #[async_trait::async_trait]
@@ -123,7 +116,8 @@ impl HostPlugin for KeyValuePlugin {
             .iter()
             .filter(|i| i.interface.namespace == "wasi" && i.interface.package == "keyvalue")
         {
-            self.backend_for(&entry.config)
+            self.backends
+                .pick(&entry.config)
                 .map_err(wasmtime::Error::msg)?;
             if let Some(bucket) = entry.config.get("bucket") {
                 BucketName::new(&workload.namespace, bucket)?;
@@ -142,7 +136,7 @@ impl HostPlugin for KeyValuePlugin {
         })?;
         let entry = |config: &BTreeMap<String, String>| -> wasmtime::Result<Entry> {
             Ok(Entry {
-                backend: self.backend_for(config).map_err(wasmtime::Error::msg)?,
+                backend: self.backends.pick(config).map_err(wasmtime::Error::msg)?,
                 bucket: config.get("bucket").cloned(),
             })
         };

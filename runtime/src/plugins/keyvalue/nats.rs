@@ -61,8 +61,11 @@ impl NatsKeyValue {
         if let Some(store) = stores.get(&name) {
             return Ok(store.clone());
         }
-        let client = self.nats.client().await.map_err(|e| self.unavailable(e))?;
-        let jetstream = async_nats::jetstream::new(client);
+        let jetstream = self
+            .nats
+            .jetstream()
+            .await
+            .map_err(|e| self.unavailable(e))?;
         let store = jetstream
             .create_or_update_key_value(kv::Config {
                 bucket: name.clone(),
