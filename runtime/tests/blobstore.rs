@@ -13,6 +13,7 @@ use weft_runtime::WorkloadSpec;
 use weft_runtime::plugins::Backends;
 use weft_runtime::plugins::blobstore::backend::BlobBackend;
 use weft_runtime::plugins::blobstore::filesystem::FilesystemBlobs;
+use weft_runtime::plugins::blobstore::memory::MemoryBlobs;
 use weft_runtime::plugins::blobstore::nats::NatsBlobs;
 use weft_runtime::plugins::nats::NatsConnection;
 
@@ -185,5 +186,41 @@ async fn a_backend_the_host_does_not_offer_refuses_the_workload() {
             "wasi:blobstore backend \"s3\" is not offered by this host (it offers memory)"
         ),
         "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_memory_backend_holds_a_bounded_amount_per_namespace() {
+    let staging = tempfile::tempdir().unwrap();
+    // A host whose memory blob store holds 16 bytes per namespace (it replaces the default).
+    let t = host_with(Some(Arc::new(MemoryBlobs::new(16))), staging.path()).await;
+    t.run(blobs("test", "b", "memory")).await;
+    t.run(blobs("other", "b2", "memory")).await;
+    assert_eq!(
+        t.request("PUT", "b.test", "/c/a", "0123456789").await.0,
+        200
+    );
+    let (status, body) = t.request("PUT", "b.test", "/c/b", "0123456789").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("namespace test would hold more than 16 bytes in the memory blobstore"),
+        "{body}"
+    );
+    // Replacing an object counts only the difference; another namespace has its own room.
+    assert_eq!(
+        t.request("PUT", "b.test", "/c/a", "0123456789abcdef")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        t.request("PUT", "b2.test", "/c/a", "0123456789").await.0,
+        200
+    );
+    // Nothing failed half-way: the refused object is absent, the rest intact.
+    assert_eq!(t.get("b.test", "/c/b").await.0, 404);
+    assert_eq!(
+        t.get("b.test", "/c/a").await,
+        (200, "0123456789abcdef".into())
     );
 }

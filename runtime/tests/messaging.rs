@@ -125,6 +125,15 @@ async fn namespaces_never_share_subjects_and_bad_subjects_are_error_values() {
             "messaging error: no one is subscribed to other.echo.hi\n".into()
         )
     );
+    // Naming the other namespace's broker subject in full stays inside its own namespace too.
+    assert_eq!(
+        t.request("POST", "intruder.test", "/request/test.echo.hi", "x")
+            .await,
+        (
+            502,
+            "messaging error: no one is subscribed to other.test.echo.hi\n".into()
+        )
+    );
     t.run(publisher("test", "pub", &[])).await;
     for (path, why) in [
         ("/publish/echo..x", "empty token"),
