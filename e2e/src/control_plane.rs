@@ -174,13 +174,23 @@ impl ControlPlane {
     fn install(&self) {
         let crds = workspace_root().join("crds");
         self.kubectl_ok(&["apply", "-f", crds.to_str().unwrap()]);
-        self.kubectl_ok(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/workloads.weft.dev",
-            "crd/hosts.weft.dev",
-        ]);
+        // `kubectl wait` fails at once while a new CRD has no conditions yet; ask again.
+        wait_until(
+            "the CRDs to be established",
+            Duration::from_secs(60),
+            || {
+                self.kubectl()
+                    .args([
+                        "wait",
+                        "--for=condition=Established",
+                        "--timeout=10s",
+                        "crd/workloads.weft.dev",
+                        "crd/hosts.weft.dev",
+                    ])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            },
+        );
         self.kubectl_ok(&["create", "namespace", "weft-system"]);
     }
 
