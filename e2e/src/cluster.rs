@@ -1,11 +1,14 @@
 //! A whole Weft installation on one machine: the control plane, an OCI registry, the operator
 //! and host-agents as processes. Each host-agent listens on its own loopback address
-//! (127.0.0.1x) and registers a distinct documentation address (192.0.2.1x) as its Host's
-//! `spec.address`: the API server refuses loopback addresses in EndpointSlices, and the tests
-//! only need to tell the hosts apart there.
+//! (127.0.0.1x) and registers a distinct address from the benchmarking range (198.18.255.1x) as
+//! its Host's `spec.address`: the API server refuses loopback addresses in EndpointSlices, and
+//! the tests only need to tell the hosts apart there (nothing connects to them; the real-node
+//! suite, `tests/node.rs`, uses Pod IPs).
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::control_plane::{ControlPlane, tail};
@@ -66,6 +69,9 @@ impl Cluster {
             .args(["install", "weft"])
             .arg(&chart)
             .args(["--namespace", "weft-system"])
+            // No node runs Pods here, so the uninstall Job could never run (tests/node.rs
+            // covers it on a real node).
+            .args(["--set", "operator.uninstallHook.enabled=false"])
             .output()
             .unwrap();
         assert!(
@@ -147,7 +153,7 @@ impl Cluster {
     /// (as the downward API would), so its Host names that Pod.
     pub fn start_agent_in_pod(&mut self, name: &str, pod: Option<&str>) {
         let index = name.bytes().last().unwrap_or(b'a') - b'a';
-        let address = format!("192.0.2.{}", 11 + index);
+        let address = format!("198.18.255.{}", 11 + index);
         let listen = format!("127.0.0.{}", 11 + index);
         let (http_port, admin_port) = (free_port(), free_port());
         let image_dir = match self.agents.remove(name) {
@@ -277,6 +283,68 @@ impl Cluster {
     /// `examples/<name>:<tag>` and returns the reference.
     pub fn push_example(&self, name: &str, tag: &str) -> String {
         self.registry.push_example(name, tag)
+    }
+}
+
+/// GETs `/` with one `Host` header in a loop on its own thread until stopped, counting
+/// answers, failures and bodies other than the first one seen (a new version).
+pub struct RequestLoop {
+    stop: Arc<AtomicBool>,
+    ok: Arc<AtomicUsize>,
+    changed: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<String>>,
+}
+
+impl RequestLoop {
+    /// Starts the loop against whatever address `target` names on each request (so it can
+    /// follow a Workload from host to host).
+    pub fn start(host: &str, target: impl Fn() -> String + Send + 'static) -> Self {
+        let (stop, ok, changed) = <(Arc<AtomicBool>, Arc<AtomicUsize>, Arc<AtomicBool>)>::default();
+        let (stop2, ok2, changed2, host) =
+            (stop.clone(), ok.clone(), changed.clone(), host.to_owned());
+        let thread = std::thread::spawn(move || {
+            let (mut errors, mut first) = (Vec::new(), None);
+            while !stop2.load(Ordering::Relaxed) {
+                match http_get(&target(), &host, "/") {
+                    Ok((200, body)) => {
+                        ok2.fetch_add(1, Ordering::Relaxed);
+                        if *first.get_or_insert_with(|| body.clone()) != body {
+                            changed2.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    other => errors.push(format!("{other:?}")),
+                }
+            }
+            errors
+        });
+        Self {
+            stop,
+            ok,
+            changed,
+            thread,
+        }
+    }
+
+    /// Requests answered 200 so far.
+    pub fn answered(&self) -> usize {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// Whether a body other than the first has been served.
+    pub fn saw_change(&self) -> bool {
+        self.changed.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `more` further requests were answered, then stops; returns how many were
+    /// answered in all and the failures.
+    pub fn finish(self, more: usize) -> (usize, Vec<String>) {
+        let target = self.answered() + more;
+        crate::process::wait_until("more answered requests", Duration::from_secs(60), || {
+            self.answered() >= target || self.thread.is_finished()
+        });
+        self.stop.store(true, Ordering::Relaxed);
+        let answered = self.answered();
+        (answered, self.thread.join().unwrap())
     }
 }
 

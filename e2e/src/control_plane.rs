@@ -145,6 +145,8 @@ impl ControlPlane {
                 }
             ),
             "--enable-priority-and-fairness=false",
+            // The node's name resolves nowhere; `kubectl logs` reaches the kubelet by its IP.
+            "--kubelet-preferred-address-types=InternalIP",
             "--v=0",
         ]);
         self.apiserver = Some(Process::spawn(cmd, &dir.join("kube-apiserver.log")));

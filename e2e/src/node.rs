@@ -223,6 +223,25 @@ healthzPort: 0
         started.elapsed()
     }
 
+    /// `helm upgrade weft` with the release's values plus `values`, waiting for the rollout;
+    /// returned unstarted, so a test may watch while it runs.
+    pub fn helm_upgrade(&self, values: &[&str]) -> Command {
+        let mut helm = self.control_plane.helm();
+        helm.args(["upgrade", "weft"])
+            .arg(workspace_root().join("charts/weft"))
+            .args([
+                "-n",
+                "weft-system",
+                "--reuse-values",
+                "--wait",
+                "--timeout=180s",
+            ]);
+        for value in values {
+            helm.args(["--set", value]);
+        }
+        helm
+    }
+
     /// Waits until every Pod of weft-system is Running and Ready.
     pub fn wait_pods_ready(&self, timeout: Duration) {
         wait_until("weft-system Pods Ready", timeout, || {
@@ -256,8 +275,46 @@ healthzPort: 0
             "--- containerd\n{}\n",
             crate::control_plane::tail(&self.containerd.logs())
         ));
+        // Where things stand, and what Weft's own Pods said (read from the kubelet's log files:
+        // the API server holds no client certificate the kubelet would accept).
+        let out =
+            self.control_plane
+                .kubectl_output(&["get", "pods,hosts,wl,leases", "-A", "-o", "wide"]);
+        logs.push_str(&format!(
+            "--- kubectl get pods,hosts,wl,leases\n{}{}\n",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        let pods = std::fs::read_dir(POD_LOGS).into_iter().flatten().flatten();
+        for pod in pods.filter(|p| p.file_name().to_string_lossy().starts_with("weft-system_")) {
+            for file in walkdir(&pod.path()) {
+                let text = std::fs::read_to_string(&file).unwrap_or_default();
+                logs.push_str(&format!(
+                    "--- {}\n{}\n",
+                    file.display(),
+                    crate::control_plane::tail(&text)
+                ));
+            }
+        }
         logs
     }
+}
+
+/// Where the kubelet writes container logs (its default `podLogsDir`).
+const POD_LOGS: &str = "/var/log/pods";
+
+/// The files under `dir`, recursively.
+fn walkdir(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files.extend(walkdir(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 impl Drop for Node {
@@ -291,6 +348,11 @@ impl Drop for Node {
             }
         }
         network_down();
+        // Logs of Pods this node ran (only this harness's kubelet writes there: one node per
+        // machine), so the next run's failure output shows its own.
+        for entry in std::fs::read_dir(POD_LOGS).into_iter().flatten().flatten() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

@@ -85,9 +85,13 @@ fn defaults_render_a_daemonset_and_hardened_pods() {
     }
     assert_eq!(
         yaml.matches("drop: [\"ALL\"]").count(),
-        2,
-        "both containers drop all capabilities"
+        3,
+        "every container (operator, host-agent, uninstall Job) drops all capabilities"
     );
+    // helm uninstall first releases the Workloads' finalizer, with rights that exist only then.
+    assert!(yaml.contains("- uninstall\n") && yaml.contains("helm.sh/hook: pre-delete"));
+    // Host-agents roll one at a time, the new one first.
+    assert!(yaml.contains("rollingUpdate: {maxSurge: 1, maxUnavailable: 0}"));
     // Isolation by default: no hostPath prefix, the budget from the memory limit.
     assert!(!yaml.contains("--allow-host-path"));
     assert!(!yaml.contains("--memory-budget"));
@@ -112,7 +116,9 @@ fn other_values_render_what_they_say() {
         "hostAgent.backends.nats.urlSecret.name=weft-nats",
         "hostAgent.backends.nats.urlSecret.key=url",
         "hostAgent.backends.maxMessagesInFlight=64",
+        "operator.uninstallHook.enabled=false",
     ]);
+    assert!(!yaml.contains("pre-delete"), "the uninstall hook is off");
     assert!(yaml.contains("name: WEFT_REDIS_URL"));
     assert!(yaml.contains("name: WEFT_NATS_URL"));
     for secret in ["weft-redis", "weft-nats"] {

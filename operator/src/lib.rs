@@ -14,4 +14,5 @@ pub mod metrics;
 pub mod scheduler;
 pub mod selector;
 pub mod status;
+pub mod uninstall;
 pub mod workload_controller;

@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use operator::admin::{self, Health, Role};
 use operator::leader::{self, LeaderElector};
 use operator::metrics::Metrics;
-use operator::{controllers, crdgen};
+use operator::{controllers, crdgen, uninstall};
 use tokio::sync::watch;
 
 /// The Weft operator.
@@ -26,6 +26,9 @@ enum Command {
     Crd(crdgen::CrdArgs),
     /// Run the operator: elect a leader, then schedule Workloads onto Hosts.
     Run(RunArgs),
+    /// Stop the operator and release Weft's finalizer from every Workload (the chart's
+    /// pre-delete hook runs this, so `helm uninstall` leaves nothing stuck).
+    Uninstall(uninstall::UninstallArgs),
 }
 
 /// Arguments of `operator run`.
@@ -50,21 +53,33 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Crd(args) => crdgen::run(&args),
-        Command::Run(args) => {
-            // Both aws-lc-rs and ring are in the dependency tree: pick one before any TLS client
-            // is built. An error means a provider is already installed, which is fine.
-            let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-            init_tracing();
-            let runtime = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("starting the async runtime")?;
-            let outcome = runtime.block_on(run(args));
-            // Do not let a straggling task (an abandoned watch, a blocking call) delay the exit.
-            runtime.shutdown_timeout(Duration::from_secs(1));
-            outcome
-        }
+        Command::Run(args) => block_on(run(args)),
+        Command::Uninstall(args) => block_on(async move {
+            let client = connect().await?;
+            uninstall::run(client, &args).await
+        }),
     }
+}
+
+fn block_on(task: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    // Both aws-lc-rs and ring are in the dependency tree: pick one before any TLS client
+    // is built. An error means a provider is already installed, which is fine.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    init_tracing();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let outcome = runtime.block_on(task);
+    // Do not let a straggling task (an abandoned watch, a blocking call) delay the exit.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    outcome
+}
+
+async fn connect() -> anyhow::Result<kube::Client> {
+    kube::Client::try_default()
+        .await
+        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")
 }
 
 fn init_tracing() {
@@ -91,9 +106,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.lease_duration < Duration::from_secs(1) {
         anyhow::bail!("--lease-duration must be at least 1s");
     }
-    let client = kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")?;
+    let client = connect().await?;
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
     let listener = admin::bind(args.metrics_listen)

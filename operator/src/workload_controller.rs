@@ -453,7 +453,7 @@ async fn finalize(
 
 /// Replaces the finalizers, on condition that the Workload is unchanged since it was read (the
 /// `resourceVersion`), so a finalizer someone else adds or removes concurrently is not lost.
-async fn patch_finalizers(
+pub(crate) async fn patch_finalizers(
     api: &Api<Workload>,
     workload: &Workload,
     finalizers: &[String],
