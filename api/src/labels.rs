@@ -50,4 +50,8 @@ pub mod reason {
     pub const LEASE_EXPIRED: &str = "LeaseExpired";
     /// Workload `Scheduled=False`: no Host fits.
     pub const UNSCHEDULABLE: &str = "Unschedulable";
+    /// Workload `Scheduled=False`: an older Workload claims one of its HTTP host names.
+    pub const HOSTNAME_CONFLICT: &str = "HostnameConflict";
+    /// Workload `Scheduled=False`: its namespace may not claim one of its HTTP host names.
+    pub const HOSTNAME_NOT_ALLOWED: &str = "HostnameNotAllowed";
 }

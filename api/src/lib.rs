@@ -2,11 +2,14 @@
 //! the names Weft writes onto objects ([`labels`]) and WIT interface names ([`WitInterface`]).
 
 #[cfg(feature = "crd")]
+pub mod assignment;
+#[cfg(feature = "crd")]
 pub mod component;
 #[cfg(feature = "crd")]
 pub mod host;
 #[cfg(feature = "crd")]
 pub mod host_interface;
+pub mod hostnames;
 #[cfg(feature = "crd")]
 pub mod labels;
 pub mod limit_defaults;

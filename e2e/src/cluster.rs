@@ -131,7 +131,12 @@ impl Cluster {
     pub fn spawn_operator(&self) -> (Process, String) {
         let metrics = free_port();
         let mut cmd = Command::new(workspace_bin("operator"));
+        // The examples answer `<name>.localhost`; the tests contend for such names from team-b.
         cmd.args(["run", "--namespace", "weft-system"])
+            .args([
+                "--hostname-grant=default=localhost",
+                "--hostname-grant=team-b=localhost",
+            ])
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{metrics}"))
             .env("KUBECONFIG", &self.operator_kubeconfig)

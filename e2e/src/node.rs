@@ -209,7 +209,9 @@ healthzPort: 0
             .args([
                 "--set",
                 &format!("hostAgent.insecureRegistries={{{}}}", self.registry.addr),
-            ]);
+            ])
+            // The examples answer `<name>.localhost`, in namespace default.
+            .args(["--set", "operator.hostnames.default={localhost}"]);
         for value in values {
             helm.args(["--set", value]);
         }

@@ -90,6 +90,12 @@ fn defaults_render_a_daemonset_and_hardened_pods() {
     );
     // helm uninstall first releases the Workloads' finalizer, with rights that exist only then.
     assert!(yaml.contains("- uninstall\n") && yaml.contains("helm.sh/hook: pre-delete"));
+    // Only the operator may set the host label, and no namespace gets extra host names.
+    assert!(kinds.contains(&"ValidatingAdmissionPolicy"));
+    assert!(yaml.contains(
+        r#"request.userInfo.username != "system:serviceaccount:weft-system:weft-operator""#
+    ));
+    assert!(!yaml.contains("--hostname-grant"));
     // Host-agents roll one at a time, the new one first.
     assert!(yaml.contains("rollingUpdate: {maxSurge: 1, maxUnavailable: 0}"));
     // Isolation by default: no hostPath prefix, the budget from the memory limit.
@@ -117,7 +123,9 @@ fn other_values_render_what_they_say() {
         "hostAgent.backends.nats.urlSecret.key=url",
         "hostAgent.backends.maxMessagesInFlight=64",
         "operator.uninstallHook.enabled=false",
+        "operator.hostnames.shop={shop.example.com,*.shop.test}",
     ]);
+    assert!(yaml.contains("- --hostname-grant=shop=shop.example.com,*.shop.test\n"));
     assert!(!yaml.contains("pre-delete"), "the uninstall hook is off");
     assert!(yaml.contains("name: WEFT_REDIS_URL"));
     assert!(yaml.contains("name: WEFT_NATS_URL"));
@@ -165,6 +173,10 @@ fn the_schema_refuses_wrong_values() {
         (
             "hostAgent.isolation.egressDeny={everything}",
             "hostAgent/isolation/egressDeny/0",
+        ),
+        (
+            "operator.hostnames.shop={shop example.com}",
+            "operator/hostnames/shop/0",
         ),
     ] {
         let output = helm(&["template", "weft", "charts/weft", "--set", set]);

@@ -118,6 +118,49 @@ fn weft_runs_workloads_on_a_real_control_plane() {
         .jsonpath(&["wl", "hello"], "{.status.components[0].exports}");
     assert!(exports.contains("wasi:http/incoming-handler"), "{exports}");
 
+    // --- host names are admitted cluster-wide: another namespace allowed the same suffix gets
+    // HostnameConflict naming the owner, one without a grant gets HostnameNotAllowed, and hello
+    // keeps serving its name
+    for namespace in ["team-b", "team-c"] {
+        cluster.kubectl_ok(&["create", "namespace", namespace]);
+        let out = cluster.control_plane.apply(
+            &hello_manifest(&v1)
+                .replace("namespace: default\n", &format!("namespace: {namespace}\n")),
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    let refused = |namespace: &str| {
+        cluster.control_plane.jsonpath(
+            &["wl", "hello", "-n", namespace],
+            "{.status.conditions[?(@.type==\"Scheduled\")].reason}: {.status.conditions[?(@.type==\"Scheduled\")].message}",
+        )
+    };
+    cluster.wait(
+        "team-b's claim to be refused",
+        Duration::from_secs(30),
+        |_| refused("team-b").starts_with("HostnameConflict"),
+    );
+    assert!(
+        refused("team-b").contains("host hello.localhost is claimed by Workload default/hello"),
+        "{}",
+        refused("team-b")
+    );
+    cluster.wait(
+        "team-c's claim to be refused",
+        Duration::from_secs(30),
+        |_| refused("team-c").starts_with("HostnameNotAllowed"),
+    );
+    assert!(
+        refused("team-c").contains("namespace team-c may not claim host hello.localhost"),
+        "{}",
+        refused("team-c")
+    );
+    assert_eq!(
+        http_get(&cluster.agents[&host].http(), "hello.localhost", "/"),
+        Ok((200, HELLO.to_string()))
+    );
+    cluster.kubectl_ok(&["delete", "wl", "hello", "-n", "team-c", "--timeout=30s"]);
+
     // --- a workload asking for a backend no host offers stays Pending, saying which (the
     // hosts offer redis for wasi:keyvalue, not for wasi:blobstore)
     let out = cluster.control_plane.apply(
@@ -494,6 +537,123 @@ spec:
     let refused = as_agent(&["get", "secret", "creds", "-n", "other"]);
     assert!(refused.contains("forbidden"), "{refused}");
 
+    // --- only the operator assigns: a tenant's weft.dev/host label is refused by the API
+    // server (the chart's ValidatingAdmissionPolicy), and with the policy gone the label still
+    // runs nothing: the operator replaces it and no host-agent acts on it
+    let forged = |name: &str| {
+        format!(
+            "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: {name}
+  labels: {{weft.dev/host: host-a}}
+spec:
+  components:
+    - name: c
+      image: 198.18.0.1:1/none:1
+  hostSelector: {{matchLabels: {{zone: nowhere}}}}
+"
+        )
+    };
+    let out = cluster.control_plane.apply(&forged("forged"));
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("only the Weft operator assigns Workloads to Hosts")
+            && said.contains("weft.dev/host"),
+        "{said}"
+    );
+    let elsewhere = match cluster.workload_host("under-new-leader").as_str() {
+        "host-a" => "weft.dev/host=host-b",
+        _ => "weft.dev/host=host-a",
+    };
+    let out = cluster.control_plane.kubectl_output(&[
+        "label",
+        "wl",
+        "under-new-leader",
+        elsewhere,
+        "--overwrite",
+    ]);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("may not set or change the label"),
+        "{out:?}"
+    );
+    cluster.kubectl_ok(&[
+        "delete",
+        "validatingadmissionpolicybinding",
+        "weft-host-assignment",
+    ]);
+    // The API server drops the policy from its cache shortly after.
+    cluster.wait(
+        "the forged label to be admitted without the policy",
+        Duration::from_secs(30),
+        |c| c.control_plane.apply(&forged("forged")).status.success(),
+    );
+    cluster.wait(
+        "the operator to replace the forged label",
+        Duration::from_secs(30),
+        |c| c.condition("forged", "Scheduled") == "False" && c.workload_host("forged").is_empty(),
+    );
+    assert_eq!(
+        cluster.condition("forged", "Ready"),
+        "",
+        "a host-agent acted on a label the operator never recorded"
+    );
+    assert!(
+        !weft_e2e::process::curl_text(&format!(
+            "http://{}/workloads",
+            cluster.agents["host-a"].admin()
+        ))
+        .contains("default/forged")
+    );
+    cluster.kubectl_ok(&["delete", "wl", "forged", "--timeout=30s"]);
+
+    // --- a second host-agent under a name already held refuses to start, saying so
+    let scratch = tempfile::tempdir().unwrap();
+    let mut duplicate = std::process::Command::new(weft_e2e::process::workspace_bin("host-agent"));
+    duplicate
+        .args([
+            "agent",
+            "--host-name",
+            "host-a",
+            "--namespace",
+            "weft-system",
+        ])
+        .args(["--address", "198.18.255.99", "--listen", "127.0.0.99:0"])
+        .args(["--admin-listen", "127.0.0.99:0", "--lease-duration", "6s"])
+        .arg("--image-dir")
+        .arg(scratch.path())
+        .env("KUBECONFIG", &cluster.agent_kubeconfig);
+    let mut duplicate =
+        weft_e2e::process::Process::spawn(duplicate, &scratch.path().join("duplicate.log"));
+    let code = duplicate.wait_exit(Duration::from_secs(30));
+    assert!(code.is_some_and(|c| c != 0), "{code:?}");
+    assert!(
+        duplicate
+            .logs()
+            .contains("another host-agent already runs as host-a"),
+        "{}",
+        duplicate.logs()
+    );
+    assert!(cluster.host_ready("host-a"));
+
+    // --- a Host deleted by hand is registered again by its agent
+    let uid = |c: &Cluster| {
+        c.control_plane
+            .jsonpath(&["host", "host-b"], "{.metadata.uid}")
+    };
+    let before = uid(&cluster);
+    cluster.kubectl_ok(&["delete", "host", "host-b"]);
+    cluster.wait(
+        "host-b to be registered again",
+        Duration::from_secs(60),
+        |c| {
+            let now = uid(c);
+            !now.is_empty() && now != before && c.host_ready("host-b")
+        },
+    );
+
     // --- delete: stopped on its host, and the object goes
     let host = cluster.workload_host("hello");
     cluster.kubectl_ok(&["delete", "wl", "hello", "--timeout=30s"]);
@@ -503,4 +663,15 @@ spec:
     assert!(!gone.status.success());
     let (code, _) = http_get(&cluster.agents[&host].http(), "hello.localhost", "/").unwrap();
     assert_eq!(code, 404, "hello still answers after deletion");
+    // Its name is free: team-b's Workload, refused until now, is placed and serves it.
+    cluster.wait(
+        "team-b's hello to take the name",
+        Duration::from_secs(60),
+        |c| {
+            c.control_plane.jsonpath(
+                &["wl", "hello", "-n", "team-b"],
+                "{.status.conditions[?(@.type==\"Ready\")].status}",
+            ) == "True"
+        },
+    );
 }

@@ -42,6 +42,7 @@ pub struct Node {
     pub http: Arc<HttpPlugin>,
     pub launcher: Arc<Launcher>,
     pub registry: Registry,
+    garbage: Garbage,
 }
 
 impl Node {
@@ -118,39 +119,75 @@ impl Node {
         ));
         let launcher = Arc::new(Launcher::new(
             host.clone(),
-            puller,
+            puller.clone(),
             Backoff {
                 initial: images.image_pull_backoff,
                 max: MAX_PULL_BACKOFF,
             },
-        ));
-        tokio::spawn(collect_garbage(
-            store,
-            cache_dir,
-            images.image_gc_age,
-            launcher.clone(),
         ));
         Ok(Self {
             host,
             http,
             launcher,
             registry,
+            garbage: Garbage {
+                store,
+                puller,
+                compiled: cache_dir,
+                max_age: images.image_gc_age,
+            },
         })
+    }
+
+    /// The image store's and compile cache's garbage collector, not started yet.
+    pub fn garbage_collector(&self) -> GarbageCollector {
+        GarbageCollector {
+            garbage: self.garbage.clone(),
+            launcher: self.launcher.clone(),
+        }
     }
 }
 
-/// Sweeps the image store and compile cache now and every hour, keeping what runs.
-async fn collect_garbage(
+/// Sweeps the image store and compile cache, keeping what runs and what is assigned.
+pub struct GarbageCollector {
+    garbage: Garbage,
+    launcher: Arc<Launcher>,
+}
+
+impl GarbageCollector {
+    /// Starts sweeping now and every hour. Call it only once the Workloads this host must run
+    /// are known: `assigned` lists their images, and whatever they name is kept (with what
+    /// runs) however long it went unused, so a `Never` Workload still finds its image after the
+    /// host was down for longer than the GC age.
+    pub fn start(self, assigned: impl Fn() -> Vec<String> + Send + 'static) {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(GC_INTERVAL);
+            loop {
+                every.tick().await;
+                let mut keep = self.launcher.digests_in_use().await;
+                keep.extend(
+                    assigned()
+                        .iter()
+                        .filter_map(|image| self.garbage.puller.stored_digest(image)),
+                );
+                self.garbage.collect(&keep);
+            }
+        });
+    }
+}
+
+/// What the garbage collector sweeps, and how old unused entries may get.
+#[derive(Clone)]
+struct Garbage {
     store: Arc<ImageStore>,
+    puller: Arc<Puller>,
     compiled: Option<PathBuf>,
     max_age: Duration,
-    launcher: Arc<Launcher>,
-) {
-    let mut every = tokio::time::interval(GC_INTERVAL);
-    loop {
-        every.tick().await;
-        let in_use = launcher.digests_in_use().await;
-        match image::gc::collect(&store, compiled.as_deref(), max_age, &in_use) {
+}
+
+impl Garbage {
+    fn collect(&self, keep: &std::collections::HashSet<String>) {
+        match image::gc::collect(&self.store, self.compiled.as_deref(), self.max_age, keep) {
             Ok(c) if c.blobs + c.compiled > 0 => {
                 tracing::info!(
                     blobs = c.blobs,
@@ -160,7 +197,7 @@ async fn collect_garbage(
             }
             Ok(_) => {}
             Err(err) => {
-                tracing::warn!(%err, store = %store.root().display(), "image garbage collection failed")
+                tracing::warn!(%err, store = %self.store.root().display(), "image garbage collection failed")
             }
         }
     }

@@ -55,6 +55,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     let node = Node::start(&args.images, &args.isolation, &args.backends, None).await?;
     let (host, http, launcher) = (node.host.clone(), node.http.clone(), node.launcher.clone());
+    // The manifests are everything this run will start: their images are kept.
+    let images: Vec<String> = workloads
+        .iter()
+        .flat_map(|(_, w)| w.spec.all_components().map(|c| c.image.clone()))
+        .collect();
+    node.garbage_collector().start(move || images.clone());
 
     let admin = Arc::new(Admin {
         registry: node.registry,

@@ -346,3 +346,57 @@ fn pull_policies_follow_kubernetes() {
     let host = agent().manifest(&always).image_dir(&store).spawn();
     wait_for_pull_failure(&host, "always", "is unreachable");
 }
+
+#[test]
+fn garbage_collection_keeps_what_the_host_is_about_to_run() {
+    let registry = Registry::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let hello = format!("{}:1.0", registry.image("team/hello"));
+    let other = format!("{}:2.0", registry.image("team/other"));
+    push(&example_wasm("hello-http"), &hello, None);
+    push(&example_wasm("hello-http-v2"), &other, None);
+    for image in [&hello, &other] {
+        let manifest = workload(dir.path(), "pull", &[image], "");
+        drop(agent().manifest(&manifest).image_dir(&store).start());
+    }
+    registry.stop();
+    let blobs = || {
+        std::fs::read_dir(store.join("blobs/sha256"))
+            .unwrap()
+            .count()
+    };
+    assert_eq!(blobs(), 2);
+
+    // Both images now go unused for longer than the GC age...
+    let unused_for = |age: std::time::Duration| {
+        std::fs::read_dir(store.join("blobs/sha256"))
+            .unwrap()
+            .all(|b| {
+                b.unwrap()
+                    .metadata()
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().unwrap_or_default() > age)
+            })
+    };
+    common::wait_until("the blobs to age", || {
+        unused_for(std::time::Duration::from_secs(2))
+    });
+
+    // ...yet a host starting a `Never` Workload on one of them keeps it (the sweep at start
+    // knows what it is about to run) and removes only the other.
+    let never = workload(
+        dir.path(),
+        "never",
+        &[&hello],
+        "      imagePullPolicy: Never\n",
+    );
+    let host = agent()
+        .manifest(&never)
+        .image_dir(&store)
+        .arg("--image-gc-age=1s")
+        .start();
+    assert_eq!(host.get("/", None), HELLO);
+    host.wait("the unused image to be collected", |_| blobs() == 1);
+    assert_eq!(host.get("/", None), HELLO);
+}

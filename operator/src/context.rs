@@ -12,6 +12,7 @@ use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
 use tokio::sync::Mutex;
+use weft_api::hostnames::HostnameGrants;
 use weft_api::labels::HOST_LEASE_PREFIX;
 use weft_api::{Host, Workload};
 
@@ -48,6 +49,8 @@ pub struct Context {
     /// Held while choosing a Host and setting the label, so concurrent reconciliations count
     /// each other's assignments.
     pub assignments: Mutex<Assignments>,
+    /// Which HTTP host names each namespace may claim.
+    pub hostname_grants: HostnameGrants,
 }
 
 impl Context {

@@ -17,6 +17,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, watch};
+use weft_api::hostnames::HostnameGrants;
 use weft_api::labels::{HOST_LABEL, HOST_LEASE_PREFIX, HOST_POD_ANNOTATION};
 use weft_api::{Host, Workload};
 
@@ -101,6 +102,7 @@ pub async fn run(
     namespace: String,
     identity: String,
     metrics: Arc<Metrics>,
+    hostname_grants: HostnameGrants,
     stop: watch::Receiver<bool>,
 ) {
     let config = watcher::Config::default().any_semantic();
@@ -143,6 +145,7 @@ pub async fn run(
             endpoint_slices,
         },
         assignments: Mutex::new(Assignments::default()),
+        hostname_grants,
     });
 
     let by_host = workloads.clone();

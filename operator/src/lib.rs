@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod assignments;
+pub mod claims;
 pub mod context;
 pub mod controllers;
 pub mod crdgen;

@@ -45,6 +45,11 @@ struct RunArgs {
     /// Duration of the leader Lease (`10s`, `1m`); it is renewed every third of that.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     lease_duration: Duration,
+
+    /// HTTP host names a namespace may claim beyond its own (`web.<namespace>`), as
+    /// `NAMESPACE=SUFFIX[,SUFFIX…]`: the suffix and every name under it. Repeatable.
+    #[arg(long = "hostname-grant", value_name = "NAMESPACE=SUFFIXES")]
+    hostname_grants: Vec<String>,
 }
 
 /// How long shutdown waits for in-flight reconciliations before giving up on them.
@@ -106,6 +111,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.lease_duration < Duration::from_secs(1) {
         anyhow::bail!("--lease-duration must be at least 1s");
     }
+    let hostname_grants = weft_api::hostnames::HostnameGrants::parse(&args.hostname_grants)
+        .context("--hostname-grant")?;
     let client = connect().await?;
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
@@ -140,6 +147,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         args.namespace.clone(),
         identity,
         metrics,
+        hostname_grants,
         stop_rx,
     ));
     tokio::pin!(controllers);

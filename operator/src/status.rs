@@ -19,13 +19,18 @@ pub enum Scheduling {
     Assigned(String),
     /// No Host fits, for the reasons in the message.
     Unschedulable(String),
+    /// Not placed at all, for `reason` (its host name claims are refused).
+    Refused {
+        reason: &'static str,
+        message: String,
+    },
 }
 
 impl Scheduling {
     pub fn host(&self) -> Option<&str> {
         match self {
             Self::Assigned(host) => Some(host),
-            Self::Unschedulable(_) => None,
+            Self::Unschedulable(_) | Self::Refused { .. } => None,
         }
     }
 
@@ -33,6 +38,7 @@ impl Scheduling {
         match self {
             Self::Assigned(host) => ("True", REASON_SCHEDULED, format!("assigned to {host}")),
             Self::Unschedulable(message) => ("False", reason::UNSCHEDULABLE, message.clone()),
+            Self::Refused { reason, message } => ("False", reason, message.clone()),
         }
     }
 }

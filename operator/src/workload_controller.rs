@@ -18,12 +18,12 @@ use weft_api::{Host, Phase, Workload};
 use crate::context::Context;
 use crate::endpoints;
 use crate::error::{Error, chain};
-use crate::events;
 use crate::metrics::WORKLOAD_CONTROLLER;
 use crate::scheduler::{
     Candidate, Requirements, Unschedulable, find_condition, lease_expiry, pick,
 };
 use crate::status::{OperatorStatus, Scheduling, phase, reported_stopped, scheduled_condition};
+use crate::{claims, events};
 
 /// How long a deleted Workload waits for its Host to report it stopped before the finalizer goes
 /// anyway.
@@ -53,7 +53,14 @@ pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Act
         return finalize(&workload, &api, &ctx).await;
     }
     let workload = ensure_finalizer(&workload, &api).await?;
-    let (workload, scheduling) = place(workload, &namespace, &api, &ctx).await?;
+    let claims = {
+        let all = ctx.caches.workloads.state();
+        claims::check(&workload, all.iter().map(Arc::as_ref), &ctx.hostname_grants)
+    };
+    let (workload, scheduling) = match claims {
+        Ok(()) => place(workload, &namespace, &api, &ctx).await?,
+        Err(refusal) => refuse(workload, refusal, &api, &ctx).await?,
+    };
     let status = desired_status(&workload, &scheduling, false, Timestamp::now());
     apply_status(&workload, &status, &api).await?;
 
@@ -143,7 +150,10 @@ async fn place(
     ctx: &Context,
 ) -> Result<(Workload, Scheduling), Error> {
     let name = workload.name_any();
-    let assigned = workload.labels().get(HOST_LABEL).cloned();
+    // Only a label the operator also recorded in status is an assignment: a label a tenant set
+    // is ignored, and replaced below.
+    let labelled = workload.labels().get(HOST_LABEL).cloned();
+    let assigned = workload.assignment().host().map(str::to_owned);
     let now = Timestamp::now();
     if let Some(host) = &assigned
         && cached_health(ctx, host, now).is_none()
@@ -178,7 +188,7 @@ async fn place(
         now,
     );
 
-    let patched = if new_host != assigned {
+    let patched = if new_host != labelled {
         let patched = set_host_label(api, &workload, new_host.as_deref()).await?;
         assignments.record(
             namespace,
@@ -256,6 +266,47 @@ async fn place(
             Ok((patched, Scheduling::Unschedulable(message)))
         }
     }
+}
+
+/// Keeps a Workload whose host name claims are refused off every Host (taking it off the one it
+/// runs on, if an older claimant appeared since) and says why, once per distinct reason.
+async fn refuse(
+    workload: Workload,
+    refusal: claims::Refusal,
+    api: &Api<Workload>,
+    ctx: &Context,
+) -> Result<(Workload, Scheduling), Error> {
+    let message = refusal.to_string();
+    let workload = match workload.labels().get(HOST_LABEL) {
+        Some(host) => {
+            tracing::info!(workload = %workload.name_any(), host = %host, "taking Workload off its Host: {message}");
+            let mut assignments = ctx.assignments.lock().await;
+            let patched = set_host_label(api, &workload, None).await?;
+            assignments.record(
+                &workload.namespace().unwrap_or_default(),
+                &workload.name_any(),
+                workload.resource_version(),
+                None,
+                Instant::now(),
+            );
+            patched
+        }
+        None => workload,
+    };
+    if unschedulable_message_changed(&workload, &message) {
+        events::publish(
+            &ctx.client,
+            &ctx.reporter,
+            &workload,
+            EventType::Warning,
+            events::FAILED_SCHEDULING,
+            "Scheduling",
+            message.clone(),
+        )
+        .await;
+    }
+    let reason = refusal.reason();
+    Ok((workload, Scheduling::Refused { reason, message }))
 }
 
 /// Whether `message` differs from the `Scheduled=False` message already in the status (so

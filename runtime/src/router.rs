@@ -28,15 +28,7 @@ pub struct Router {
     answer_any_host_when_alone: bool,
 }
 
-/// `Example.COM:8080` → `example.com`.
-pub fn normalize_host(host: &str) -> String {
-    let host = if host.starts_with('[') {
-        host.split_inclusive(']').next().unwrap_or(host)
-    } else {
-        host.rsplit_once(':').map_or(host, |(h, _)| h)
-    };
-    host.trim_end_matches('.').to_ascii_lowercase()
-}
+use weft_api::hostnames::normalize as normalize_host;
 
 impl Router {
     /// In local mode a lone HTTP workload answers whatever host the request names.
@@ -98,17 +90,5 @@ impl Router {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_host;
-
-    #[test]
-    fn normalizes_hosts() {
-        assert_eq!(normalize_host("Hello.LOCALHOST:8080"), "hello.localhost");
-        assert_eq!(normalize_host("[::1]:80"), "[::1]");
-        assert_eq!(normalize_host("example.com."), "example.com");
     }
 }

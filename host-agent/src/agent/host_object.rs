@@ -41,9 +41,18 @@ impl Registration {
 
     /// Refreshes the workload count (and re-asserts readiness after an operator marked the
     /// Host not Ready while this agent was unreachable).
+    /// A Host deleted by hand is registered again.
     pub async fn report(&self, workloads: u32) -> kube::Result<()> {
-        self.apply_status(true, "AgentReady", "the host-agent is running", workloads)
-            .await
+        let report =
+            || self.apply_status(true, "AgentReady", "the host-agent is running", workloads);
+        match report().await {
+            Err(kube::Error::Api(e)) if e.code == 404 => {
+                tracing::warn!(host = %self.name, "the Host was deleted; registering it again");
+                self.apply_spec(false).await?;
+                report().await
+            }
+            other => other,
+        }
     }
 
     async fn apply_spec(&self, unschedulable: bool) -> kube::Result<()> {

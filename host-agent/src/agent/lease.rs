@@ -16,14 +16,72 @@ pub struct Heartbeat {
     duration: Duration,
 }
 
+/// Another host-agent already runs under this host name.
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error(
+        "another host-agent already runs as {host}: its Lease {lease} is held by {holder} and was \
+         renewed while this one watched it; give each host-agent its own --host-name"
+    )]
+    Held {
+        host: String,
+        lease: String,
+        holder: String,
+    },
+    #[error("reading the host Lease: {0}")]
+    Kube(#[from] kube::Error),
+}
+
 impl Heartbeat {
     pub fn new(client: kube::Client, namespace: &str, host: &str, duration: Duration) -> Self {
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos();
         Self {
             api: Api::namespaced(client, namespace),
             name: format!("{HOST_LEASE_PREFIX}{host}"),
-            holder: host.to_string(),
+            // This process, not just the name: two agents with one name must tell each other
+            // apart.
+            holder: format!("{host}/{}@{started}", std::process::id()),
             duration,
         }
+    }
+
+    /// Makes sure no other live host-agent holds this host's Lease before this one takes it. A
+    /// Lease held by someone else is watched for one lease duration: renewed meanwhile, the
+    /// name is taken; left alone, its holder is gone (a crash) and this agent succeeds it. The
+    /// verdict rests on whether the Lease changes, not on comparing clocks.
+    pub async fn claim(&self) -> Result<(), ClaimError> {
+        let Some(lease) = self.api.get_opt(&self.name).await? else {
+            return Ok(());
+        };
+        let spec = lease.spec.unwrap_or_default();
+        let holder = spec.holder_identity.unwrap_or_default();
+        if holder.is_empty() || holder == self.holder {
+            return Ok(());
+        }
+        tracing::info!(lease = %self.name, %holder, wait = ?self.duration, "the host Lease has a holder; watching whether it is still renewed");
+        let seen = spec.renew_time;
+        let deadline = tokio::time::Instant::now() + self.duration;
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(self.duration / 6).await;
+            match self.api.get_opt(&self.name).await? {
+                None => return Ok(()),
+                Some(now)
+                    if now.spec.as_ref().and_then(|s| s.renew_time.as_ref()) != seen.as_ref() =>
+                {
+                    let host = self.name.trim_start_matches(HOST_LEASE_PREFIX).to_owned();
+                    return Err(ClaimError::Held {
+                        host,
+                        lease: self.name.clone(),
+                        holder,
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
     }
 
     /// Renews until aborted. A failed renewal is retried on the next tick: an API server that

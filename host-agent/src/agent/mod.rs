@@ -65,7 +65,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API server (KUBECONFIG or in-cluster)")?;
 
-    let node = Node::start(
+    let mut node = Node::start(
         &args.images,
         &args.isolation,
         &args.backends,
@@ -73,7 +73,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     )
     .await?;
     let admin = Arc::new(Admin {
-        registry: node.registry,
+        registry: std::mem::take(&mut node.registry),
         launcher: node.launcher.clone(),
         ready: AtomicBool::new(false),
     });
@@ -98,13 +98,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         memory: node.host.budget().total().memory,
         interfaces: node.host.served_interfaces(),
     });
-    registration.register().await?;
     let lease = lease::Heartbeat::new(
         client.clone(),
         &args.namespace,
         &host_name,
         args.lease_duration,
     );
+    lease.claim().await?;
+    registration.register().await?;
     let heartbeat = tokio::spawn(lease.clone().run());
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -115,6 +116,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         registration.clone(),
         stop_rx,
     );
+    // Garbage collection waits until this host knows its Workloads, so it never removes the
+    // image of one it is about to (re)start.
+    let assignments = reconciler.assignments();
+    let collector = node.garbage_collector();
+    tokio::spawn(async move {
+        if assignments.known().await {
+            collector.start(move || assignments.images());
+        }
+    });
     admin.set_ready(true);
     tracing::info!(host = %host_name, http = %http_addr, %address, "host-agent registered");
     println!("Host {host_name} serving on http://{http_addr}");

@@ -15,6 +15,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
 use weft_api::Workload;
+use weft_api::assignment::Assignment;
 use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_LABEL};
 
 use super::host_object::Registration;
@@ -59,17 +60,56 @@ pub struct Reconciler {
 }
 
 impl Reconciler {
-    /// Workloads still labelled with this host.
+    /// Workloads still assigned to this host.
     pub fn assigned(&self) -> usize {
-        self.store
-            .state()
-            .iter()
-            .filter(|w| w.labels().get(HOST_LABEL) == Some(&self.host))
-            .count()
+        self.assignments().workloads().len()
+    }
+
+    /// What is assigned to this host, as its watch sees it.
+    pub fn assignments(&self) -> Assignments {
+        Assignments {
+            store: self.store.clone(),
+            host: self.host.clone(),
+        }
     }
 
     pub async fn finished(self) {
         let _ = self.done.await;
+    }
+}
+
+/// The Workloads assigned to this host, read from the reconciler's watch.
+#[derive(Clone)]
+pub struct Assignments {
+    store: Store<Workload>,
+    host: String,
+}
+
+impl Assignments {
+    /// Waits until the watch has listed this host's Workloads once; false if it never will.
+    pub async fn known(&self) -> bool {
+        self.store.wait_until_ready().await.is_ok()
+    }
+
+    fn workloads(&self) -> Vec<Arc<Workload>> {
+        self.store
+            .state()
+            .into_iter()
+            .filter(|w| w.assignment().host() == Some(self.host.as_str()))
+            .collect()
+    }
+
+    /// The images of every component and service assigned here.
+    pub fn images(&self) -> Vec<String> {
+        self.workloads()
+            .iter()
+            .flat_map(|w| {
+                w.spec
+                    .all_components()
+                    .map(|c| c.image.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 }
 
@@ -128,9 +168,12 @@ pub fn start(
 async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let id = id_of(&workload);
     let mine = workload.labels().get(HOST_LABEL) == Some(&ctx.host);
-    if workload.metadata.deletion_timestamp.is_some() || !mine {
+    let deleting = workload.metadata.deletion_timestamp.is_some();
+    // Only what the operator assigned (and recorded): never a label a tenant set.
+    let assignment = workload.assignment();
+    if deleting || assignment.host() != Some(ctx.host.as_str()) {
         ctx.stop(&id).await;
-        if mine {
+        if mine && deleting {
             // Tells the operator it may release the finalizer.
             ctx.apply(
                 &workload,
@@ -146,11 +189,14 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
         return Ok(Action::await_change());
     }
 
+    // A new spec runs once the operator has recorded the assignment for it; until then the
+    // current one keeps running.
     let generation = workload.metadata.generation;
-    let relaunch = match ctx.launches.lock().expect("launches").get(&id) {
-        Some(launch) => launch.generation != generation,
-        None => true,
-    };
+    let relaunch = matches!(assignment, Assignment::Current(_))
+        && match ctx.launches.lock().expect("launches").get(&id) {
+            Some(launch) => launch.generation != generation,
+            None => true,
+        };
     if relaunch {
         ctx.launch(workload.clone(), id.clone());
     }
@@ -215,7 +261,7 @@ impl Ctx {
         let task_id = id.clone();
         let task = tokio::spawn(async move {
             let credentials = pull_secrets::credentials(&ctx.client, &workload).await;
-            let spec = with_service_hosts(&workload);
+            let spec = with_claimed_hosts(&workload);
             match ctx.launcher.launch(&spec, None, &credentials).await {
                 Ok(status) => tracing::info!(workload = %status.id, "workload running"),
                 Err(err) => {
@@ -283,37 +329,19 @@ impl Ctx {
     }
 }
 
-/// Adds the DNS names of the Workload's Kubernetes Service to the hosts its `wasi:http`
-/// interface answers, so requests through the Service reach it.
-fn with_service_hosts(workload: &Workload) -> Workload {
+/// Sets the hosts the Workload's `wasi:http` interface answers to the names the operator admitted
+/// for it (its configured hosts and its Kubernetes Service's DNS names; one rule in
+/// `weft_api::hostnames`).
+fn with_claimed_hosts(workload: &Workload) -> Workload {
     let mut workload = workload.clone();
-    let service = workload
+    let namespace = workload.namespace().unwrap_or_else(|| "default".into());
+    let hosts = workload.spec.http_hosts(&namespace);
+    if let Some(http) = workload
         .spec
-        .kubernetes
-        .as_ref()
-        .and_then(|k| k.service.as_ref())
-        .map(|s| s.name.clone());
-    let namespace = workload
-        .metadata
-        .namespace
-        .clone()
-        .unwrap_or_else(|| "default".into());
-    if let Some(service) = service
-        && let Some(http) = workload
-            .spec
-            .host_interfaces
-            .iter_mut()
-            .find(|i| i.namespace == "wasi" && i.package == "http")
+        .host_interfaces
+        .iter_mut()
+        .find(|i| i.namespace == "wasi" && i.package == "http")
     {
-        let mut hosts: Vec<String> = http
-            .config
-            .get("host")
-            .map(|h| h.split(',').map(|s| s.trim().to_string()).collect())
-            .unwrap_or_default();
-        for suffix in ["", ".NS", ".NS.svc", ".NS.svc.cluster.local"] {
-            hosts.push(format!("{service}{}", suffix.replace("NS", &namespace)));
-        }
-        hosts.retain(|h| !h.is_empty());
         http.config.insert("host".into(), hosts.join(","));
     }
     workload
@@ -333,7 +361,7 @@ async fn janitor(ctx: Arc<Ctx>, store: Store<Workload>, registration: Arc<Regist
         let assigned: std::collections::HashSet<String> = store
             .state()
             .iter()
-            .filter(|w| w.labels().get(HOST_LABEL) == Some(&ctx.host))
+            .filter(|w| w.assignment().host() == Some(ctx.host.as_str()))
             .map(|w| id_of(w))
             .collect();
         let known: Vec<String> = {

@@ -15,7 +15,7 @@ use oci_client::{Client, Reference};
 use weft_api::PullPolicy;
 
 use super::layout::{self, MAX_COMPONENT_BYTES};
-use super::reference::is_plain_http;
+use super::reference::{ImageSource, is_plain_http};
 use super::store::ResolvedRef;
 use super::{Credentials, ImageMetrics, ImageStore, PullError};
 
@@ -86,6 +86,18 @@ impl Puller {
         }
         let _guard = self.lock(&whole).await;
         self.fetch(reference, credentials).await
+    }
+
+    /// The layer digest the store holds for `image`, asking no registry; `None` for a file or
+    /// an image not stored.
+    pub fn stored_digest(&self, image: &str) -> Option<String> {
+        match ImageSource::parse(image, None).ok()? {
+            ImageSource::Registry(reference) => self
+                .store
+                .resolve(&reference.whole())
+                .map(|r| r.layer_digest),
+            ImageSource::File(_) => None,
+        }
     }
 
     /// What the store knows for this exact reference.
