@@ -271,6 +271,13 @@ impl Cluster {
     /// The tail of every process's log.
     pub fn logs(&self) -> String {
         let mut out = self.control_plane.logs();
+        let state =
+            self.control_plane
+                .kubectl_output(&["get", "hosts,wl,leases", "-A", "-o", "wide"]);
+        out.push_str(&format!(
+            "\n--- kubectl get hosts,wl,leases\n{}",
+            String::from_utf8_lossy(&state.stdout)
+        ));
         if let Some(op) = &self.operator {
             out.push_str(&format!("\n--- operator\n{}", tail(&op.logs())));
         }

@@ -188,6 +188,86 @@ spec:
     );
     cluster.kubectl_ok(&["delete", "wl", "needs-redis", "--timeout=30s"]);
 
+    // --- the host's Events show in `kubectl describe wl`: a pull that fails, and a service
+    // that exits and is restarted until it used up its restarts
+    let ticker = cluster.push_example("service-loop", "1.0");
+    let out = cluster.control_plane.apply(&format!(
+        "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: ticker
+spec:
+  components:
+    - name: hello
+      image: {v1}
+    - name: missing
+      image: {missing}
+  service:
+    name: ticker
+    image: {ticker}
+    maxRestarts: 1
+    env: [{{name: EXIT_AFTER_TICKS, value: \"2\"}}]
+  hostInterfaces:
+    - namespace: wasi
+      package: http
+      interfaces: [incoming-handler]
+      config: {{host: ticker.localhost}}
+",
+        missing = v1.replace("hello-http:1.0", "missing:1.0"),
+    ));
+    assert!(out.status.success(), "{out:?}");
+    let describe = |c: &Cluster| c.kubectl_ok(&["describe", "wl", "ticker"]);
+    cluster.wait(
+        "the pull failure in describe",
+        Duration::from_secs(60),
+        |c| {
+            let text = describe(c);
+            text.contains("Failed to pull image") && text.contains("BackOff")
+        },
+    );
+    // Without the missing component, the service runs, exits, restarts once and gives up.
+    let out = cluster.control_plane.apply(&format!(
+        "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: ticker
+spec:
+  components:
+    - name: hello
+      image: {v1}
+  service:
+    name: ticker
+    image: {ticker}
+    maxRestarts: 1
+    env: [{{name: EXIT_AFTER_TICKS, value: \"2\"}}]
+  hostInterfaces:
+    - namespace: wasi
+      package: http
+      interfaces: [incoming-handler]
+      config: {{host: ticker.localhost}}
+"
+    ));
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait(
+        "the service's restarts in describe",
+        Duration::from_secs(60),
+        |c| {
+            let text = describe(c);
+            text.contains("Unhealthy")
+                && text.contains("Service ticker stopped: exited with an error")
+                && text.contains("used up its restarts")
+                && text.contains("Pulled")
+                && text.contains("Started")
+        },
+    );
+    let text = describe(&cluster);
+    assert!(text.contains("weft-host-agent"), "{text}");
+    eprintln!(
+        "kubectl describe wl ticker, Events:{}",
+        text.split("Events:").nth(1).unwrap_or_default()
+    );
+    cluster.kubectl_ok(&["delete", "wl", "ticker", "--timeout=30s"]);
+
     // --- a hostPath onto the host-agent's ServiceAccount token is refused on the host, and
     // the Workload's status says why
     let out = cluster.control_plane.apply(&format!(

@@ -14,6 +14,7 @@ use weft_runtime::{ComponentState, ComponentStatus, Host, WorkloadStatus};
 
 use crate::convert::{self, ConvertError, Image};
 use crate::image::{Credentials, ImageSource, PullError, Puller, effective_policy};
+use crate::lifecycle::{Reason, Reports};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -42,6 +43,7 @@ pub struct Launcher {
     backoff: Backoff,
     /// Workloads whose images are not all pulled yet, with what their status says meanwhile.
     pending: Mutex<HashMap<String, WorkloadStatus>>,
+    reports: Reports,
 }
 
 impl Launcher {
@@ -51,6 +53,7 @@ impl Launcher {
             puller,
             backoff,
             pending: Mutex::default(),
+            reports: Reports::default(),
         }
     }
 
@@ -77,7 +80,7 @@ impl Launcher {
             let results = futures::future::join_all(
                 components
                     .iter()
-                    .map(|c| self.pull(c, files_from.as_deref(), credentials)),
+                    .map(|c| self.pull(&id, c, files_from.as_deref(), credentials)),
             )
             .await;
             let mut images = BTreeMap::new();
@@ -98,6 +101,8 @@ impl Launcher {
                     Err(err) if err.is_retryable() => {
                         let message = format!("Back-off starting: {err}");
                         tracing::warn!(workload = %id, retry_in = ?delay, "{message}");
+                        self.reports
+                            .send(&id, None, Reason::BackOff, message.clone());
                         self.set_pending(&id, &components, service, |_| {
                             ("BackendBackOff".into(), Some(message.clone()))
                         });
@@ -107,7 +112,16 @@ impl Launcher {
                     }
                     started => {
                         self.forget(&id);
-                        return Ok(started?);
+                        let started = started?;
+                        for component in &components {
+                            self.reports.send(
+                                &id,
+                                Some(&component.name),
+                                Reason::Started,
+                                format!("Started {}", what(component, service)),
+                            );
+                        }
+                        return Ok(started);
                     }
                 }
             }
@@ -140,16 +154,51 @@ impl Launcher {
             }
             self.set_pending(&id, &components, service, |c| describe(c, true));
             tracing::info!(workload = %id, retry_in = ?delay, "back-off pulling images");
+            for (component, _) in &failed {
+                self.reports.send(
+                    &id,
+                    Some(&component.name),
+                    Reason::BackOff,
+                    format!("Back-off pulling image {:?}", component.image),
+                );
+            }
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(self.backoff.max);
         }
     }
 
+    /// Pulls one component's image, reporting as the kubelet does (Pulling, then Pulled or
+    /// Failed).
     async fn pull(
+        &self,
+        id: &str,
+        component: &Component,
+        files_from: Option<&std::path::Path>,
+        credentials: &Credentials,
+    ) -> Result<Image, PullError> {
+        let report = |reason, message| {
+            self.reports
+                .send(id, Some(&component.name), reason, message)
+        };
+        let image = &component.image;
+        let pulled = self
+            .pull_image(component, files_from, credentials, &report)
+            .await;
+        if let Err(err) = &pulled {
+            report(
+                Reason::Failed,
+                format!("Failed to pull image {image:?}: {err}"),
+            );
+        }
+        pulled
+    }
+
+    async fn pull_image(
         &self,
         component: &Component,
         files_from: Option<&std::path::Path>,
         credentials: &Credentials,
+        report: &impl Fn(Reason, String),
     ) -> Result<Image, PullError> {
         match ImageSource::parse(&component.image, files_from)? {
             ImageSource::File(path) => {
@@ -164,8 +213,26 @@ impl Launcher {
             }
             ImageSource::Registry(reference) => {
                 let policy = effective_policy(&component.image, component.image_pull_policy);
+                report(
+                    Reason::Pulling,
+                    format!("Pulling image {:?}", component.image),
+                );
                 let pulled = self.puller.pull(&reference, policy, credentials).await?;
                 tracing::info!(component = %component.name, image = %component.image, digest = %pulled.digest, downloaded = pulled.downloaded, "image ready");
+                report(
+                    Reason::Pulled,
+                    if pulled.downloaded {
+                        format!(
+                            "Successfully pulled image {:?} ({})",
+                            component.image, pulled.digest
+                        )
+                    } else {
+                        format!(
+                            "Image {:?} ({}) already present on the host",
+                            component.image, pulled.digest
+                        )
+                    },
+                );
                 Ok(Image {
                     wasm: pulled.wasm,
                     image_id: Some(pulled.image_id),
@@ -227,6 +294,11 @@ impl Launcher {
         all
     }
 
+    /// What the launcher reports as it pulls and starts workloads (for Events).
+    pub fn reports(&self) -> &Reports {
+        &self.reports
+    }
+
     /// Changes of component state the runtime broadcasts (service restarts, give-ups).
     pub fn host_events(&self) -> tokio::sync::broadcast::Receiver<weft_runtime::StatusEvent> {
         self.host.subscribe()
@@ -266,6 +338,15 @@ impl Launcher {
             .into_iter()
             .flat_map(|s| s.components.into_iter().map(|c| c.digest))
             .collect()
+    }
+}
+
+/// "component c" or "service s", for messages.
+fn what(component: &Component, service: Option<&str>) -> String {
+    if service == Some(component.name.as_str()) {
+        format!("service {}", component.name)
+    } else {
+        format!("component {}", component.name)
     }
 }
 

@@ -8,6 +8,7 @@ mod image;
 mod inspect;
 mod isolation_args;
 mod launcher;
+mod lifecycle;
 mod manifest;
 mod node;
 mod push;

@@ -41,17 +41,28 @@ impl Registration {
 
     /// Refreshes the workload count (and re-asserts readiness after an operator marked the
     /// Host not Ready while this agent was unreachable).
-    /// A Host deleted by hand is registered again.
     pub async fn report(&self, workloads: u32) -> kube::Result<()> {
-        let report =
-            || self.apply_status(true, "AgentReady", "the host-agent is running", workloads);
-        match report().await {
-            Err(kube::Error::Api(e)) if e.code == 404 => {
-                tracing::warn!(host = %self.name, "the Host was deleted; registering it again");
-                self.apply_spec(false).await?;
-                report().await
+        self.apply_status(true, "AgentReady", "the host-agent is running", workloads)
+            .await
+    }
+
+    /// Registers the Host again whenever it is found deleted (by hand, or by anyone), checking
+    /// every `period`, until the task is dropped.
+    pub async fn keep_registered(self: std::sync::Arc<Self>, period: std::time::Duration) {
+        let mut every = tokio::time::interval(period);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            match self.api.get_opt(&self.name).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    tracing::warn!(host = %self.name, "the Host was deleted; registering it again");
+                    if let Err(err) = self.register().await {
+                        tracing::warn!(host = %self.name, %err, "could not register the Host again");
+                    }
+                }
+                Err(err) => tracing::debug!(host = %self.name, %err, "could not read the Host"),
             }
-            other => other,
         }
     }
 

@@ -2,6 +2,7 @@
 //! runs the Workloads the operator assigns to it and reports their status, all through the
 //! API server (see docs/control-plane.md).
 
+mod events;
 mod host_object;
 mod lease;
 mod pull_secrets;
@@ -65,6 +66,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .await
         .context("connecting to the Kubernetes API server (KUBECONFIG or in-cluster)")?;
 
+    // Before touching anything on this machine: no other live agent may use this name.
+    let lease = lease::Heartbeat::new(
+        client.clone(),
+        &args.namespace,
+        &host_name,
+        args.lease_duration,
+    );
+    lease.claim().await?;
+
     let mut node = Node::start(
         &args.images,
         &args.isolation,
@@ -98,16 +108,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         memory: node.host.budget().total().memory,
         interfaces: node.host.served_interfaces(),
     });
-    let lease = lease::Heartbeat::new(
-        client.clone(),
-        &args.namespace,
-        &host_name,
-        args.lease_duration,
-    );
-    lease.claim().await?;
     registration.register().await?;
     let heartbeat = tokio::spawn(lease.clone().run());
+    let registered = tokio::spawn(
+        registration
+            .clone()
+            .keep_registered(args.lease_duration / 3),
+    );
+    let stop_registering = registered.abort_handle();
 
+    // Subscribed before anything launches, so no report is missed.
+    let reports = node.launcher.reports().subscribe();
+    let services = node.launcher.host_events();
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reconciler = reconciler::start(
         client.clone(),
@@ -115,6 +127,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         node.launcher.clone(),
         registration.clone(),
         stop_rx,
+    );
+    events::spawn(
+        client.clone(),
+        &host_name,
+        reconciler.store(),
+        reports,
+        services,
     );
     // Garbage collection waits until this host knows its Workloads, so it never removes the
     // image of one it is about to (re)start.
@@ -132,6 +151,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let http = node.http.clone();
     let draining = async {
         shutdown_signal().await;
+        // Going away: a Host deleted from now on stays deleted.
+        stop_registering.abort();
         tracing::info!(host = %host_name, "shutting down: asking the operator to move workloads");
         if let Err(err) = registration.shutting_down().await {
             tracing::warn!(%err, "could not mark the Host unschedulable");
@@ -154,6 +175,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     reconciler.finished().await;
     node.host.shutdown().await;
     heartbeat.abort();
+    registered.abort();
     lease.release().await;
     tracing::info!(host = %host_name, "stopped");
     Ok(())

@@ -21,6 +21,7 @@ use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_LABEL};
 use super::host_object::Registration;
 use super::{pull_secrets, status};
 use crate::launcher::{Launcher, id_of};
+use crate::lifecycle::Reason;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -63,6 +64,11 @@ impl Reconciler {
     /// Workloads still assigned to this host.
     pub fn assigned(&self) -> usize {
         self.assignments().workloads().len()
+    }
+
+    /// The Workloads labelled with this host, as its watch sees them.
+    pub fn store(&self) -> Store<Workload> {
+        self.store.clone()
     }
 
     /// What is assigned to this host, as its watch sees it.
@@ -172,7 +178,12 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
     // Only what the operator assigned (and recorded): never a label a tenant set.
     let assignment = workload.assignment();
     if deleting || assignment.host() != Some(ctx.host.as_str()) {
-        ctx.stop(&id).await;
+        let why = if deleting {
+            "the Workload is being deleted"
+        } else {
+            "the Workload is no longer assigned to this host"
+        };
+        ctx.stop(&id, why).await;
         if mine && deleting {
             // Tells the operator it may release the finalizer.
             ctx.apply(
@@ -289,13 +300,27 @@ impl Ctx {
         }
     }
 
-    async fn stop(&self, id: &str) {
-        if let Some(launch) = self.launches.lock().expect("launches").remove(id) {
+    /// Stops `id` if it runs or is being launched, reporting Killing and Stopped with `why`.
+    async fn stop(&self, id: &str, why: &str) {
+        let launching = self.launches.lock().expect("launches").remove(id);
+        let known = launching.is_some() || self.launcher.ids().await.contains(id);
+        if let Some(launch) = launching {
             launch.task.abort();
         }
         self.failures.lock().expect("failures").remove(id);
         self.reporting.lock().expect("reporting").remove(id);
+        if !known {
+            return;
+        }
+        let reports = self.launcher.reports();
+        reports.send(id, None, Reason::Killing, format!("Stopping: {why}"));
         self.launcher.stop(id).await;
+        reports.send(
+            id,
+            None,
+            Reason::Stopped,
+            "Stopped every component".to_owned(),
+        );
     }
 
     async fn apply(
@@ -372,7 +397,8 @@ async fn janitor(ctx: Arc<Ctx>, store: Store<Workload>, registration: Arc<Regist
         ids.extend(known);
         for id in ids.difference(&assigned) {
             tracing::info!(workload = %id, "no longer assigned here; stopping");
-            ctx.stop(id).await;
+            ctx.stop(id, "the Workload is no longer assigned to this host")
+                .await;
             ctx.applied.lock().expect("applied").remove(id);
         }
         // Re-assert readiness every ~10 s (an operator may have marked the Host not Ready
