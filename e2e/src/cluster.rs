@@ -157,6 +157,11 @@ impl Cluster {
     /// Like [`Cluster::start_agent`], telling the agent it runs in Pod `pod` of `weft-system`
     /// (as the downward API would), so its Host names that Pod.
     pub fn start_agent_in_pod(&mut self, name: &str, pod: Option<&str>) {
+        self.start_agent_with(name, pod, &[]);
+    }
+
+    /// Like [`Cluster::start_agent_in_pod`], with `extra` arguments for the agent.
+    pub fn start_agent_with(&mut self, name: &str, pod: Option<&str>, extra: &[&str]) {
         let index = name.bytes().last().unwrap_or(b'a') - b'a';
         let address = format!("198.18.255.{}", 11 + index);
         let listen = format!("127.0.0.{}", 11 + index);
@@ -187,6 +192,7 @@ impl Cluster {
             .arg(self.nats.url())
             .arg("--redis-url")
             .arg(self.redis.url())
+            .args(extra)
             .env("KUBECONFIG", &self.agent_kubeconfig)
             .env("RUST_LOG", "info");
         if let Some(pod) = pod {

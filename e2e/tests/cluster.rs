@@ -754,4 +754,42 @@ spec:
             ) == "True"
         },
     );
+
+    // --- --max-workloads holds: a host offering 3 takes 3 of the 10 Workloads only it may run,
+    // and the other 7 wait, saying it is full
+    cluster.start_agent_with("host-d", None, &["--max-workloads", "3"]);
+    cluster.kubectl_ok(&["label", "host", "host-d", "pool=small"]);
+    let small: Vec<String> = (0..10)
+        .map(|i| {
+            hello_manifest(&v1)
+                .replace("name: hello\n", &format!("name: small-{i}\n"))
+                .replace(
+                    "host: hello.localhost",
+                    &format!("host: small-{i}.localhost"),
+                )
+                .replace(
+                    "spec:\n",
+                    "spec:\n  hostSelector: {matchLabels: {pool: small}}\n",
+                )
+        })
+        .collect();
+    let out = cluster.control_plane.apply(&small.join("---\n"));
+    assert!(out.status.success(), "{out:?}");
+    let scheduled = |c: &Cluster| {
+        c.control_plane.jsonpath(
+            &["wl"],
+            "{range .items[?(@.spec.hostSelector)]}{.status.conditions[?(@.type==\"Scheduled\")].status}/{.status.conditions[?(@.type==\"Scheduled\")].message}|{end}",
+        )
+    };
+    cluster.wait("3 placed, 7 refused", Duration::from_secs(60), |c| {
+        let all = scheduled(c);
+        all.matches("True/").count() == 3
+            && all.matches("False/").count() == 7
+            && all.matches("host-d is full (3 workloads)").count() == 7
+    });
+    let on_d = cluster.control_plane.jsonpath(
+        &["wl", "-l", "weft.dev/host=host-d"],
+        "{.items[*].metadata.name}",
+    );
+    assert_eq!(on_d.split_whitespace().count(), 3, "{on_d}");
 }
