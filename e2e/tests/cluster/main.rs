@@ -18,7 +18,10 @@ use weft_e2e::Cluster;
 use weft_e2e::cluster::http_get;
 use weft_e2e::process::workspace_root;
 
-const HELLO: &str = "Hello from Weft!\n";
+mod events;
+mod tenancy;
+
+pub(crate) const HELLO: &str = "Hello from Weft!\n";
 
 /// Applies hello-http as another Workload (`name`, answering `<name>.localhost`) and waits
 /// until it is Ready.
@@ -33,7 +36,7 @@ fn apply_hello_as(cluster: &Cluster, image: &str, name: &str, what: &str) {
 }
 
 /// examples/hello-http.yaml with its image pointing at the registry.
-fn hello_manifest(image: &str) -> String {
+pub(crate) fn hello_manifest(image: &str) -> String {
     std::fs::read_to_string(workspace_root().join("examples/hello-http.yaml"))
         .unwrap()
         .replace("build/hello-http.wasm", image)
@@ -118,48 +121,7 @@ fn weft_runs_workloads_on_a_real_control_plane() {
         .jsonpath(&["wl", "hello"], "{.status.components[0].exports}");
     assert!(exports.contains("wasi:http/incoming-handler"), "{exports}");
 
-    // --- host names are admitted cluster-wide: another namespace allowed the same suffix gets
-    // HostnameConflict naming the owner, one without a grant gets HostnameNotAllowed, and hello
-    // keeps serving its name
-    for namespace in ["team-b", "team-c"] {
-        cluster.kubectl_ok(&["create", "namespace", namespace]);
-        let out = cluster.control_plane.apply(
-            &hello_manifest(&v1)
-                .replace("namespace: default\n", &format!("namespace: {namespace}\n")),
-        );
-        assert!(out.status.success(), "{out:?}");
-    }
-    let refused = |namespace: &str| {
-        cluster.control_plane.jsonpath(
-            &["wl", "hello", "-n", namespace],
-            "{.status.conditions[?(@.type==\"Scheduled\")].reason}: {.status.conditions[?(@.type==\"Scheduled\")].message}",
-        )
-    };
-    cluster.wait(
-        "team-b's claim to be refused",
-        Duration::from_secs(30),
-        |_| refused("team-b").starts_with("HostnameConflict"),
-    );
-    assert!(
-        refused("team-b").contains("host hello.localhost is claimed by Workload default/hello"),
-        "{}",
-        refused("team-b")
-    );
-    cluster.wait(
-        "team-c's claim to be refused",
-        Duration::from_secs(30),
-        |_| refused("team-c").starts_with("HostnameNotAllowed"),
-    );
-    assert!(
-        refused("team-c").contains("namespace team-c may not claim host hello.localhost"),
-        "{}",
-        refused("team-c")
-    );
-    assert_eq!(
-        http_get(&cluster.agents[&host].http(), "hello.localhost", "/"),
-        Ok((200, HELLO.to_string()))
-    );
-    cluster.kubectl_ok(&["delete", "wl", "hello", "-n", "team-c", "--timeout=30s"]);
+    tenancy::host_names_are_admitted_cluster_wide(&cluster, &v1, &host);
 
     // --- a workload asking for a backend no host offers stays Pending, saying which (the
     // hosts offer redis for wasi:keyvalue, not for wasi:blobstore)
@@ -188,85 +150,7 @@ spec:
     );
     cluster.kubectl_ok(&["delete", "wl", "needs-redis", "--timeout=30s"]);
 
-    // --- the host's Events show in `kubectl describe wl`: a pull that fails, and a service
-    // that exits and is restarted until it used up its restarts
-    let ticker = cluster.push_example("service-loop", "1.0");
-    let out = cluster.control_plane.apply(&format!(
-        "apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata:
-  name: ticker
-spec:
-  components:
-    - name: hello
-      image: {v1}
-    - name: missing
-      image: {missing}
-  service:
-    name: ticker
-    image: {ticker}
-    maxRestarts: 1
-    env: [{{name: EXIT_AFTER_TICKS, value: \"2\"}}]
-  hostInterfaces:
-    - namespace: wasi
-      package: http
-      interfaces: [incoming-handler]
-      config: {{host: ticker.localhost}}
-",
-        missing = v1.replace("hello-http:1.0", "missing:1.0"),
-    ));
-    assert!(out.status.success(), "{out:?}");
-    let describe = |c: &Cluster| c.kubectl_ok(&["describe", "wl", "ticker"]);
-    cluster.wait(
-        "the pull failure in describe",
-        Duration::from_secs(60),
-        |c| {
-            let text = describe(c);
-            text.contains("Failed to pull image") && text.contains("BackOff")
-        },
-    );
-    // Without the missing component, the service runs, exits, restarts once and gives up.
-    let out = cluster.control_plane.apply(&format!(
-        "apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata:
-  name: ticker
-spec:
-  components:
-    - name: hello
-      image: {v1}
-  service:
-    name: ticker
-    image: {ticker}
-    maxRestarts: 1
-    env: [{{name: EXIT_AFTER_TICKS, value: \"2\"}}]
-  hostInterfaces:
-    - namespace: wasi
-      package: http
-      interfaces: [incoming-handler]
-      config: {{host: ticker.localhost}}
-"
-    ));
-    assert!(out.status.success(), "{out:?}");
-    cluster.wait(
-        "the service's restarts in describe",
-        Duration::from_secs(60),
-        |c| {
-            let text = describe(c);
-            text.contains("Unhealthy")
-                && text.contains("Service ticker stopped: exited with an error")
-                && text.contains("used up its restarts")
-                && text.contains("Pulled")
-                && text.contains("Started")
-        },
-    );
-    let text = describe(&cluster);
-    assert!(text.contains("weft-host-agent"), "{text}");
-    eprintln!(
-        "kubectl describe wl ticker, Events:{}",
-        text.split("Events:").nth(1).unwrap_or_default()
-    );
-    cluster.kubectl_ok(&["delete", "wl", "ticker", "--timeout=30s"]);
+    events::the_hosts_events_show_in_describe(&cluster, &v1);
 
     // --- a hostPath onto the host-agent's ServiceAccount token is refused on the host, and
     // the Workload's status says why
@@ -617,122 +501,7 @@ spec:
     let refused = as_agent(&["get", "secret", "creds", "-n", "other"]);
     assert!(refused.contains("forbidden"), "{refused}");
 
-    // --- only the operator assigns: a tenant's weft.dev/host label is refused by the API
-    // server (the chart's ValidatingAdmissionPolicy), and with the policy gone the label still
-    // runs nothing: the operator replaces it and no host-agent acts on it
-    let forged = |name: &str| {
-        format!(
-            "apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata:
-  name: {name}
-  labels: {{weft.dev/host: host-a}}
-spec:
-  components:
-    - name: c
-      image: 198.18.0.1:1/none:1
-  hostSelector: {{matchLabels: {{zone: nowhere}}}}
-"
-        )
-    };
-    let out = cluster.control_plane.apply(&forged("forged"));
-    assert!(!out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        said.contains("only the Weft operator assigns Workloads to Hosts")
-            && said.contains("weft.dev/host"),
-        "{said}"
-    );
-    let elsewhere = match cluster.workload_host("under-new-leader").as_str() {
-        "host-a" => "weft.dev/host=host-b",
-        _ => "weft.dev/host=host-a",
-    };
-    let out = cluster.control_plane.kubectl_output(&[
-        "label",
-        "wl",
-        "under-new-leader",
-        elsewhere,
-        "--overwrite",
-    ]);
-    assert!(
-        !out.status.success()
-            && String::from_utf8_lossy(&out.stderr).contains("may not set or change the label"),
-        "{out:?}"
-    );
-    cluster.kubectl_ok(&[
-        "delete",
-        "validatingadmissionpolicybinding",
-        "weft-host-assignment",
-    ]);
-    // The API server drops the policy from its cache shortly after.
-    cluster.wait(
-        "the forged label to be admitted without the policy",
-        Duration::from_secs(30),
-        |c| c.control_plane.apply(&forged("forged")).status.success(),
-    );
-    cluster.wait(
-        "the operator to replace the forged label",
-        Duration::from_secs(30),
-        |c| c.condition("forged", "Scheduled") == "False" && c.workload_host("forged").is_empty(),
-    );
-    assert_eq!(
-        cluster.condition("forged", "Ready"),
-        "",
-        "a host-agent acted on a label the operator never recorded"
-    );
-    assert!(
-        !weft_e2e::process::curl_text(&format!(
-            "http://{}/workloads",
-            cluster.agents["host-a"].admin()
-        ))
-        .contains("default/forged")
-    );
-    cluster.kubectl_ok(&["delete", "wl", "forged", "--timeout=30s"]);
-
-    // --- a second host-agent under a name already held refuses to start, saying so
-    let scratch = tempfile::tempdir().unwrap();
-    let mut duplicate = std::process::Command::new(weft_e2e::process::workspace_bin("host-agent"));
-    duplicate
-        .args([
-            "agent",
-            "--host-name",
-            "host-a",
-            "--namespace",
-            "weft-system",
-        ])
-        .args(["--address", "198.18.255.99", "--listen", "127.0.0.99:0"])
-        .args(["--admin-listen", "127.0.0.99:0", "--lease-duration", "6s"])
-        .arg("--image-dir")
-        .arg(scratch.path())
-        .env("KUBECONFIG", &cluster.agent_kubeconfig);
-    let mut duplicate =
-        weft_e2e::process::Process::spawn(duplicate, &scratch.path().join("duplicate.log"));
-    let code = duplicate.wait_exit(Duration::from_secs(30));
-    assert!(code.is_some_and(|c| c != 0), "{code:?}");
-    assert!(
-        duplicate
-            .logs()
-            .contains("another host-agent already runs as host-a"),
-        "{}",
-        duplicate.logs()
-    );
-    assert!(cluster.host_ready("host-a"));
-
-    // --- a Host deleted by hand is registered again by its agent
-    let uid = |c: &Cluster| {
-        c.control_plane
-            .jsonpath(&["host", "host-b"], "{.metadata.uid}")
-    };
-    let before = uid(&cluster);
-    cluster.kubectl_ok(&["delete", "host", "host-b"]);
-    cluster.wait(
-        "host-b to be registered again",
-        Duration::from_secs(60),
-        |c| {
-            let now = uid(c);
-            !now.is_empty() && now != before && c.host_ready("host-b")
-        },
-    );
+    tenancy::only_the_operator_assigns_and_names_are_unique(&cluster);
 
     // --- delete: stopped on its host, and the object goes
     let host = cluster.workload_host("hello");
@@ -755,41 +524,5 @@ spec:
         },
     );
 
-    // --- --max-workloads holds: a host offering 3 takes 3 of the 10 Workloads only it may run,
-    // and the other 7 wait, saying it is full
-    cluster.start_agent_with("host-d", None, &["--max-workloads", "3"]);
-    cluster.kubectl_ok(&["label", "host", "host-d", "pool=small"]);
-    let small: Vec<String> = (0..10)
-        .map(|i| {
-            hello_manifest(&v1)
-                .replace("name: hello\n", &format!("name: small-{i}\n"))
-                .replace(
-                    "host: hello.localhost",
-                    &format!("host: small-{i}.localhost"),
-                )
-                .replace(
-                    "spec:\n",
-                    "spec:\n  hostSelector: {matchLabels: {pool: small}}\n",
-                )
-        })
-        .collect();
-    let out = cluster.control_plane.apply(&small.join("---\n"));
-    assert!(out.status.success(), "{out:?}");
-    let scheduled = |c: &Cluster| {
-        c.control_plane.jsonpath(
-            &["wl"],
-            "{range .items[?(@.spec.hostSelector)]}{.status.conditions[?(@.type==\"Scheduled\")].status}/{.status.conditions[?(@.type==\"Scheduled\")].message}|{end}",
-        )
-    };
-    cluster.wait("3 placed, 7 refused", Duration::from_secs(60), |c| {
-        let all = scheduled(c);
-        all.matches("True/").count() == 3
-            && all.matches("False/").count() == 7
-            && all.matches("host-d is full (3 workloads)").count() == 7
-    });
-    let on_d = cluster.control_plane.jsonpath(
-        &["wl", "-l", "weft.dev/host=host-d"],
-        "{.items[*].metadata.name}",
-    );
-    assert_eq!(on_d.split_whitespace().count(), 3, "{on_d}");
+    tenancy::max_workloads_holds(&mut cluster, &v1);
 }

@@ -1,0 +1,216 @@
+//! What one tenant cannot do to another or to the placement of Workloads: host names admitted
+//! cluster-wide, assignments only the operator makes, one host-agent per name, capacity.
+
+use std::time::Duration;
+
+use weft_e2e::Cluster;
+use weft_e2e::cluster::http_get;
+
+use crate::{HELLO, hello_manifest};
+
+/// Another namespace cannot take `hello.localhost` from default/hello, running on `host`.
+pub fn host_names_are_admitted_cluster_wide(cluster: &Cluster, v1: &str, host: &str) {
+    // --- host names are admitted cluster-wide: another namespace allowed the same suffix gets
+    // HostnameConflict naming the owner, one without a grant gets HostnameNotAllowed, and hello
+    // keeps serving its name
+    for namespace in ["team-b", "team-c"] {
+        cluster.kubectl_ok(&["create", "namespace", namespace]);
+        let out = cluster.control_plane.apply(
+            &hello_manifest(v1)
+                .replace("namespace: default\n", &format!("namespace: {namespace}\n")),
+        );
+        assert!(out.status.success(), "{out:?}");
+    }
+    let refused = |namespace: &str| {
+        cluster.control_plane.jsonpath(
+            &["wl", "hello", "-n", namespace],
+            "{.status.conditions[?(@.type==\"Scheduled\")].reason}: {.status.conditions[?(@.type==\"Scheduled\")].message}",
+        )
+    };
+    cluster.wait(
+        "team-b's claim to be refused",
+        Duration::from_secs(30),
+        |_| refused("team-b").starts_with("HostnameConflict"),
+    );
+    assert!(
+        refused("team-b").contains("host hello.localhost is claimed by Workload default/hello"),
+        "{}",
+        refused("team-b")
+    );
+    cluster.wait(
+        "team-c's claim to be refused",
+        Duration::from_secs(30),
+        |_| refused("team-c").starts_with("HostnameNotAllowed"),
+    );
+    assert!(
+        refused("team-c").contains("namespace team-c may not claim host hello.localhost"),
+        "{}",
+        refused("team-c")
+    );
+    assert_eq!(
+        http_get(&cluster.agents[host].http(), "hello.localhost", "/"),
+        Ok((200, HELLO.to_string()))
+    );
+    cluster.kubectl_ok(&["delete", "wl", "hello", "-n", "team-c", "--timeout=30s"]);
+}
+
+/// The weft.dev/host label is the operator's; a host name is one agent's; a deleted Host
+/// comes back.
+pub fn only_the_operator_assigns_and_names_are_unique(cluster: &Cluster) {
+    // --- only the operator assigns: a tenant's weft.dev/host label is refused by the API
+    // server (the chart's ValidatingAdmissionPolicy), and with the policy gone the label still
+    // runs nothing: the operator replaces it and no host-agent acts on it
+    let forged = |name: &str| {
+        format!(
+            "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata:
+  name: {name}
+  labels: {{weft.dev/host: host-a}}
+spec:
+  components:
+    - name: c
+      image: 198.18.0.1:1/none:1
+  hostSelector: {{matchLabels: {{zone: nowhere}}}}
+"
+        )
+    };
+    let out = cluster.control_plane.apply(&forged("forged"));
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("only the Weft operator assigns Workloads to Hosts")
+            && said.contains("weft.dev/host"),
+        "{said}"
+    );
+    let elsewhere = match cluster.workload_host("under-new-leader").as_str() {
+        "host-a" => "weft.dev/host=host-b",
+        _ => "weft.dev/host=host-a",
+    };
+    let out = cluster.control_plane.kubectl_output(&[
+        "label",
+        "wl",
+        "under-new-leader",
+        elsewhere,
+        "--overwrite",
+    ]);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("may not set or change the label"),
+        "{out:?}"
+    );
+    cluster.kubectl_ok(&[
+        "delete",
+        "validatingadmissionpolicybinding",
+        "weft-host-assignment",
+    ]);
+    // The API server drops the policy from its cache shortly after.
+    cluster.wait(
+        "the forged label to be admitted without the policy",
+        Duration::from_secs(30),
+        |c| c.control_plane.apply(&forged("forged")).status.success(),
+    );
+    cluster.wait(
+        "the operator to replace the forged label",
+        Duration::from_secs(30),
+        |c| c.condition("forged", "Scheduled") == "False" && c.workload_host("forged").is_empty(),
+    );
+    assert_eq!(
+        cluster.condition("forged", "Ready"),
+        "",
+        "a host-agent acted on a label the operator never recorded"
+    );
+    assert!(
+        !weft_e2e::process::curl_text(&format!(
+            "http://{}/workloads",
+            cluster.agents["host-a"].admin()
+        ))
+        .contains("default/forged")
+    );
+    cluster.kubectl_ok(&["delete", "wl", "forged", "--timeout=30s"]);
+
+    // --- a second host-agent under a name already held refuses to start, saying so
+    let scratch = tempfile::tempdir().unwrap();
+    let mut duplicate = std::process::Command::new(weft_e2e::process::workspace_bin("host-agent"));
+    duplicate
+        .args([
+            "agent",
+            "--host-name",
+            "host-a",
+            "--namespace",
+            "weft-system",
+        ])
+        .args(["--address", "198.18.255.99", "--listen", "127.0.0.99:0"])
+        .args(["--admin-listen", "127.0.0.99:0", "--lease-duration", "6s"])
+        .arg("--image-dir")
+        .arg(scratch.path())
+        .env("KUBECONFIG", &cluster.agent_kubeconfig);
+    let mut duplicate =
+        weft_e2e::process::Process::spawn(duplicate, &scratch.path().join("duplicate.log"));
+    let code = duplicate.wait_exit(Duration::from_secs(30));
+    assert!(code.is_some_and(|c| c != 0), "{code:?}");
+    assert!(
+        duplicate
+            .logs()
+            .contains("another host-agent already runs as host-a"),
+        "{}",
+        duplicate.logs()
+    );
+    assert!(cluster.host_ready("host-a"));
+
+    // --- a Host deleted by hand is registered again by its agent
+    let uid = |c: &Cluster| {
+        c.control_plane
+            .jsonpath(&["host", "host-b"], "{.metadata.uid}")
+    };
+    let before = uid(cluster);
+    cluster.kubectl_ok(&["delete", "host", "host-b"]);
+    cluster.wait(
+        "host-b to be registered again",
+        Duration::from_secs(60),
+        |c| {
+            let now = uid(c);
+            !now.is_empty() && now != before && c.host_ready("host-b")
+        },
+    );
+}
+
+pub fn max_workloads_holds(cluster: &mut Cluster, v1: &str) {
+    // --- --max-workloads holds: a host offering 3 takes 3 of the 10 Workloads only it may run,
+    // and the other 7 wait, saying it is full
+    cluster.start_agent_with("host-d", None, &["--max-workloads", "3"]);
+    cluster.kubectl_ok(&["label", "host", "host-d", "pool=small"]);
+    let small: Vec<String> = (0..10)
+        .map(|i| {
+            hello_manifest(v1)
+                .replace("name: hello\n", &format!("name: small-{i}\n"))
+                .replace(
+                    "host: hello.localhost",
+                    &format!("host: small-{i}.localhost"),
+                )
+                .replace(
+                    "spec:\n",
+                    "spec:\n  hostSelector: {matchLabels: {pool: small}}\n",
+                )
+        })
+        .collect();
+    let out = cluster.control_plane.apply(&small.join("---\n"));
+    assert!(out.status.success(), "{out:?}");
+    let scheduled = |c: &Cluster| {
+        c.control_plane.jsonpath(
+            &["wl"],
+            "{range .items[?(@.spec.hostSelector)]}{.status.conditions[?(@.type==\"Scheduled\")].status}/{.status.conditions[?(@.type==\"Scheduled\")].message}|{end}",
+        )
+    };
+    cluster.wait("3 placed, 7 refused", Duration::from_secs(60), |c| {
+        let all = scheduled(c);
+        all.matches("True/").count() == 3
+            && all.matches("False/").count() == 7
+            && all.matches("host-d is full (3 workloads)").count() == 7
+    });
+    let on_d = cluster.control_plane.jsonpath(
+        &["wl", "-l", "weft.dev/host=host-d"],
+        "{.items[*].metadata.name}",
+    );
+    assert_eq!(on_d.split_whitespace().count(), 3, "{on_d}");
+}
