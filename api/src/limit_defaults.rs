@@ -4,6 +4,13 @@
 
 use std::time::Duration;
 
+/// The memory a component reserves on its host: `limits.memory` for each instance it may run
+/// at once (`maxConcurrency`; a service runs one). The runtime reserves it when the Workload
+/// starts and the scheduler places Workloads by it: one rule for both.
+pub fn reserved_memory(memory_bytes: u64, instances: u32) -> u64 {
+    memory_bytes.saturating_mul(u64::from(instances))
+}
+
 /// `limits.memory`: 64Mi.
 pub const MEMORY_BYTES: u64 = 64 << 20;
 /// `limits.timeout`: 30s.

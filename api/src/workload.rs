@@ -116,4 +116,31 @@ impl WorkloadSpec {
             .iter()
             .chain(self.service.iter().map(|service| &service.component))
     }
+
+    /// The memory this Workload reserves on its host ([`crate::limit_defaults::reserved_memory`]
+    /// summed, defaults filled in). A limit that does not parse counts as the default: the CRD
+    /// rejects such values, and the host refuses the Workload with the parse error.
+    pub fn reserved_memory(&self) -> u64 {
+        use crate::limit_defaults::{MAX_CONCURRENCY, MEMORY_BYTES, reserved_memory};
+        let of = |component: &Component, instances: u32| {
+            let memory = component
+                .limits
+                .as_ref()
+                .and_then(|l| l.memory_bytes().ok().flatten())
+                .unwrap_or(MEMORY_BYTES);
+            reserved_memory(memory, instances)
+        };
+        let components = self.components.iter().map(|c| {
+            let concurrency = c
+                .limits
+                .as_ref()
+                .and_then(|l| l.max_concurrency)
+                .unwrap_or(MAX_CONCURRENCY);
+            of(c, concurrency)
+        });
+        let service = self.service.iter().map(|s| of(&s.component, 1));
+        components
+            .chain(service)
+            .fold(0, |sum: u64, m| sum.saturating_add(m))
+    }
 }

@@ -24,6 +24,9 @@ pub struct Agent {
     pub http_port: u16,
     pub admin_port: u16,
     pub process: Process,
+    /// A kubeconfig with the host-agent ServiceAccount's token bound to this agent's Pod, as
+    /// the kubelet projects it: its identity for the chart's admission policies.
+    pub kubeconfig: std::path::PathBuf,
     image_dir: tempfile::TempDir,
 }
 
@@ -39,9 +42,8 @@ impl Agent {
 
 pub struct Cluster {
     pub control_plane: ControlPlane,
-    /// Kubeconfigs with the tokens of the chart's ServiceAccounts.
+    /// A kubeconfig with the token of the chart's operator ServiceAccount.
     pub operator_kubeconfig: std::path::PathBuf,
-    pub agent_kubeconfig: std::path::PathBuf,
     pub registry: Registry,
     /// The NATS server every host-agent offers (`--nats-url`) for keyvalue, blobstore and
     /// messaging.
@@ -79,27 +81,18 @@ impl Cluster {
             "helm install: {}",
             String::from_utf8_lossy(&installed.stderr)
         );
-        let token = |account: &str| {
-            control_plane
-                .kubectl_ok(&[
-                    "create",
-                    "token",
-                    account,
-                    "-n",
-                    "weft-system",
-                    "--duration=24h",
-                ])
-                .trim()
-                .to_string()
-        };
-        let operator_kubeconfig =
-            control_plane.kubeconfig_with_token("operator", &token("weft-operator"));
-        let agent_kubeconfig =
-            control_plane.kubeconfig_with_token("host-agent", &token("weft-host-agent"));
+        let token = control_plane.kubectl_ok(&[
+            "create",
+            "token",
+            "weft-operator",
+            "-n",
+            "weft-system",
+            "--duration=24h",
+        ]);
+        let operator_kubeconfig = control_plane.kubeconfig_with_token("operator", token.trim());
         let mut cluster = Self {
             control_plane,
             operator_kubeconfig,
-            agent_kubeconfig,
             registry: Registry::start(),
             nats: crate::NatsServer::start(),
             redis: crate::RedisServer::start(),
@@ -162,6 +155,22 @@ impl Cluster {
 
     /// Like [`Cluster::start_agent_in_pod`], with `extra` arguments for the agent.
     pub fn start_agent_with(&mut self, name: &str, pod: Option<&str>, extra: &[&str]) {
+        self.spawn_agent(name, pod, extra, None);
+    }
+
+    /// Like [`Cluster::start_agent`], the agent reaching the API server only through
+    /// `partition`.
+    pub fn start_agent_through(&mut self, name: &str, partition: &crate::partition::Partition) {
+        self.spawn_agent(name, None, &[], Some(partition.addr()));
+    }
+
+    fn spawn_agent(
+        &mut self,
+        name: &str,
+        pod: Option<&str>,
+        extra: &[&str],
+        through: Option<std::net::SocketAddr>,
+    ) {
         let index = name.bytes().last().unwrap_or(b'a') - b'a';
         let address = format!("198.18.255.{}", 11 + index);
         let listen = format!("127.0.0.{}", 11 + index);
@@ -170,6 +179,17 @@ impl Cluster {
             Some(old) => old.image_dir,
             None => tempfile::tempdir().unwrap(),
         };
+        let kubeconfig = self.pod_bound_kubeconfig(name);
+        if let Some(proxy) = through {
+            let api = self.control_plane.api_socket();
+            let text = std::fs::read_to_string(&kubeconfig).unwrap();
+            let text = text.replace(
+                &format!("server: https://{api}"),
+                &format!("server: https://{proxy}"),
+            );
+            assert!(text.contains(&proxy.to_string()), "{text}");
+            std::fs::write(&kubeconfig, text).unwrap();
+        }
         let mut cmd = Command::new(workspace_bin("host-agent"));
         cmd.args(["agent", "--host-name", name, "--namespace", "weft-system"])
             .arg("--address")
@@ -193,7 +213,7 @@ impl Cluster {
             .arg("--redis-url")
             .arg(self.redis.url())
             .args(extra)
-            .env("KUBECONFIG", &self.agent_kubeconfig)
+            .env("KUBECONFIG", &kubeconfig)
             .env("RUST_LOG", "info");
         if let Some(pod) = pod {
             cmd.env("POD_NAME", pod).env("POD_NAMESPACE", "weft-system");
@@ -212,6 +232,7 @@ impl Cluster {
                 http_port,
                 admin_port,
                 process,
+                kubeconfig,
                 image_dir,
             },
         );
@@ -220,6 +241,35 @@ impl Cluster {
             Duration::from_secs(60),
             |c| c.host_ready(name),
         );
+    }
+
+    /// A kubeconfig for host-agent `name`: the host-agent ServiceAccount's token bound to a
+    /// Pod of that name in `weft-system` (created if missing; nothing runs it here), so the
+    /// token carries the Pod's name as a projected token in a real Pod does.
+    pub fn pod_bound_kubeconfig(&self, name: &str) -> std::path::PathBuf {
+        let pod = ["get", "pod", name, "-n", "weft-system"];
+        if !self.control_plane.kubectl_output(&pod).status.success() {
+            self.kubectl_ok(&[
+                "run",
+                name,
+                "-n",
+                "weft-system",
+                "--image=weft.invalid/host-agent",
+                "--restart=Never",
+            ]);
+        }
+        let token = self.kubectl_ok(&[
+            "create",
+            "token",
+            "weft-host-agent",
+            "-n",
+            "weft-system",
+            "--bound-object-kind=Pod",
+            &format!("--bound-object-name={name}"),
+            "--duration=24h",
+        ]);
+        self.control_plane
+            .kubeconfig_with_token(&format!("host-agent-{name}"), token.trim())
     }
 
     pub fn host_ready(&self, name: &str) -> bool {

@@ -166,10 +166,18 @@ impl ControlPlane {
 
     /// Kills the API server and starts it again on the same port and etcd.
     pub fn restart_apiserver(&mut self) {
+        self.restart_apiserver_after(Duration::ZERO);
+    }
+
+    /// Kills the API server and starts it again once it has been away for `outage`.
+    pub fn restart_apiserver_after(&mut self, outage: Duration) {
+        let killed = std::time::Instant::now();
         if let Some(mut old) = self.apiserver.take() {
             old.signal("KILL");
             old.wait_exit(Duration::from_secs(10));
         }
+        // The outage is the scenario under test, not a wait for something to happen.
+        std::thread::sleep(outage.saturating_sub(killed.elapsed()));
         self.start_apiserver();
     }
 
@@ -272,6 +280,13 @@ impl ControlPlane {
         let mut cmd = Command::new(tool("helm"));
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
         cmd
+    }
+
+    /// Where the API server listens.
+    pub fn api_socket(&self) -> std::net::SocketAddr {
+        format!("{}:{}", self.api.host, self.api.port)
+            .parse()
+            .unwrap()
     }
 
     pub fn dir(&self) -> &Path {

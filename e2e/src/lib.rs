@@ -8,6 +8,7 @@ pub mod containerd;
 pub mod control_plane;
 pub mod nats;
 pub mod node;
+pub mod partition;
 pub mod process;
 pub mod redis;
 pub mod registry;

@@ -12,6 +12,13 @@ use weft_api::labels::HOST_LABEL;
 /// How long an assignment is remembered at most; the cache catches up well within that.
 const REMEMBER_FOR: Duration = Duration::from_secs(30);
 
+/// What is assigned to one Host: how many Workloads, and the memory they reserve.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    pub workloads: u32,
+    pub memory: u64,
+}
+
 /// Label changes made by this operator that the Workload cache may not show yet.
 #[derive(Debug, Default)]
 pub struct Assignments {
@@ -47,16 +54,16 @@ impl Assignments {
         );
     }
 
-    /// Workloads per Host, with the cache corrected by recent assignments; forgets assignments
+    /// What each Host has assigned, with the cache corrected by recent assignments; forgets assignments
     /// the cache has caught up with.
     pub fn load<'a>(
         &mut self,
         workloads: impl IntoIterator<Item = &'a Workload>,
         now: Instant,
-    ) -> HashMap<String, u32> {
+    ) -> HashMap<String, Load> {
         self.recent
             .retain(|_, recent| now.duration_since(recent.at) < REMEMBER_FOR);
-        let mut load: HashMap<String, u32> = HashMap::new();
+        let mut load: HashMap<String, Load> = HashMap::new();
         for workload in workloads {
             let key = (
                 workload.namespace().unwrap_or_default(),
@@ -74,7 +81,9 @@ impl Assignments {
                 None => cached,
             };
             if let Some(host) = host {
-                *load.entry(host).or_default() += 1;
+                let entry = load.entry(host).or_default();
+                entry.workloads += 1;
+                entry.memory = entry.memory.saturating_add(workload.spec.reserved_memory());
             }
         }
         load
@@ -107,19 +116,20 @@ mod tests {
         let b = workload("b", "1", None);
         assignments.record("ns", "b", Some("1".into()), Some("h2".into()), now);
 
+        let count = |load: &HashMap<String, Load>, host: &str| load.get(host).map(|l| l.workloads);
         let load = assignments.load([&a, &b], now);
-        assert_eq!(load.get("h1"), Some(&1));
+        assert_eq!(count(&load, "h1"), Some(1));
         assert_eq!(
-            load.get("h2"),
-            Some(&1),
+            count(&load, "h2"),
+            Some(1),
             "cache is behind: use what was patched"
         );
 
         // The cache shows a newer version: trust it and forget the overlay.
         let b_new = workload("b", "2", Some("h1"));
         let load = assignments.load([&a, &b_new], now);
-        assert_eq!(load.get("h1"), Some(&2));
-        assert_eq!(load.get("h2"), None);
+        assert_eq!(count(&load, "h1"), Some(2));
+        assert_eq!(count(&load, "h2"), None);
         assert!(assignments.recent.is_empty());
     }
 

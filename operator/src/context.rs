@@ -7,7 +7,6 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -18,6 +17,7 @@ use weft_api::{Host, Workload};
 
 use crate::assignments::Assignments;
 use crate::error::Error;
+use crate::lease_clock::{LeaseClock, LeaseState};
 use crate::metrics::Metrics;
 use crate::scheduler::Candidate;
 
@@ -51,6 +51,8 @@ pub struct Context {
     pub assignments: Mutex<Assignments>,
     /// Which HTTP host names each namespace may claim.
     pub hostname_grants: HostnameGrants,
+    /// When each host's Lease was last seen renewed (fed by the Lease watch).
+    pub lease_clock: Arc<LeaseClock>,
 }
 
 impl Context {
@@ -101,24 +103,29 @@ impl Context {
             .get(&ObjectRef::new(&Self::lease_name(host)).within(&self.namespace))
     }
 
-    /// The heartbeat Lease of `host` read from the API server, for decisions the cache may be
-    /// too stale to make (marking a Host expired, moving its Workloads).
-    pub async fn fresh_host_lease(&self, host: &str) -> Result<Option<Lease>, Error> {
+    /// The state of `host`'s heartbeat Lease as cached.
+    pub fn host_lease_state(&self, host: &str) -> LeaseState {
+        self.lease_clock.state(self.host_lease(host).as_deref())
+    }
+
+    /// The state of `host`'s heartbeat Lease read from the API server, for decisions the cache
+    /// may be too stale to make (marking a Host expired, moving its Workloads).
+    pub async fn fresh_host_lease_state(&self, host: &str) -> Result<LeaseState, Error> {
         let name = Self::lease_name(host);
-        kube::Api::<Lease>::namespaced(self.client.clone(), &self.namespace)
+        let lease = kube::Api::<Lease>::namespaced(self.client.clone(), &self.namespace)
             .get_opt(&name)
             .await
             .map_err(Error::kube(format!(
                 "reading Lease {}/{name}",
                 self.namespace
-            )))
+            )))?;
+        Ok(self.lease_clock.state(lease.as_ref()))
     }
 
     /// The scheduler's view of every cached Host, given the load per Host.
     pub fn candidates(
         &self,
-        load: &std::collections::HashMap<String, u32>,
-        now: Timestamp,
+        load: &std::collections::HashMap<String, crate::assignments::Load>,
     ) -> Vec<Candidate> {
         self.caches
             .hosts
@@ -126,9 +133,8 @@ impl Context {
             .iter()
             .map(|host| {
                 let name = host.metadata.name.as_deref().unwrap_or_default();
-                let lease = self.host_lease(name);
-                let assigned = load.get(name).copied().unwrap_or(0);
-                Candidate::new(host, lease.as_deref(), assigned, now)
+                let assigned = load.get(name).copied().unwrap_or_default();
+                Candidate::new(host, self.host_lease_state(name), assigned)
             })
             .collect()
     }

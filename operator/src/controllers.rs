@@ -25,6 +25,7 @@ use crate::assignments::Assignments;
 use crate::context::{Caches, Context};
 use crate::endpoints::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::error::chain;
+use crate::lease_clock::LeaseClock;
 use crate::metrics::Metrics;
 use crate::{host_controller, workload_controller};
 
@@ -47,6 +48,7 @@ fn cache<K>(
     api: Api<K>,
     config: watcher::Config,
     stop: watch::Receiver<bool>,
+    observe: impl Fn(&Result<watcher::Event<K>, watcher::Error>),
 ) -> (Store<K>, impl Future<Output = ()>)
 where
     K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
@@ -54,7 +56,8 @@ where
 {
     let (store, writer) = reflector::store();
     let kind = K::kind(&Default::default()).into_owned();
-    let run = reflector::reflector(writer, watcher(api, config).default_backoff())
+    let events = watcher(api, config).default_backoff().inspect(observe);
+    let run = reflector::reflector(writer, events)
         .take_until(stopped(stop))
         .for_each(move |event| {
             if let Err(error) = event {
@@ -106,15 +109,19 @@ pub async fn run(
     stop: watch::Receiver<bool>,
 ) {
     let config = watcher::Config::default().any_semantic();
+    let lease_clock = Arc::new(LeaseClock::default());
+    let clock = lease_clock.clone();
     let (leases, run_leases) = cache(
         Api::<Lease>::namespaced(client.clone(), &namespace),
         config.clone(),
         stop.clone(),
+        move |event| clock.watched(event),
     );
     let (pods, run_pods) = cache(
         Api::<Pod>::namespaced(client.clone(), &namespace),
         config.clone(),
         stop.clone(),
+        |_| {},
     );
     let (endpoint_slices, run_slices) = cache(
         Api::<EndpointSlice>::all(client.clone()),
@@ -122,6 +129,7 @@ pub async fn run(
             .clone()
             .labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY}")),
         stop.clone(),
+        |_| {},
     );
 
     let workload_controller = Controller::new(Api::<Workload>::all(client.clone()), config.clone());
@@ -146,6 +154,7 @@ pub async fn run(
         },
         assignments: Mutex::new(Assignments::default()),
         hostname_grants,
+        lease_clock,
     });
 
     let by_host = workloads.clone();

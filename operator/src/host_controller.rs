@@ -1,13 +1,13 @@
-//! The Host controller: marks a Host `Ready=False` when its heartbeat Lease expires (reason
-//! `LeaseExpired`) or its Pod is deleted (reason `PodDeleted`), so the Workload controller moves
-//! its Workloads. Each Host is requeued exactly at its Lease's expiry. A Host whose Pod is gone,
+//! The Host controller: marks a Host `Ready=False` when its heartbeat Lease expires by the
+//! operator's own clock (reason `LeaseExpired`, see [`crate::lease_clock`]) or its Pod is
+//! deleted (reason `PodDeleted`), so the Workload controller moves its Workloads. Each Host is
+//! requeued exactly at its Lease's expiry. A Host whose Pod is gone,
 //! whose Lease has lapsed and that runs nothing any more is deleted: its agent will not come
 //! back (a DaemonSet's replacement Pod registers a Host of its own).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
@@ -23,8 +23,9 @@ use weft_api::labels::{
 
 use crate::context::Context;
 use crate::error::{Error, chain};
+use crate::lease_clock::{LeaseState, MARGIN};
 use crate::metrics::HOST_CONTROLLER;
-use crate::scheduler::{LeaseState, find_condition, host_ready, lease_state};
+use crate::scheduler::{find_condition, host_ready};
 
 /// Host `Ready=False`: the host-agent's Pod was deleted.
 pub const REASON_POD_DELETED: &str = "PodDeleted";
@@ -43,8 +44,8 @@ const GONE_RECHECK: Duration = Duration::from_secs(2);
 /// What should happen to a Ready Host.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
-    /// Healthy; check again at this instant (its Lease's expiry).
-    CheckAt(Timestamp),
+    /// Healthy; check again after this long (when its Lease runs out).
+    CheckIn(Duration),
     /// Mark it `Ready=False` with this reason and message.
     NotReady {
         reason: &'static str,
@@ -62,11 +63,11 @@ pub enum PodState {
     Deleted,
 }
 
-/// The verdict on a Host whose `Ready` is `True`, given its Lease and Pod. `ready_since` is the
-/// `lastTransitionTime` of its Ready condition.
+/// The verdict on a Host whose `Ready` is `True`, given its Lease (and its duration) and Pod.
+/// `ready_since` is the `lastTransitionTime` of its Ready condition.
 pub fn verdict(
     lease_name: &str,
-    lease: Option<&Lease>,
+    lease: (LeaseState, Duration),
     pod: PodState,
     pod_name: &str,
     ready_since: Timestamp,
@@ -78,22 +79,21 @@ pub fn verdict(
             message: format!("Pod {pod_name} was deleted"),
         };
     }
-    match lease_state(lease, now) {
-        LeaseState::Valid { expires_at } => Verdict::CheckAt(expires_at),
-        LeaseState::Expired => {
-            let duration = lease
-                .and_then(|l| l.spec.as_ref())
-                .and_then(|s| s.lease_duration_seconds)
-                .unwrap_or_default();
-            Verdict::NotReady {
-                reason: reason::LEASE_EXPIRED,
-                message: format!("Lease {lease_name} was not renewed within {duration}s"),
-            }
-        }
+    let (state, duration) = lease;
+    match state {
+        LeaseState::Valid { remaining } => Verdict::CheckIn(remaining),
+        LeaseState::Expired => Verdict::NotReady {
+            reason: reason::LEASE_EXPIRED,
+            message: format!(
+                "Lease {lease_name} was not seen renewed within {}s (+{}s margin)",
+                duration.as_secs(),
+                MARGIN.as_secs()
+            ),
+        },
         LeaseState::Missing => {
             let deadline = ready_since.checked_add(MISSING_LEASE_GRACE).unwrap_or(now);
             if deadline > now {
-                Verdict::CheckAt(deadline)
+                Verdict::CheckIn(deadline.duration_since(now).unsigned_abs())
             } else {
                 Verdict::NotReady {
                     reason: reason::LEASE_EXPIRED,
@@ -146,9 +146,17 @@ pub async fn reconcile(host: Arc<Host>, ctx: Arc<Context>) -> Result<Action, Err
         .unwrap_or_default();
 
     let cached = ctx.host_lease(&name);
+    let duration = Duration::from_secs(
+        cached
+            .as_ref()
+            .and_then(|l| l.spec.as_ref())
+            .and_then(|s| s.lease_duration_seconds)
+            .and_then(|s| u64::try_from(s).ok())
+            .unwrap_or_default(),
+    );
     let mut decision = verdict(
         &lease_name,
-        cached.as_deref(),
+        (ctx.lease_clock.state(cached.as_deref()), duration),
         pod,
         &pod_name,
         ready_since,
@@ -156,10 +164,10 @@ pub async fn reconcile(host: Arc<Host>, ctx: Arc<Context>) -> Result<Action, Err
     );
     if matches!(decision, Verdict::NotReady { reason, .. } if reason == reason::LEASE_EXPIRED) {
         // Confirm with the API server: the cache may lag the latest renewal.
-        let fresh = ctx.fresh_host_lease(&name).await?;
+        let fresh = ctx.fresh_host_lease_state(&name).await?;
         decision = verdict(
             &lease_name,
-            fresh.as_ref(),
+            (fresh, duration),
             pod,
             &pod_name,
             ready_since,
@@ -168,10 +176,7 @@ pub async fn reconcile(host: Arc<Host>, ctx: Arc<Context>) -> Result<Action, Err
     }
 
     match decision {
-        Verdict::CheckAt(at) => {
-            let wait = at.duration_since(Timestamp::now()).unsigned_abs();
-            Ok(Action::requeue(wait + EXPIRY_SLACK))
-        }
+        Verdict::CheckIn(wait) => Ok(Action::requeue(wait + EXPIRY_SLACK)),
         Verdict::NotReady { reason, message } => {
             mark_not_ready(&host, reason, &message, &ctx).await?;
             tracing::info!(host = %name, reason, "Host is no longer ready: {message}");
@@ -188,11 +193,7 @@ async fn collect_if_gone(host: &Host, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
     let name = host.name_any();
-    let lease = ctx.host_lease(&name);
-    let alive = matches!(
-        lease_state(lease.as_deref(), Timestamp::now()),
-        LeaseState::Valid { .. }
-    );
+    let alive = matches!(ctx.host_lease_state(&name), LeaseState::Valid { .. });
     let assigned = ctx
         .caches
         .workloads
@@ -269,48 +270,38 @@ pub fn error_policy(host: Arc<Host>, error: &Error, ctx: Arc<Context>) -> Action
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::coordination::v1::LeaseSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
     use weft_api::HostSpec;
 
     fn at(second: i64) -> Timestamp {
         Timestamp::from_second(1_700_000_000 + second).unwrap()
     }
 
-    fn lease(renewed: i64) -> Lease {
-        Lease {
-            spec: Some(LeaseSpec {
-                renew_time: Some(MicroTime(at(renewed))),
-                lease_duration_seconds: Some(6),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }
-    }
+    const SIX: Duration = Duration::from_secs(6);
 
     #[test]
     fn requeues_at_lease_expiry() {
-        let l = lease(10);
+        let valid = LeaseState::Valid {
+            remaining: Duration::from_secs(4),
+        };
         assert_eq!(
             verdict(
                 "weft-host-a",
-                Some(&l),
+                (valid, SIX),
                 PodState::Running,
                 "",
                 at(0),
                 at(12)
             ),
-            Verdict::CheckAt(at(16))
+            Verdict::CheckIn(Duration::from_secs(4))
         );
     }
 
     #[test]
     fn expired_lease() {
-        let l = lease(10);
         assert_eq!(
             verdict(
                 "weft-host-a",
-                Some(&l),
+                (LeaseState::Expired, SIX),
                 PodState::Unknown,
                 "",
                 at(0),
@@ -318,7 +309,7 @@ mod tests {
             ),
             Verdict::NotReady {
                 reason: "LeaseExpired",
-                message: "Lease weft-host-a was not renewed within 6s".into()
+                message: "Lease weft-host-a was not seen renewed within 6s (+1s margin)".into()
             }
         );
     }
@@ -326,11 +317,25 @@ mod tests {
     #[test]
     fn missing_lease_after_grace() {
         assert_eq!(
-            verdict("weft-host-a", None, PodState::Unknown, "", at(0), at(3)),
-            Verdict::CheckAt(at(10))
+            verdict(
+                "weft-host-a",
+                (LeaseState::Missing, SIX),
+                PodState::Unknown,
+                "",
+                at(0),
+                at(3)
+            ),
+            Verdict::CheckIn(Duration::from_secs(7))
         );
         assert_eq!(
-            verdict("weft-host-a", None, PodState::Unknown, "", at(0), at(10)),
+            verdict(
+                "weft-host-a",
+                (LeaseState::Missing, SIX),
+                PodState::Unknown,
+                "",
+                at(0),
+                at(10)
+            ),
             Verdict::NotReady {
                 reason: "LeaseExpired",
                 message: "Lease weft-host-a does not exist".into()
@@ -340,11 +345,11 @@ mod tests {
 
     #[test]
     fn deleted_pod_wins_over_a_valid_lease() {
-        let l = lease(10);
+        let valid = LeaseState::Valid { remaining: SIX };
         assert_eq!(
             verdict(
                 "weft-host-a",
-                Some(&l),
+                (valid, SIX),
                 PodState::Deleted,
                 "weft/agent-0",
                 at(0),

@@ -11,6 +11,7 @@ pub mod error;
 pub mod events;
 pub mod host_controller;
 pub mod leader;
+pub mod lease_clock;
 pub mod metrics;
 pub mod scheduler;
 pub mod selector;

@@ -5,11 +5,11 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use weft_api::labels::condition;
 
+use crate::assignments::Load;
+use crate::lease_clock::LeaseState;
 use crate::selector;
 use weft_api::{Host, WitInterface, WitParseError, WorkloadSpec};
 
@@ -33,37 +33,6 @@ pub fn host_ready_condition(host: &Host) -> Option<&Condition> {
         .and_then(|status| find_condition(&status.conditions, condition::READY))
 }
 
-/// What a Host's heartbeat Lease says about it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LeaseState {
-    /// Renewed within its duration; valid until the given instant.
-    Valid { expires_at: Timestamp },
-    /// Not renewed within its duration (or never renewed).
-    Expired,
-    /// No Lease exists.
-    Missing,
-}
-
-/// When a Lease runs out: `renewTime + leaseDurationSeconds`. `None` when either is unset, which
-/// counts as expired.
-pub fn lease_expiry(lease: &Lease) -> Option<Timestamp> {
-    let spec = lease.spec.as_ref()?;
-    let renewed = spec.renew_time.as_ref()?.0;
-    let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds?));
-    renewed.checked_add(duration).ok()
-}
-
-/// The state of a Host's heartbeat Lease at `now`.
-pub fn lease_state(lease: Option<&Lease>, now: Timestamp) -> LeaseState {
-    let Some(lease) = lease else {
-        return LeaseState::Missing;
-    };
-    match lease_expiry(lease) {
-        Some(expires_at) if expires_at > now => LeaseState::Valid { expires_at },
-        _ => LeaseState::Expired,
-    }
-}
-
 /// Everything the scheduler needs to know about one Host.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Candidate {
@@ -78,14 +47,18 @@ pub struct Candidate {
     pub capacity: Option<u32>,
     /// Workloads currently assigned to the Host (counted by label, not as the Host reports).
     pub assigned: u32,
+    /// Memory the Host promises Workloads (`status.capacity.memory`); `None`: not reported.
+    pub memory: Option<u64>,
+    /// Memory the Workloads assigned to it reserve.
+    pub memory_assigned: u64,
     /// What the Host serves, with the backends it offers for each.
     pub interfaces: Vec<(WitInterface, Vec<String>)>,
 }
 
 impl Candidate {
-    /// Builds the scheduler's view of `host`, given its Lease and how many Workloads carry its
-    /// label.
-    pub fn new(host: &Host, lease: Option<&Lease>, assigned: u32, now: Timestamp) -> Self {
+    /// Builds the scheduler's view of `host`, given the state of its Lease and how many
+    /// Workloads carry its label.
+    pub fn new(host: &Host, lease: LeaseState, load: Load) -> Self {
         Self {
             name: host.metadata.name.clone().unwrap_or_default(),
             labels: host.metadata.labels.clone().unwrap_or_default(),
@@ -93,14 +66,21 @@ impl Candidate {
             not_ready_reason: host_ready_condition(host)
                 .filter(|ready| ready.status != "True" && !ready.reason.is_empty())
                 .map(|ready| ready.reason.clone()),
-            lease: lease_state(lease, now),
+            lease,
             unschedulable: host.spec.unschedulable,
             capacity: host
                 .status
                 .as_ref()
                 .and_then(|status| status.capacity.as_ref())
                 .map(|capacity| capacity.workloads),
-            assigned,
+            assigned: load.workloads,
+            memory: host
+                .status
+                .as_ref()
+                .and_then(|status| status.capacity.as_ref())
+                .and_then(|capacity| capacity.memory.as_deref())
+                .and_then(|memory| weft_api::parse_memory(memory).ok()),
+            memory_assigned: load.memory,
             interfaces: host.served_backends(),
         }
     }
@@ -131,6 +111,15 @@ impl Candidate {
             && self.assigned >= capacity
         {
             return Some(Refusal::Full { capacity });
+        }
+        if let Some(memory) = self.memory {
+            let free = memory.saturating_sub(self.memory_assigned);
+            if requirements.memory > free {
+                return Some(Refusal::InsufficientMemory {
+                    requested: requirements.memory,
+                    free,
+                });
+            }
         }
         if let Some(selector) = &requirements.selector
             && !selector::matches(selector, &self.labels)
@@ -179,6 +168,11 @@ pub enum Refusal {
     Full {
         capacity: u32,
     },
+    /// The memory the Workload reserves is more than the Host has left (bytes).
+    InsufficientMemory {
+        requested: u64,
+        free: u64,
+    },
     SelectorMismatch,
     MissingInterfaces(Vec<String>),
     /// A `hostInterfaces` entry asks for a backend (`config.backend`) the Host does not offer.
@@ -197,6 +191,12 @@ impl fmt::Display for Refusal {
             Self::NoLease => f.write_str("has no lease"),
             Self::Unschedulable => f.write_str("is unschedulable"),
             Self::Full { capacity } => write!(f, "is full ({capacity} workloads)"),
+            Self::InsufficientMemory { requested, free } => write!(
+                f,
+                "has {}Mi of memory left, the Workload reserves {}Mi",
+                free >> 20,
+                requested.div_ceil(1 << 20)
+            ),
             Self::SelectorMismatch => f.write_str("does not match the host selector"),
             Self::MissingInterfaces(missing) => {
                 write!(f, "does not serve {}", missing.join(", "))
@@ -215,6 +215,8 @@ pub struct Requirements {
     pub interfaces: Vec<WitInterface>,
     /// The backends entries pick with `config.backend`.
     pub backends: Vec<(WitInterface, String)>,
+    /// The memory the Workload reserves on its host (`WorkloadSpec::reserved_memory`).
+    pub memory: u64,
 }
 
 impl Requirements {
@@ -236,6 +238,7 @@ impl Requirements {
             selector: spec.host_selector.clone(),
             interfaces,
             backends,
+            memory: spec.reserved_memory(),
         })
     }
 }
@@ -294,8 +297,8 @@ fn unschedulable_message(total: usize, mut refusals: Vec<(&str, Refusal)>) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::api::coordination::v1::LeaseSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+    use k8s_openapi::jiff::Timestamp;
     use weft_api::{HostCapacity, HostInterface, HostSpec, HostStatus, ServedInterface};
 
     fn now() -> Timestamp {
@@ -309,11 +312,13 @@ mod tests {
             ready: true,
             not_ready_reason: None,
             lease: LeaseState::Valid {
-                expires_at: now() + SignedDuration::from_secs(6),
+                remaining: std::time::Duration::from_secs(6),
             },
             unschedulable: false,
             capacity: Some(10),
             assigned,
+            memory: Some(1 << 30),
+            memory_assigned: 0,
             interfaces: vec![served("wasi:http@0.2.0", &["built-in"])],
         }
     }
@@ -337,6 +342,7 @@ mod tests {
             selector: None,
             interfaces: vec!["wasi:keyvalue/store@0.2.0-draft".parse().unwrap()],
             backends: Vec::new(),
+            memory: 0,
         }
     }
 
@@ -407,6 +413,7 @@ mod tests {
             }),
             interfaces: vec![],
             backends: Vec::new(),
+            memory: 0,
         };
         assert_eq!(pick(&req, &[a.clone(), b]).unwrap(), "b");
         assert_eq!(
@@ -469,38 +476,6 @@ mod tests {
         );
     }
 
-    fn lease(renewed: Timestamp, seconds: i32) -> Lease {
-        Lease {
-            metadata: ObjectMeta::default(),
-            spec: Some(LeaseSpec {
-                renew_time: Some(MicroTime(renewed)),
-                lease_duration_seconds: Some(seconds),
-                ..Default::default()
-            }),
-        }
-    }
-
-    #[test]
-    fn lease_expiry_rules() {
-        let fresh = lease(now() - SignedDuration::from_secs(2), 6);
-        assert_eq!(
-            lease_state(Some(&fresh), now()),
-            LeaseState::Valid {
-                expires_at: now() + SignedDuration::from_secs(4)
-            }
-        );
-        let stale = lease(now() - SignedDuration::from_secs(7), 6);
-        assert_eq!(lease_state(Some(&stale), now()), LeaseState::Expired);
-        let exactly = lease(now() - SignedDuration::from_secs(6), 6);
-        assert_eq!(lease_state(Some(&exactly), now()), LeaseState::Expired);
-        let never_renewed = Lease::default();
-        assert_eq!(
-            lease_state(Some(&never_renewed), now()),
-            LeaseState::Expired
-        );
-        assert_eq!(lease_state(None, now()), LeaseState::Missing);
-    }
-
     #[test]
     fn candidate_from_host() {
         let host = Host {
@@ -543,8 +518,17 @@ mod tests {
                 version: String::new(),
             }),
         };
-        let fresh = lease(now(), 6);
-        let c = Candidate::new(&host, Some(&fresh), 2, now());
+        let fresh = LeaseState::Valid {
+            remaining: std::time::Duration::from_secs(6),
+        };
+        let c = Candidate::new(
+            &host,
+            fresh,
+            Load {
+                workloads: 2,
+                memory: 0,
+            },
+        );
         assert!(c.ready);
         assert_eq!(c.capacity, Some(3));
         assert_eq!(c.interfaces.len(), 1);
@@ -562,9 +546,40 @@ mod tests {
         };
         assert_eq!(Requirements::from_spec(&spec).unwrap(), keyvalue());
 
-        let c = Candidate::new(&host, Some(&fresh), 3, now());
+        let c = Candidate::new(
+            &host,
+            fresh,
+            Load {
+                workloads: 3,
+                memory: 0,
+            },
+        );
         assert_eq!(c.refusal(&keyvalue()), Some(Refusal::Full { capacity: 3 }));
-        let c = Candidate::new(&host, None, 0, now());
+        let c = Candidate::new(&host, LeaseState::Missing, Load::default());
         assert_eq!(c.refusal(&keyvalue()), Some(Refusal::NoLease));
+    }
+
+    #[test]
+    fn memory_is_capacity() {
+        let mut host = candidate("a", 1);
+        host.memory = Some(256 << 20);
+        host.memory_assigned = 200 << 20;
+        let mut req = keyvalue();
+        req.memory = 64 << 20;
+        host.interfaces
+            .push(served("wasi:keyvalue/store@0.2.0-draft", &["memory"]));
+        assert_eq!(
+            host.refusal(&req),
+            Some(Refusal::InsufficientMemory {
+                requested: 64 << 20,
+                free: 56 << 20
+            })
+        );
+        assert_eq!(
+            pick(&req, &[host.clone()]).unwrap_err().message,
+            "0/1 hosts fit: a has 56Mi of memory left, the Workload reserves 64Mi"
+        );
+        req.memory = 56 << 20;
+        assert_eq!(host.refusal(&req), None);
     }
 }

@@ -15,13 +15,12 @@ use serde_json::json;
 use weft_api::labels::{CLEANUP_FINALIZER, HOST_LABEL, OPERATOR_FIELD_MANAGER, condition};
 use weft_api::{Host, Phase, Workload};
 
+use crate::assignments::Load;
 use crate::context::Context;
 use crate::endpoints;
 use crate::error::{Error, chain};
 use crate::metrics::WORKLOAD_CONTROLLER;
-use crate::scheduler::{
-    Candidate, Requirements, Unschedulable, find_condition, lease_expiry, pick,
-};
+use crate::scheduler::{Candidate, Requirements, Unschedulable, find_condition, pick};
 use crate::status::{OperatorStatus, Scheduling, phase, reported_stopped, scheduled_condition};
 use crate::{claims, events};
 
@@ -113,15 +112,12 @@ async fn ensure_finalizer(workload: &Workload, api: &Api<Workload>) -> Result<Wo
 }
 
 /// Why `host` cannot keep Workloads according to the caches, if it cannot.
-fn cached_health(ctx: &Context, host: &str, now: Timestamp) -> Option<String> {
+fn cached_health(ctx: &Context, host: &str) -> Option<String> {
     match ctx.caches.hosts.get(&ObjectRef::new(host)) {
         None => Some("is gone".to_owned()),
-        Some(cached) => {
-            let lease = ctx.host_lease(host);
-            Candidate::new(&cached, lease.as_deref(), 0, now)
-                .health_refusal()
-                .map(|refusal| refusal.to_string())
-        }
+        Some(cached) => Candidate::new(&cached, ctx.host_lease_state(host), Load::default())
+            .health_refusal()
+            .map(|refusal| refusal.to_string()),
     }
 }
 
@@ -136,8 +132,8 @@ async fn fresh_health(ctx: &Context, host: &str) -> Result<Option<String>, Error
     else {
         return Ok(Some("is gone".to_owned()));
     };
-    let lease = ctx.fresh_host_lease(host).await?;
-    Ok(Candidate::new(&fresh, lease.as_ref(), 0, Timestamp::now())
+    let lease = ctx.fresh_host_lease_state(host).await?;
+    Ok(Candidate::new(&fresh, lease, Load::default())
         .health_refusal()
         .map(|refusal| refusal.to_string()))
 }
@@ -156,7 +152,7 @@ async fn place(
     let assigned = workload.assignment().host().map(str::to_owned);
     let now = Timestamp::now();
     if let Some(host) = &assigned
-        && cached_health(ctx, host, now).is_none()
+        && cached_health(ctx, host).is_none()
     {
         return Ok((workload, Scheduling::Assigned(host.clone())));
     }
@@ -178,7 +174,7 @@ async fn place(
         })?;
     let cached_workloads = ctx.caches.workloads.state();
     let load = assignments.load(cached_workloads.iter().map(Arc::as_ref), Instant::now());
-    let candidates = ctx.candidates(&load, now);
+    let candidates = ctx.candidates(&load);
     let chosen = pick(&requirements, &candidates);
     let new_host = chosen.as_ref().ok().cloned();
     let since = waiting_since(
@@ -329,7 +325,9 @@ fn waiting_since(
     now: Timestamp,
 ) -> Timestamp {
     if let Some(host) = leaving {
-        let lease_expiry = ctx.host_lease(host).and_then(|lease| lease_expiry(&lease));
+        let lease_expiry = ctx
+            .host_lease(host)
+            .and_then(|lease| ctx.lease_clock.expired_at(&lease));
         let ready_change = ctx.caches.hosts.get(&ObjectRef::new(host)).and_then(|h| {
             h.status.as_ref().and_then(|s| {
                 find_condition(&s.conditions, condition::READY)
@@ -462,7 +460,7 @@ async fn finalize(
     let release = if reported_stopped(workload.status.as_ref()) {
         Some("its Host stopped it".to_owned())
     } else if let Some(host) = &host {
-        match cached_health(ctx, host, now) {
+        match cached_health(ctx, host) {
             Some(why) => Some(format!("its Host {host} {why}")),
             None if waited >= STOP_TIMEOUT => Some(format!(
                 "its Host {host} did not report it stopped within {}s",

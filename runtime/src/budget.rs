@@ -9,6 +9,7 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::spec::{ComponentSpec, WorkloadSpec};
+use weft_api::limit_defaults::reserved_memory;
 
 /// What one workload holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -21,16 +22,15 @@ impl Reservation {
     /// What `spec` needs.
     pub fn of(spec: &WorkloadSpec) -> Self {
         let components = spec.components.iter().map(|c| {
-            let concurrency = u64::from(c.limits.max_concurrency);
             (
-                c.limits.memory_bytes.saturating_mul(concurrency),
-                concurrency,
+                reserved_memory(c.limits.memory_bytes, c.limits.max_concurrency),
+                u64::from(c.limits.max_concurrency),
             )
         });
         let service = spec
             .service
             .iter()
-            .map(|s| (s.component.limits.memory_bytes, 1));
+            .map(|s| (reserved_memory(s.component.limits.memory_bytes, 1), 1));
         components
             .chain(service)
             .fold(Self::default(), |sum, (memory, instances)| Self {

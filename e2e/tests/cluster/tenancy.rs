@@ -144,7 +144,7 @@ spec:
         .args(["--admin-listen", "127.0.0.99:0", "--lease-duration", "6s"])
         .arg("--image-dir")
         .arg(scratch.path())
-        .env("KUBECONFIG", &cluster.agent_kubeconfig);
+        .env("KUBECONFIG", &cluster.agents["host-a"].kubeconfig);
     let mut duplicate =
         weft_e2e::process::Process::spawn(duplicate, &scratch.path().join("duplicate.log"));
     let code = duplicate.wait_exit(Duration::from_secs(30));
@@ -213,4 +213,174 @@ pub fn max_workloads_holds(cluster: &mut Cluster, v1: &str) {
         "{.items[*].metadata.name}",
     );
     assert_eq!(on_d.split_whitespace().count(), 3, "{on_d}");
+}
+
+/// Runs kubectl with `kubeconfig` and expects the API server to refuse; returns what it said.
+fn refused_for(kubeconfig: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(weft_e2e::registry::tool("kubectl"))
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "allowed: kubectl {args:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn host_agents_act_only_as_themselves(cluster: &Cluster) {
+    // --- a host-agent's own token (bound to its Pod) writes only its own Host, its own Lease and
+    // the status of Workloads assigned to it; RBAC keeps it from specs and other namespaces'
+    // Secrets
+    let placed = cluster.kubectl_ok(&[
+        "get",
+        "wl",
+        "-A",
+        "-o",
+        r#"jsonpath={range .items[*]}{.metadata.namespace} {.metadata.name} {.status.host}{"\n"}{end}"#,
+    ]);
+    let (namespace, workload, owner) = placed
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split(' ');
+            Some((f.next()?, f.next()?, f.next()?))
+        })
+        .find(|(_, _, host)| cluster.agents.contains_key(*host) && cluster.host_ready(host))
+        .expect("a placed Workload");
+    let other = cluster
+        .agents
+        .keys()
+        .find(|name| name.as_str() != owner && cluster.host_ready(name))
+        .expect("a second host-agent");
+    let as_other = &cluster.agents[other].kubeconfig;
+
+    let said = refused_for(
+        as_other,
+        &[
+            "patch",
+            "host",
+            owner,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"address":"198.18.255.254"}}"#,
+        ],
+    );
+    assert!(
+        said.contains(&format!(
+            "host-agent {other} may write only its own Host, not {owner}"
+        )),
+        "{said}"
+    );
+    let said = refused_for(
+        as_other,
+        &[
+            "patch",
+            "lease",
+            "weft-operator",
+            "-n",
+            "weft-system",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"holderIdentity":"nobody"}}"#,
+        ],
+    );
+    assert!(
+        said.contains(&format!(
+            "may write only its own Lease weft-host-{other}, not weft-operator"
+        )),
+        "{said}"
+    );
+    let said = refused_for(
+        as_other,
+        &[
+            "patch",
+            "wl",
+            workload,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"conditions":[]}}"#,
+        ],
+    );
+    assert!(
+        said.contains(&format!(
+            "may write the status only of Workloads the operator assigned to it, not {namespace}/{workload}"
+        )),
+        "{said}"
+    );
+    let said = refused_for(
+        &cluster.agents[owner].kubeconfig,
+        &[
+            "patch",
+            "wl",
+            workload,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &format!(r#"{{"status":{{"host":"{other}"}}}}"#),
+        ],
+    );
+    assert!(
+        said.contains("only the Weft operator records a Workload's assignment"),
+        "{said}"
+    );
+    // A token of the host-agent's account not bound to a Pod names no host at all.
+    let unbound = cluster.kubectl_ok(&[
+        "create",
+        "token",
+        "weft-host-agent",
+        "-n",
+        "weft-system",
+        "--duration=10m",
+    ]);
+    let unbound = cluster
+        .control_plane
+        .kubeconfig_with_token("host-agent-unbound", unbound.trim());
+    let said = refused_for(
+        &unbound,
+        &[
+            "patch",
+            "host",
+            owner,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"unschedulable":true}}"#,
+        ],
+    );
+    assert!(
+        said.contains("must be a ServiceAccount token bound to the host-agent's Pod"),
+        "{said}"
+    );
+
+    cluster.kubectl_ok(&["create", "namespace", "other"]);
+    cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "generic",
+        "creds",
+        "-n",
+        "other",
+        "--from-literal=k=v",
+    ]);
+    let said = refused_for(
+        as_other,
+        &[
+            "patch",
+            "wl",
+            workload,
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"components":[{"name":"hello","image":"elsewhere/evil:1"}]}}"#,
+        ],
+    );
+    assert!(said.contains("forbidden"), "{said}");
+    let said = refused_for(as_other, &["get", "secret", "creds", "-n", "other"]);
+    assert!(said.contains("forbidden"), "{said}");
+    // Each refusal left the hosts as they were.
+    assert!(cluster.host_ready(owner) && cluster.host_ready(other));
 }

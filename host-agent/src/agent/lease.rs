@@ -1,7 +1,17 @@
 //! The host-agent's heartbeat: a `coordination.k8s.io` Lease renewed every third of its
-//! duration, like the kubelet's node lease.
+//! duration, like the kubelet's node lease, and the fence that goes with it.
+//!
+//! Fencing: the operator moves a host's Workloads once it has not seen the Lease renewed for a
+//! duration plus a margin, by its own clock (`operator/src/lease_clock.rs`). An agent cut off
+//! from the API server must have stopped them by then, or a service runs twice. So the agent
+//! fences itself two thirds of a duration after the last renewal that succeeded, counted from
+//! when that renewal was sent (the operator cannot have seen it earlier), and lifts the fence
+//! at the next successful renewal.
 
 use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
@@ -84,17 +94,55 @@ impl Heartbeat {
         Ok(())
     }
 
-    /// Renews until aborted. A failed renewal is retried on the next tick: an API server that
-    /// restarts only costs the beats it missed.
-    pub async fn run(self) {
-        let mut every = tokio::time::interval(self.duration / 3);
-        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            every.tick().await;
-            if let Err(err) = self.renew().await {
-                tracing::warn!(lease = %self.name, %err, "could not renew the host lease");
+    /// Renews until aborted, and keeps `fenced` true while the Lease may have run out. A failed
+    /// renewal is retried on the next tick: an API server that restarts only costs the beats it
+    /// missed (and, past two thirds of a duration, the fence).
+    pub async fn run(self, fenced: watch::Sender<bool>) {
+        let beat = self.duration / 3;
+        let (renewed, mut last_renewal) = watch::channel(Instant::now());
+        let renewals = async {
+            let mut every = tokio::time::interval(beat);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                let sent = Instant::now();
+                // A request that hangs (a partition that drops packets) must not hold up the
+                // next beat.
+                match tokio::time::timeout(beat, self.renew()).await {
+                    Ok(Ok(())) => {
+                        renewed.send_replace(sent);
+                    }
+                    Ok(Err(err)) => {
+                        tracing::warn!(lease = %self.name, %err, "could not renew the host lease")
+                    }
+                    Err(_) => tracing::warn!(
+                        lease = %self.name,
+                        "could not renew the host lease: no answer within {beat:?}"
+                    ),
+                }
             }
-        }
+        };
+        let fence_after = self.duration * 2 / 3;
+        let watchdog = async {
+            loop {
+                let deadline = *last_renewal.borrow_and_update() + fence_after;
+                if Instant::now() < deadline && fenced.send_if_modified(std::mem::take) {
+                    tracing::info!(lease = %self.name, "host lease renewed again: fence lifted");
+                }
+                tokio::select! {
+                    () = tokio::time::sleep_until(deadline), if !*fenced.borrow() => {
+                        tracing::warn!(
+                            lease = %self.name,
+                            "fenced: the host lease was not renewed for {fence_after:?}; \
+                             stopping every Workload before the operator may move them"
+                        );
+                        fenced.send_replace(true);
+                    }
+                    changed = last_renewal.changed() => if changed.is_err() { return },
+                }
+            }
+        };
+        futures::join!(renewals, watchdog);
     }
 
     async fn renew(&self) -> kube::Result<()> {

@@ -109,7 +109,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         interfaces: node.host.served_interfaces(),
     });
     registration.register().await?;
-    let heartbeat = tokio::spawn(lease.clone().run());
+    let (fenced, fence) = tokio::sync::watch::channel(false);
+    let heartbeat = tokio::spawn(lease.clone().run(fenced));
     let registered = tokio::spawn(
         registration
             .clone()
@@ -126,6 +127,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         host_name.clone(),
         node.launcher.clone(),
         registration.clone(),
+        fence,
         stop_rx,
     );
     events::spawn(

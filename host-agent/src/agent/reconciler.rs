@@ -1,6 +1,8 @@
 //! Runs the Workloads labelled with this host's name: a kube-runtime controller over exactly
 //! those, launching (pull + start) each new generation in its own task, reporting status with
-//! this agent's field manager, and stopping whatever leaves the watch.
+//! this agent's field manager, and stopping whatever leaves the watch. While the agent is
+//! fenced (its Lease may have run out, see `lease.rs`) it runs nothing; when the fence lifts,
+//! every Workload still assigned here is reconciled again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,6 +34,10 @@ pub enum Error {
     },
 }
 
+/// Why everything stops while fenced.
+const FENCED: &str = "this host could not renew its Lease, so the operator may move its \
+                      Workloads; they run again here if they are still assigned when it can";
+
 /// A workload's launch task, and the generation it launches.
 struct Launch {
     generation: Option<i64>,
@@ -52,6 +58,8 @@ struct Ctx {
     /// (and over) one computed later, or the dedup above would keep the stale one forever.
     reporting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     store: Store<Workload>,
+    /// True while this host's Lease may have run out.
+    fenced: watch::Receiver<bool>,
 }
 
 pub struct Reconciler {
@@ -124,6 +132,7 @@ pub fn start(
     host: String,
     launcher: Arc<Launcher>,
     registration: Arc<Registration>,
+    fenced: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
 ) -> Reconciler {
     let api: Api<Workload> = Api::all(client.clone());
@@ -139,6 +148,7 @@ pub fn start(
         applied: Mutex::default(),
         reporting: Mutex::default(),
         store: store.clone(),
+        fenced: fenced.clone(),
     });
 
     // Service restarts and give-ups change status without any change to the object.
@@ -156,10 +166,18 @@ pub fn start(
     });
 
     tokio::spawn(janitor(ctx.clone(), store.clone(), registration));
+    tokio::spawn(fence(ctx.clone()));
+    // When the fence lifts, everything still assigned here is started again.
+    let unfenced = futures::stream::unfold(fenced, |mut fenced| async move {
+        fenced.wait_for(|f| *f).await.ok()?;
+        fenced.wait_for(|f| !*f).await.ok()?;
+        Some(((), fenced))
+    });
 
     let mut shutdown = stop.clone();
     let done = tokio::spawn(async move {
         controller
+            .reconcile_all_on(unfenced)
             .graceful_shutdown_on(async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             })
@@ -173,6 +191,10 @@ pub fn start(
 
 async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let id = id_of(&workload);
+    if *ctx.fenced.borrow() {
+        ctx.stop(&id, FENCED).await;
+        return Ok(Action::await_change());
+    }
     let mine = workload.labels().get(HOST_LABEL) == Some(&ctx.host);
     let deleting = workload.metadata.deletion_timestamp.is_some();
     // Only what the operator assigned (and recorded): never a label a tenant set.
@@ -370,6 +392,31 @@ fn with_claimed_hosts(workload: &Workload) -> Workload {
         http.config.insert("host".into(), hosts.join(","));
     }
     workload
+}
+
+/// Stops everything while the agent is fenced: at once when the fence goes up, then again
+/// every 200 ms for any launch that was already under way.
+async fn fence(ctx: Arc<Ctx>) {
+    let mut fenced = ctx.fenced.clone();
+    loop {
+        if fenced.wait_for(|f| *f).await.is_err() {
+            return;
+        }
+        let mut ids = ctx.launcher.ids().await;
+        ids.extend(ctx.launches.lock().expect("launches").keys().cloned());
+        if !ids.is_empty() {
+            tracing::warn!(workloads = ids.len(), "fenced: stopping every Workload");
+        }
+        for id in ids {
+            ctx.stop(&id, FENCED).await;
+            // Written again in full once the fence lifts.
+            ctx.applied.lock().expect("applied").remove(&id);
+        }
+        tokio::select! {
+            _ = fenced.wait_for(|f| !*f) => {}
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
 }
 
 /// Stops what no longer belongs here (deleted, or moved to another host while this agent

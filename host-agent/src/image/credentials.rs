@@ -125,6 +125,23 @@ impl Credentials {
     }
 }
 
+/// What [`fingerprint`] calls a pull that needed no credentials.
+pub const ANONYMOUS: &str = "anonymous";
+
+/// A one-way name for `auth`, recorded with a stored image so that a later Workload reuses it
+/// only with credentials the registry accepted for it (the kubelet's image credential
+/// verification). The secret itself is never stored.
+pub fn fingerprint(registry: &str, auth: &RegistryAuth) -> String {
+    use sha2::{Digest, Sha256};
+    let secret = match auth {
+        RegistryAuth::Anonymous => return ANONYMOUS.to_owned(),
+        RegistryAuth::Basic(user, password) => format!("basic\0{user}\0{password}"),
+        RegistryAuth::Bearer(token) => format!("bearer\0{token}"),
+    };
+    let digest = Sha256::digest(format!("weft-pull-credential\0{registry}\0{secret}"));
+    format!("sha256:{}", hex::encode(digest))
+}
+
 /// `https://index.docker.io/v1/` and `docker.io` name the same registry; keys may carry a
 /// scheme and a path.
 fn normalize(key: &str) -> String {

@@ -128,6 +128,7 @@ mod tests {
                 reference: "r/a:1".into(),
                 manifest_digest: sha256(b"m"),
                 layer_digest: old.clone(),
+                pulled_with: Vec::new(),
             })
             .unwrap();
         for digest in [&old, &used] {

@@ -8,6 +8,10 @@ pub enum PullError {
     InvalidReference { image: String, reason: String },
     #[error("image {image:?} is not present on this host and its pull policy is Never")]
     NeverPull { image: String },
+    #[error(
+        "image {image:?} is on this host, pulled with other credentials than this Workload's, and its pull policy Never forbids checking them with the registry"
+    )]
+    NeverPullUnverified { image: String },
     #[error("cannot read {path}: {reason}")]
     File { path: String, reason: String },
     #[error("registry {registry} is unreachable: {reason}")]
@@ -40,7 +44,7 @@ impl PullError {
     pub fn reason(&self) -> &'static str {
         match self {
             Self::InvalidReference { .. } => "InvalidImageName",
-            Self::NeverPull { .. } => "ErrImageNeverPull",
+            Self::NeverPull { .. } | Self::NeverPullUnverified { .. } => "ErrImageNeverPull",
             _ => "ErrImagePull",
         }
     }
@@ -51,7 +55,10 @@ impl PullError {
     pub fn retryable(&self) -> bool {
         !matches!(
             self,
-            Self::InvalidReference { .. } | Self::NeverPull { .. } | Self::File { .. }
+            Self::InvalidReference { .. }
+                | Self::NeverPull { .. }
+                | Self::NeverPullUnverified { .. }
+                | Self::File { .. }
         )
     }
 

@@ -14,6 +14,7 @@ use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use weft_api::PullPolicy;
 
+use super::credentials::fingerprint;
 use super::layout::{self, MAX_COMPONENT_BYTES};
 use super::reference::{ImageSource, is_plain_http};
 use super::store::ResolvedRef;
@@ -76,11 +77,21 @@ impl Puller {
         let whole = reference.whole();
         if policy != PullPolicy::Always {
             let _guard = self.lock(&whole).await;
-            if let Some(pulled) = self.stored(reference)? {
-                return Ok(pulled);
-            }
-            if policy == PullPolicy::Never {
-                return Err(PullError::NeverPull { image: whole });
+            let auth = credentials.auth_for(reference.registry());
+            let fingerprint = fingerprint(reference.registry(), &auth);
+            // A stored image is reused only with credentials the registry accepted for it;
+            // other credentials are checked with the registry first (a pull that finds the
+            // blob stored downloads nothing).
+            match self.stored(reference)? {
+                Some((pulled, resolved)) if resolved.allows(&fingerprint) => return Ok(pulled),
+                Some(_) if policy == PullPolicy::Never => {
+                    return Err(PullError::NeverPullUnverified { image: whole });
+                }
+                Some(_) => {}
+                None if policy == PullPolicy::Never => {
+                    return Err(PullError::NeverPull { image: whole });
+                }
+                None => {}
             }
             return self.fetch(reference, credentials).await;
         }
@@ -100,16 +111,19 @@ impl Puller {
         }
     }
 
-    /// What the store knows for this exact reference.
-    fn stored(&self, reference: &Reference) -> Result<Option<Pulled>, PullError> {
+    /// What the store knows for this exact reference, and how it was pulled.
+    fn stored(&self, reference: &Reference) -> Result<Option<(Pulled, ResolvedRef)>, PullError> {
         let Some(resolved) = self.store.resolve(&reference.whole()) else {
             return Ok(None);
         };
-        Ok(self.store.read(&resolved.layer_digest)?.map(|wasm| Pulled {
-            wasm,
-            digest: resolved.layer_digest,
-            image_id: image_id(reference, &resolved.manifest_digest),
-            downloaded: false,
+        Ok(self.store.read(&resolved.layer_digest)?.map(|wasm| {
+            let pulled = Pulled {
+                wasm,
+                digest: resolved.layer_digest.clone(),
+                image_id: image_id(reference, &resolved.manifest_digest),
+                downloaded: false,
+            };
+            (pulled, resolved)
         }))
     }
 
@@ -160,10 +174,23 @@ impl Puller {
                 }
             }
         };
+        // The registry accepted these credentials for this manifest: remember them (with
+        // those it accepted before, while the reference still resolves to the same manifest).
+        let mut pulled_with = self
+            .store
+            .resolve(&whole)
+            .filter(|r| r.manifest_digest == manifest_digest)
+            .map(|r| r.pulled_with)
+            .unwrap_or_default();
+        let fingerprint = fingerprint(reference.registry(), &auth);
+        if !pulled_with.contains(&fingerprint) {
+            pulled_with.push(fingerprint);
+        }
         self.store.record(&ResolvedRef {
             reference: whole,
             manifest_digest: manifest_digest.clone(),
             layer_digest: digest.clone(),
+            pulled_with,
         })?;
         Ok(Pulled {
             wasm,

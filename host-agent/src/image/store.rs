@@ -29,6 +29,20 @@ pub struct ResolvedRef {
     pub reference: String,
     pub manifest_digest: String,
     pub layer_digest: String,
+    /// Fingerprints of the credentials the registry accepted for this reference
+    /// ([`super::credentials::fingerprint`]); `anonymous` when it needed none. Another
+    /// Workload may use the stored image without asking the registry only with one of these.
+    #[serde(default)]
+    pub pulled_with: Vec<String>,
+}
+
+impl ResolvedRef {
+    /// Whether a pull with credentials of this fingerprint may reuse the stored image.
+    pub fn allows(&self, fingerprint: &str) -> bool {
+        self.pulled_with
+            .iter()
+            .any(|f| f == super::credentials::ANONYMOUS || f == fingerprint)
+    }
 }
 
 impl ImageStore {
@@ -205,6 +219,7 @@ mod tests {
             reference: "127.0.0.1:5000/a:1".into(),
             manifest_digest: sha256(b"manifest"),
             layer_digest: digest,
+            pulled_with: vec!["anonymous".into()],
         };
         store.record(&resolved).unwrap();
         assert_eq!(store.resolve("127.0.0.1:5000/a:1"), Some(resolved));
