@@ -256,6 +256,7 @@ impl Cluster {
                 "weft-system",
                 "--image=weft.invalid/host-agent",
                 "--restart=Never",
+                r#"--overrides={"spec":{"serviceAccountName":"weft-host-agent"}}"#,
             ]);
         }
         let token = self.kubectl_ok(&[

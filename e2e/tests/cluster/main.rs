@@ -411,6 +411,11 @@ spec:
     let (before, ready_before) = (placements(&cluster), readiness(&cluster));
     let outage = cluster.lease_duration + Duration::from_secs(3);
     cluster.control_plane.restart_apiserver_after(outage);
+    // An operator that could not renew its leader Lease for that long steps down and exits, as
+    // a leader must; its Pod's container would be restarted, so this restarts it.
+    if !cluster.operator.as_mut().is_some_and(|op| op.is_running()) {
+        cluster.start_operator();
+    }
     cluster.wait(
         "both host-agents to renew and lift their fence",
         Duration::from_secs(60),

@@ -105,7 +105,9 @@ impl Registration {
                 })
             })
             .collect();
-        let current = self.api.get_status(&self.name).await.ok();
+        // A failed read must not pass for "no Ready condition yet": that would restamp
+        // lastTransitionTime (a restarting API server may refuse a read it then accepts).
+        let current = self.api.get_opt(&self.name).await?;
         let status = if ready { "True" } else { "False" };
         let since = current
             .as_ref()
