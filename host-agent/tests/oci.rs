@@ -161,59 +161,6 @@ fn credentials_come_from_the_registry_config() {
 }
 
 #[test]
-fn a_stored_private_image_is_reused_only_with_credentials_the_registry_accepts() {
-    let registry = Registry::with_user("weft", "s3cret-pass");
-    let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store");
-    let good = docker_config(dir.path(), &registry.addr, "weft", "s3cret-pass");
-    let image = format!("{}:1.0", registry.image("private/hello"));
-    push(&example_wasm("hello-http"), &image, Some(&good));
-    let manifest = workload(dir.path(), "private", &[&image], "");
-    drop(
-        agent()
-            .manifest(&manifest)
-            .image_dir(&store)
-            .registry_config(&good)
-            .start(),
-    );
-
-    // The image is stored, but a Workload without credentials does not get it: they are
-    // checked with the registry, which refuses them.
-    let anonymous = agent().manifest(&manifest).image_dir(&store).spawn();
-    wait_for_pull_failure(&anonymous, "private", "401 Unauthorized");
-    drop(anonymous);
-    let wrong_dir = tempfile::tempdir().unwrap();
-    let wrong = docker_config(wrong_dir.path(), &registry.addr, "weft", "guess");
-    let guessing = agent()
-        .manifest(&manifest)
-        .image_dir(&store)
-        .registry_config(&wrong)
-        .spawn();
-    wait_for_pull_failure(&guessing, "private", "401 Unauthorized");
-    drop(guessing);
-    // With `Never` nothing may be checked, so it is refused, saying why.
-    let never = workload(
-        dir.path(),
-        "never",
-        &[&image],
-        "      imagePullPolicy: Never\n",
-    );
-    let unverified = agent().manifest(&never).image_dir(&store).spawn();
-    let status = wait_for_pull_failure(&unverified, "never", "pulled with other credentials");
-    assert_eq!(status["reason"], "ErrImageNeverPull", "{status}");
-    drop(unverified);
-
-    // The credentials it was pulled with need no registry at all.
-    registry.stop();
-    let trusted = agent()
-        .manifest(&never)
-        .image_dir(&store)
-        .registry_config(&good)
-        .start();
-    assert_eq!(trusted.get("/", None), HELLO);
-}
-
-#[test]
 fn each_pull_failure_has_its_own_reason_and_the_host_keeps_serving() {
     let registry = Registry::start();
     let dir = tempfile::tempdir().unwrap();
