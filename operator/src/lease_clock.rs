@@ -106,12 +106,17 @@ impl LeaseClock {
             return LeaseState::Expired;
         };
         let seen = self.observe(lease, now);
-        let since = seen.max(*self.resynced.lock().expect("resynced"));
-        let deadline = since + Duration::from_secs(u64::try_from(seconds).unwrap_or(0)) + MARGIN;
-        match deadline.checked_duration_since(now) {
+        match self.deadline(seen, seconds).checked_duration_since(now) {
             Some(remaining) if !remaining.is_zero() => LeaseState::Valid { remaining },
             _ => LeaseState::Expired,
         }
+    }
+
+    /// When a Lease of `seconds`, last seen renewed at `seen`, runs out: counted from the later
+    /// of that sighting and the last resync.
+    fn deadline(&self, seen: Instant, seconds: i32) -> Instant {
+        let since = seen.max(*self.resynced.lock().expect("resynced"));
+        since + Duration::from_secs(u64::try_from(seconds).unwrap_or(0)) + MARGIN
     }
 
     /// When (by the operator's wall clock) `lease` ran out, if it has.
@@ -119,9 +124,7 @@ impl LeaseClock {
         let now = Instant::now();
         let seconds = lease.spec.as_ref()?.lease_duration_seconds?;
         let seen = self.seen.lock().expect("seen").get(&lease.name_any())?.at?;
-        let since = seen.max(*self.resynced.lock().expect("resynced"));
-        let deadline = since + Duration::from_secs(u64::try_from(seconds).ok()?) + MARGIN;
-        let ago = now.checked_duration_since(deadline)?;
+        let ago = now.checked_duration_since(self.deadline(seen, seconds))?;
         Timestamp::now()
             .checked_sub(SignedDuration::try_from(ago).ok()?)
             .ok()
