@@ -27,7 +27,8 @@ pub struct Agent {
     /// A kubeconfig with the host-agent ServiceAccount's token bound to this agent's Pod, as
     /// the kubelet projects it: its identity for the chart's admission policies.
     pub kubeconfig: std::path::PathBuf,
-    image_dir: tempfile::TempDir,
+    /// Its image store (and compile cache), kept when the agent is started again.
+    pub image_dir: tempfile::TempDir,
 }
 
 impl Agent {
@@ -214,7 +215,11 @@ impl Cluster {
             .arg(self.redis.url())
             .args(extra)
             .env("KUBECONFIG", &kubeconfig)
-            .env("RUST_LOG", "info");
+            // WEFT_AGENT_LOG sets the agents' RUST_LOG when debugging a test.
+            .env(
+                "RUST_LOG",
+                std::env::var("WEFT_AGENT_LOG").unwrap_or_else(|_| "info".into()),
+            );
         if let Some(pod) = pod {
             cmd.env("POD_NAME", pod).env("POD_NAMESPACE", "weft-system");
         }
@@ -325,8 +330,22 @@ impl Cluster {
             .collect()
     }
 
-    /// The tail of every process's log.
+    /// The tail of every process's log. With `WEFT_E2E_LOG_DIR` set, the operator's and each
+    /// agent's whole log is also written there, for debugging.
     pub fn logs(&self) -> String {
+        if let Some(dir) = std::env::var_os("WEFT_E2E_LOG_DIR") {
+            let dir = std::path::PathBuf::from(dir);
+            let _ = std::fs::create_dir_all(&dir);
+            if let Some(op) = &self.operator {
+                let _ = std::fs::write(dir.join("operator.log"), op.logs());
+            }
+            for agent in self.agents.values() {
+                let _ = std::fs::write(
+                    dir.join(format!("{}.log", agent.name)),
+                    agent.process.logs(),
+                );
+            }
+        }
         let mut out = self.control_plane.logs();
         let state =
             self.control_plane

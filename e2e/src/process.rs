@@ -128,8 +128,12 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
+/// The checkout the tests run from. `cargo test` sets `CARGO_MANIFEST_DIR` for the test process;
+/// the compile-time value may name another checkout that shares the target directory.
 pub fn workspace_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
         .parent()
         .unwrap()
         .to_path_buf()

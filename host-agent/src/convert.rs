@@ -179,7 +179,6 @@ fn component(
     Ok(ComponentSpec {
         name: c.name.clone(),
         wasm: image.wasm.clone(),
-        image: Some(c.image.clone()),
         image_id: image.image_id.clone(),
         config: c.config.clone(),
         env: c

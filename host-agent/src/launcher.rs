@@ -9,12 +9,13 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weft_api::{Component, Workload};
-use weft_runtime::{ComponentState, ComponentStatus, Host, WorkloadStatus};
+use weft_api::{Component, ComponentState, ComponentStatus, Workload};
+use weft_runtime::Host;
 
 use crate::convert::{self, ConvertError, Image};
 use crate::image::{Credentials, ImageSource, PullError, Puller, effective_policy};
 use crate::lifecycle::{Reason, Reports};
+use crate::observed::Observed;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
@@ -42,7 +43,7 @@ pub struct Launcher {
     puller: Arc<Puller>,
     backoff: Backoff,
     /// Workloads whose images are not all pulled yet, with what their status says meanwhile.
-    pending: Mutex<HashMap<String, WorkloadStatus>>,
+    pending: Mutex<HashMap<String, Observed>>,
     reports: Reports,
 }
 
@@ -65,7 +66,7 @@ impl Launcher {
         workload: &Workload,
         files_from: Option<PathBuf>,
         credentials: &Credentials,
-    ) -> Result<WorkloadStatus, LaunchError> {
+    ) -> Result<Observed, LaunchError> {
         convert::check(workload)?;
         let id = id_of(workload);
         let components: Vec<&Component> = workload.spec.all_components().collect();
@@ -76,7 +77,7 @@ impl Launcher {
             .map(|s| s.component.name.as_str());
         let mut delay = self.backoff.initial;
         loop {
-            self.set_pending(&id, &components, service, |_| ("Pulling".into(), None));
+            self.set_pending(&id, &components, |_| ("Pulling".into(), None));
             let results = futures::future::join_all(
                 components
                     .iter()
@@ -103,7 +104,7 @@ impl Launcher {
                         tracing::warn!(workload = %id, retry_in = ?delay, "{message}");
                         self.reports
                             .send(&id, None, Reason::BackOff, message.clone());
-                        self.set_pending(&id, &components, service, |_| {
+                        self.set_pending(&id, &components, |_| {
                             ("BackendBackOff".into(), Some(message.clone()))
                         });
                         tokio::time::sleep(delay).await;
@@ -121,7 +122,7 @@ impl Launcher {
                                 format!("Started {}", what(component, service)),
                             );
                         }
-                        return Ok(started);
+                        return Ok(Observed::from_runtime(&started));
                     }
                 }
             }
@@ -136,7 +137,7 @@ impl Launcher {
                 Some(err) => (err.reason().to_string(), Some(err.to_string())),
                 None => ("Pulled".to_string(), None),
             };
-            self.set_pending(&id, &components, service, |c| describe(c, false));
+            self.set_pending(&id, &components, |c| describe(c, false));
             for (component, err) in &failed {
                 tracing::warn!(workload = %id, component = %component.name, image = %component.image, reason = err.reason(), "{err}");
             }
@@ -152,7 +153,7 @@ impl Launcher {
                     error,
                 });
             }
-            self.set_pending(&id, &components, service, |c| describe(c, true));
+            self.set_pending(&id, &components, |c| describe(c, true));
             tracing::info!(workload = %id, retry_in = ?delay, "back-off pulling images");
             for (component, _) in &failed {
                 self.reports.send(
@@ -245,10 +246,9 @@ impl Launcher {
         &self,
         id: &str,
         components: &[&Component],
-        service: Option<&str>,
         describe: impl Fn(&Component) -> (String, Option<String>),
     ) {
-        let status = WorkloadStatus {
+        let status = Observed {
             id: id.to_string(),
             components: components
                 .iter()
@@ -256,16 +256,10 @@ impl Launcher {
                     let (reason, message) = describe(c);
                     ComponentStatus {
                         name: c.name.clone(),
-                        digest: String::new(),
                         state: ComponentState::Waiting,
                         reason: Some(reason),
-                        restarts: 0,
                         message,
-                        image: Some(c.image.clone()),
-                        image_id: None,
-                        imports: Vec::new(),
-                        exports: Vec::new(),
-                        is_service: service == Some(c.name.as_str()),
+                        ..ComponentStatus::default()
                     }
                 })
                 .collect(),
@@ -282,8 +276,14 @@ impl Launcher {
     }
 
     /// Every workload: those running as the runtime reports them, then those still pulling.
-    pub async fn statuses(&self) -> Vec<WorkloadStatus> {
-        let mut all = self.host.statuses().await;
+    pub async fn statuses(&self) -> Vec<Observed> {
+        let mut all: Vec<Observed> = self
+            .host
+            .statuses()
+            .await
+            .iter()
+            .map(Observed::from_runtime)
+            .collect();
         let pending = self.pending.lock().expect("pending map").clone();
         for (id, status) in pending {
             if !all.iter().any(|s| s.id == id) {
@@ -305,9 +305,9 @@ impl Launcher {
     }
 
     /// One workload's status: running, or still pulling.
-    pub async fn status(&self, id: &str) -> Option<WorkloadStatus> {
+    pub async fn status(&self, id: &str) -> Option<Observed> {
         if let Some(status) = self.host.status(id).await {
-            return Some(status);
+            return Some(Observed::from_runtime(&status));
         }
         self.pending.lock().expect("pending map").get(id).cloned()
     }

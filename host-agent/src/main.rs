@@ -11,24 +11,18 @@ mod launcher;
 mod lifecycle;
 mod manifest;
 mod node;
+mod observed;
 mod push;
 mod registry_args;
 mod run;
-mod telemetry;
 
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(version, about = "Runs WebAssembly component Workloads on Wasmtime")]
 struct Cli {
-    #[arg(
-        long,
-        value_enum,
-        default_value = "text",
-        global = true,
-        env = "WEFT_LOG_FORMAT"
-    )]
-    log_format: telemetry::LogFormat,
+    #[command(flatten)]
+    log: weft_daemon::telemetry::LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,7 +41,7 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    telemetry::init(cli.log_format);
+    cli.log.init("info,wasmtime=warn,cranelift=warn");
     // Two rustls crypto providers are in the dependency tree; pick the one reqwest uses.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");

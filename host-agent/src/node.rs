@@ -155,18 +155,28 @@ pub struct GarbageCollector {
 }
 
 impl GarbageCollector {
-    /// Starts sweeping now and every hour. Call it only once the Workloads this host must run
-    /// are known: `assigned` lists their images, and whatever they name is kept (with what
-    /// runs) however long it went unused, so a `Never` Workload still finds its image after the
-    /// host was down for longer than the GC age.
-    pub fn start(self, assigned: impl Fn() -> Vec<String> + Send + 'static) {
+    /// Starts sweeping now and every hour. Each sweep first asks `needed` for the images this
+    /// host may have to run: whatever they name is kept (with what runs) however long it went
+    /// unused, so a `Never` Workload still finds its image after the host was down for longer
+    /// than the GC age. When `needed` cannot tell (`None`), the sweep is skipped.
+    pub fn start<F, Needed>(self, needed: F)
+    where
+        F: Fn() -> Needed + Send + 'static,
+        Needed: Future<Output = Option<Vec<String>>> + Send,
+    {
         tokio::spawn(async move {
             let mut every = tokio::time::interval(GC_INTERVAL);
             loop {
                 every.tick().await;
+                let Some(images) = needed().await else {
+                    tracing::info!(
+                        "image garbage collection skipped: the images this host may need are not known"
+                    );
+                    continue;
+                };
                 let mut keep = self.launcher.digests_in_use().await;
                 keep.extend(
-                    assigned()
+                    images
                         .iter()
                         .filter_map(|image| self.garbage.puller.stored_digest(image)),
                 );
@@ -200,16 +210,5 @@ impl Garbage {
                 tracing::warn!(%err, store = %self.store.root().display(), "image garbage collection failed")
             }
         }
-    }
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .expect("installing the SIGTERM handler");
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term.recv() => {}
     }
 }

@@ -8,7 +8,9 @@ use std::sync::atomic::AtomicBool;
 use anyhow::Context;
 use weft_api::Workload;
 
-use crate::admin::{self, Admin};
+use weft_daemon::signals::Shutdown;
+
+use crate::admin::Admin;
 use crate::launcher::{LaunchError, id_of};
 use crate::node::{ImageArgs, Node};
 use crate::{convert, manifest};
@@ -60,18 +62,24 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         .iter()
         .flat_map(|(_, w)| w.spec.all_components().map(|c| c.image.clone()))
         .collect();
-    node.garbage_collector().start(move || images.clone());
+    node.garbage_collector().start(move || {
+        let images = images.clone();
+        async move { Some(images) }
+    });
 
     let admin = Arc::new(Admin {
         registry: node.registry,
         launcher: launcher.clone(),
         ready: AtomicBool::new(false),
     });
-    let admin_listener = admin::bind(args.admin_listen).await?;
+    let shutdown_requested = Shutdown::install()
+        .context("installing the signal handlers")?
+        .requested();
+    let admin_listener = weft_daemon::admin::bind(args.admin_listen).await?;
     let http_listener = weft_runtime::http_server::bind(args.listen).await?;
     let admin_addr = admin_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
-    tokio::spawn(admin::serve(admin_listener, admin.clone()));
+    tokio::spawn(weft_daemon::admin::serve(admin_listener, admin.clone()));
     println!("Listening on http://{http_addr}  (admin: http://{admin_addr})");
 
     // Launch every workload at once; a failure that waiting cannot fix ends the run.
@@ -105,7 +113,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut fatal = None;
     let shutdown = async {
         tokio::select! {
-            _ = crate::node::shutdown_signal() => tracing::info!("shutting down"),
+            () = shutdown_requested => {}
             Some(err) = fatal_rx.recv() => fatal = Some(err),
             _ = all_started => {}
         }
@@ -148,13 +156,13 @@ fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Workload)>> {
 
 fn announce(
     workload: &Workload,
-    status: &weft_runtime::WorkloadStatus,
+    status: &crate::observed::Observed,
     http_addr: SocketAddr,
     single: bool,
 ) {
     tracing::info!(workload = %status.id, "workload running");
     for component in &status.components {
-        tracing::info!(workload = %status.id, component = %component.name, digest = %component.digest, image_id = component.image_id.as_deref().unwrap_or(""), exports = ?component.exports, "component ready");
+        tracing::info!(workload = %status.id, component = %component.name, digest = component.digest.as_deref().unwrap_or(""), image_id = component.image_id.as_deref().unwrap_or(""), exports = ?component.exports, "component ready");
     }
     println!("Serving {} on http://{http_addr}", status.id);
     let host = workload

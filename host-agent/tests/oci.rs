@@ -160,6 +160,60 @@ fn credentials_come_from_the_registry_config() {
     );
 }
 
+/// A private image on the host is not a way around the registry's credentials check: another
+/// Workload reuses it only with credentials the registry accepted for it (the kubelet's image
+/// credential verification).
+#[test]
+fn a_stored_private_image_is_not_run_without_accepted_credentials() {
+    let registry = Registry::with_user("weft", "s3cret-pass");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good = docker_config(dir.path(), &registry.addr, "weft", "s3cret-pass");
+    let image = format!("{}:1.0", registry.image("private/hello"));
+    push(&example_wasm("hello-http"), &image, Some(&good));
+    let if_not_present = workload(dir.path(), "private", &[&image], "");
+    let never = workload(
+        dir.path(),
+        "never",
+        &[&image],
+        "      imagePullPolicy: Never\n",
+    );
+
+    // Pulled once with credentials the registry accepts.
+    let owner = agent()
+        .manifest(&if_not_present)
+        .image_dir(&store)
+        .registry_config(&good)
+        .start();
+    assert_eq!(owner.get("/", None), HELLO);
+    drop(owner);
+
+    // Without credentials, IfNotPresent asks the registry, which refuses.
+    let anonymous = agent().manifest(&if_not_present).image_dir(&store).spawn();
+    wait_for_pull_failure(&anonymous, "private", "401 Unauthorized");
+    assert_eq!(anonymous.metric("weft_blob_downloads_total"), 0.0);
+    drop(anonymous);
+
+    // Never cannot ask the registry, so the stored image is refused outright.
+    let output = agent().manifest(&never).image_dir(&store).output();
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(
+        stderr(&output).contains("pulled with other credentials"),
+        "{}",
+        stderr(&output)
+    );
+
+    // The credentials the registry accepted reuse it with no registry at all.
+    registry.stop();
+    let again = agent()
+        .manifest(&never)
+        .image_dir(&store)
+        .registry_config(&good)
+        .start();
+    assert_eq!(again.get("/", None), HELLO);
+    assert_eq!(again.metric("weft_blob_downloads_total"), 0.0);
+}
+
 #[test]
 fn each_pull_failure_has_its_own_reason_and_the_host_keeps_serving() {
     let registry = Registry::start();

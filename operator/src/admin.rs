@@ -1,5 +1,4 @@
-//! The admin HTTP server on `--metrics-listen`: `/metrics` (Prometheus text), `/healthz` and
-//! `/readyz`.
+//! What the operator serves on `--metrics-listen` (the server is `weft_daemon::admin`):
 //!
 //! - `/healthz` answers 200 while the process serves: a leader that cannot renew its Lease exits
 //!   rather than reporting unhealthy.
@@ -7,21 +6,12 @@
 //!   the Lease), and 503 `starting` until the API server answered the first time. Standbys are
 //!   ready so that a rollout is not blocked by the replicas that are not leading.
 
-use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use tokio::net::TcpListener;
+use prometheus_client::registry::Registry;
+use weft_daemon::admin::Endpoints;
 
-use crate::error::chain;
 use crate::metrics::Metrics;
 
 /// What this replica is doing, as `/readyz` reports it.
@@ -53,110 +43,50 @@ impl Health {
     }
 }
 
-/// Binds `addr`; fails at once if the address is taken, rather than in the background.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
+/// The operator's admin endpoints.
+pub struct Admin {
+    pub metrics: Arc<Metrics>,
+    pub health: Arc<Health>,
 }
 
-/// Serves the admin endpoints on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>, health: Arc<Health>) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(error = %chain(&error), "admin server: accept failed");
-                continue;
-            }
-        };
-        let metrics = metrics.clone();
-        let health = health.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let response = respond(&request, &metrics, &health);
-                async move { Ok::<_, Infallible>(response) }
-            });
-            if let Err(error) = auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(error = %error, "admin server: connection failed");
-            }
-        });
+impl Endpoints for Admin {
+    fn registry(&self) -> &Registry {
+        &self.metrics.registry
     }
-}
 
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static(content_type),
-    );
-    response
-}
-
-/// The response to one admin request.
-pub fn respond(
-    request: &Request<Incoming>,
-    metrics: &Metrics,
-    health: &Health,
-) -> Response<Full<Bytes>> {
-    route(request.method(), request.uri().path(), metrics, health)
-}
-
-fn route(method: &Method, path: &str, metrics: &Metrics, health: &Health) -> Response<Full<Bytes>> {
-    const PLAIN: &str = "text/plain; charset=utf-8";
-    if method != Method::GET && method != Method::HEAD {
-        return text(
-            StatusCode::METHOD_NOT_ALLOWED,
-            PLAIN,
-            "method not allowed\n".into(),
-        );
-    }
-    match path {
-        "/metrics" => match metrics.encode() {
-            Ok(body) => text(
-                StatusCode::OK,
-                "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                body,
-            ),
-            Err(_) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                PLAIN,
-                "encoding failed\n".into(),
-            ),
-        },
-        "/healthz" => text(StatusCode::OK, PLAIN, "ok\n".into()),
-        "/readyz" => match health.role() {
-            Role::Leader => text(StatusCode::OK, PLAIN, "leader\n".into()),
-            Role::Standby => text(StatusCode::OK, PLAIN, "standby\n".into()),
-            Role::Starting => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "starting\n".into()),
-        },
-        _ => text(StatusCode::NOT_FOUND, PLAIN, "not found\n".into()),
+    fn readiness(&self) -> (bool, &'static str) {
+        match self.health.role() {
+            Role::Leader => (true, "leader"),
+            Role::Standby => (true, "standby"),
+            Role::Starting => (false, "starting"),
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use http::{Method, StatusCode};
+    use weft_daemon::admin::respond;
+
     use super::*;
 
-    #[test]
-    fn routes() {
-        let metrics = Metrics::default();
-        let health = Health::default();
-        let get = |path| route(&Method::GET, path, &metrics, &health).status();
-        assert_eq!(get("/healthz"), StatusCode::OK);
-        assert_eq!(get("/readyz"), StatusCode::SERVICE_UNAVAILABLE);
-        health.set(Role::Standby);
+    #[tokio::test]
+    async fn ready_as_leader_or_standby() {
+        let admin = Admin {
+            metrics: Arc::default(),
+            health: Arc::default(),
+        };
+        let readyz = async || {
+            let reply = respond(&Method::GET, "/readyz", &admin).await;
+            (reply.status, reply.body)
+        };
         assert_eq!(
-            route(&Method::GET, "/readyz", &metrics, &health).status(),
-            StatusCode::OK
+            readyz().await,
+            (StatusCode::SERVICE_UNAVAILABLE, "starting\n".into())
         );
-        assert_eq!(get("/metrics"), StatusCode::OK);
-        assert_eq!(get("/nope"), StatusCode::NOT_FOUND);
-        assert_eq!(
-            route(&Method::POST, "/metrics", &metrics, &health).status(),
-            StatusCode::METHOD_NOT_ALLOWED
-        );
+        admin.health.set(Role::Standby);
+        assert_eq!(readyz().await, (StatusCode::OK, "standby\n".into()));
+        admin.health.set(Role::Leader);
+        assert_eq!(readyz().await, (StatusCode::OK, "leader\n".into()));
     }
 }

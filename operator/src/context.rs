@@ -14,6 +14,7 @@ use tokio::sync::Mutex;
 use weft_api::hostnames::HostnameGrants;
 use weft_api::labels::HOST_LEASE_PREFIX;
 use weft_api::{Host, Workload};
+use weft_daemon::cache::ready;
 
 use crate::assignments::Assignments;
 use crate::error::Error;
@@ -60,29 +61,19 @@ impl Context {
     pub async fn caches_ready(&self) -> Result<(), Error> {
         let caches = &self.caches;
         let wait = async {
-            caches
-                .hosts
-                .wait_until_ready()
+            ready(&caches.hosts)
                 .await
                 .map_err(|_| Error::CacheNotReady("Host"))?;
-            caches
-                .workloads
-                .wait_until_ready()
+            ready(&caches.workloads)
                 .await
                 .map_err(|_| Error::CacheNotReady("Workload"))?;
-            caches
-                .leases
-                .wait_until_ready()
+            ready(&caches.leases)
                 .await
                 .map_err(|_| Error::CacheNotReady("Lease"))?;
-            caches
-                .pods
-                .wait_until_ready()
+            ready(&caches.pods)
                 .await
                 .map_err(|_| Error::CacheNotReady("Pod"))?;
-            caches
-                .endpoint_slices
-                .wait_until_ready()
+            ready(&caches.endpoint_slices)
                 .await
                 .map_err(|_| Error::CacheNotReady("EndpointSlice"))
         };

@@ -9,11 +9,12 @@
 use std::time::Duration;
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
 use kube::api::{Api, PostParams};
 use tokio::time::Instant;
+use weft_daemon::lease_timing::{self, LeaseTiming};
 
 use crate::admin::{Health, Role};
 use crate::error::{Error, chain};
@@ -26,7 +27,7 @@ pub struct LeaderElector {
     api: Api<Lease>,
     namespace: String,
     identity: String,
-    duration: Duration,
+    timing: LeaseTiming,
 }
 
 /// Whether a Lease held by `holder`, renewed at `renewed` for `duration_seconds`, may be taken by
@@ -58,7 +59,7 @@ impl LeaderElector {
             api: Api::namespaced(client, namespace),
             namespace: namespace.to_owned(),
             identity,
-            duration,
+            timing: LeaseTiming::new(duration),
         }
     }
 
@@ -70,12 +71,8 @@ impl LeaderElector {
         format!("{}/{LEASE_NAME}", self.namespace)
     }
 
-    fn duration_seconds(&self) -> i32 {
-        i32::try_from(self.duration.as_secs().max(1)).unwrap_or(i32::MAX)
-    }
-
     fn retry_period(&self) -> Duration {
-        self.duration / 3
+        self.timing.renew_every()
     }
 
     /// [`Self::try_acquire_or_renew`], bounded by the retry period: a stalled API server must not
@@ -103,7 +100,7 @@ impl LeaderElector {
 
     /// Tries once to take or renew the Lease; `Ok(true)` when this replica holds it afterwards.
     pub async fn try_acquire_or_renew(&self) -> Result<bool, Error> {
-        let now = Timestamp::now();
+        let now = lease_timing::now();
         let current = self.read().await?;
         let Some(mut lease) = current else {
             let lease = Lease {
@@ -114,9 +111,9 @@ impl LeaderElector {
                 },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(self.identity.clone()),
-                    lease_duration_seconds: Some(self.duration_seconds()),
-                    acquire_time: Some(MicroTime(now)),
-                    renew_time: Some(MicroTime(now)),
+                    lease_duration_seconds: Some(self.timing.seconds()),
+                    acquire_time: Some(now.clone()),
+                    renew_time: Some(now.clone()),
                     lease_transitions: Some(0),
                     ..Default::default()
                 }),
@@ -138,17 +135,17 @@ impl LeaderElector {
             spec.renew_time.as_ref().map(|t| t.0),
             spec.lease_duration_seconds,
             &self.identity,
-            now,
+            now.0,
         ) {
             return Ok(false);
         }
         if holder.as_deref() != Some(self.identity.as_str()) {
             spec.holder_identity = Some(self.identity.clone());
-            spec.acquire_time = Some(MicroTime(now));
+            spec.acquire_time = Some(now.clone());
             spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
         }
-        spec.renew_time = Some(MicroTime(now));
-        spec.lease_duration_seconds = Some(self.duration_seconds());
+        spec.renew_time = Some(now.clone());
+        spec.lease_duration_seconds = Some(self.timing.seconds());
         match self
             .api
             .replace(LEASE_NAME, &PostParams::default(), &lease)
@@ -193,7 +190,7 @@ impl LeaderElector {
     /// client-go's renew deadline does) leaves a margin in which this replica has stopped and no
     /// standby has started yet.
     pub async fn keep(&self) -> Error {
-        let deadline = self.duration - self.retry_period();
+        let deadline = self.timing.give_up_after();
         let mut last_renewal = Instant::now();
         loop {
             tokio::time::sleep(self.retry_period()).await;

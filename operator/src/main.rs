@@ -6,16 +6,20 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use operator::admin::{self, Health, Role};
+use operator::admin::{Admin, Health, Role};
 use operator::leader::{self, LeaderElector};
 use operator::metrics::Metrics;
 use operator::{controllers, crdgen, uninstall};
 use tokio::sync::watch;
+use weft_daemon::signals::Shutdown;
+use weft_daemon::telemetry::LogArgs;
 
 /// The Weft operator.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -56,21 +60,22 @@ struct RunArgs {
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    match cli.command {
         Command::Crd(args) => crdgen::run(&args),
-        Command::Run(args) => block_on(run(args)),
-        Command::Uninstall(args) => block_on(async move {
-            let client = connect().await?;
+        Command::Run(args) => block_on(cli.log, run(args)),
+        Command::Uninstall(args) => block_on(cli.log, async move {
+            let client = weft_daemon::client::connect().await?;
             uninstall::run(client, &args).await
         }),
     }
 }
 
-fn block_on(task: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+fn block_on(log: LogArgs, task: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
     // Both aws-lc-rs and ring are in the dependency tree: pick one before any TLS client
     // is built. An error means a provider is already installed, which is fine.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    init_tracing();
+    log.init("info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -81,46 +86,24 @@ fn block_on(task: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()
     outcome
 }
 
-async fn connect() -> anyhow::Result<kube::Client> {
-    kube::Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API (in-cluster config or KUBECONFIG)")
-}
-
-fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).init();
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() -> anyhow::Result<()> {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("listening for SIGTERM")?;
-    tokio::select! {
-        _ = terminate.recv() => tracing::info!("SIGTERM received; shutting down"),
-        result = tokio::signal::ctrl_c() => {
-            result.context("listening for Ctrl-C")?;
-            tracing::info!("Ctrl-C received; shutting down");
-        }
-    }
-    Ok(())
-}
-
 async fn run(args: RunArgs) -> anyhow::Result<()> {
     if args.lease_duration < Duration::from_secs(1) {
         anyhow::bail!("--lease-duration must be at least 1s");
     }
     let hostname_grants = weft_api::hostnames::HostnameGrants::parse(&args.hostname_grants)
         .context("--hostname-grant")?;
-    let client = connect().await?;
+    let client = weft_daemon::client::connect().await?;
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::default());
-    let listener = admin::bind(args.metrics_listen)
-        .await
-        .with_context(|| format!("listening on {}", args.metrics_listen))?;
+    let listener = weft_daemon::admin::bind(args.metrics_listen).await?;
     tracing::info!(address = %args.metrics_listen, "serving /metrics, /healthz and /readyz");
-    let admin = tokio::spawn(admin::serve(listener, metrics.clone(), health.clone()));
+    let admin = tokio::spawn(weft_daemon::admin::serve(
+        listener,
+        Arc::new(Admin {
+            metrics: metrics.clone(),
+            health: health.clone(),
+        }),
+    ));
 
     let identity = leader::identity();
     let elector = LeaderElector::new(
@@ -129,14 +112,16 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         identity.clone(),
         args.lease_duration,
     );
-    let shutdown = shutdown_signal();
+    let shutdown = Shutdown::install()
+        .context("installing the signal handlers")?
+        .requested();
     tokio::pin!(shutdown);
 
     tokio::select! {
         () = elector.acquire(&health) => {}
-        result = &mut shutdown => {
+        () = &mut shutdown => {
             admin.abort();
-            return result;
+            return Ok(());
         }
     }
     health.set(Role::Leader);
@@ -153,7 +138,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::pin!(controllers);
 
     let outcome = tokio::select! {
-        result = &mut shutdown => result,
+        () = &mut shutdown => Ok(()),
         lost = elector.keep() => Err(anyhow::Error::new(lost).context("stopping: this replica is no longer the leader")),
         ended = &mut controllers => match ended {
             Ok(()) => Err(anyhow::anyhow!("the controllers stopped unexpectedly")),

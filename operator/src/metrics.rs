@@ -150,13 +150,6 @@ impl Metrics {
                 .set(count);
         }
     }
-
-    /// The metrics in Prometheus' text format.
-    pub fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &self.registry)?;
-        Ok(text)
-    }
 }
 
 #[cfg(test)]
@@ -170,7 +163,8 @@ mod tests {
         metrics.reconcile_failed(HOST_CONTROLLER);
         metrics.scheduled_after(0.2);
         metrics.observe_cluster([], [&Workload::default()]);
-        let text = metrics.encode().unwrap();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &metrics.registry).unwrap();
         for needle in [
             "weft_operator_reconciles_total{controller=\"workload\"} 1",
             "weft_operator_reconcile_errors_total{controller=\"host\"} 1",

@@ -40,8 +40,6 @@ pub struct ComponentSpec {
     pub name: String,
     /// The component binary (already pulled and verified by the caller).
     pub wasm: Arc<[u8]>,
-    /// Where the bytes came from, as the Workload names it (reported in status as-is).
-    pub image: Option<String>,
     /// The digest reference the image resolved to (`registry/repo@sha256:…`).
     pub image_id: Option<String>,
     /// wasi:config values for this component (they override the interface-level ones).
@@ -59,7 +57,6 @@ impl ComponentSpec {
         Self {
             name: name.into(),
             wasm: wasm.into(),
-            image: None,
             image_id: None,
             config: BTreeMap::new(),
             env: Vec::new(),

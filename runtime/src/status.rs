@@ -1,12 +1,12 @@
-//! What the host reports about the workloads it runs.
+//! What the host reports about the workloads it runs, in the runtime's own terms: a workload
+//! exists here once it started, so there is nothing to wait for; pulling images and how they
+//! are described belong to whoever hands the runtime its components.
 
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ComponentState {
-    /// Not started yet: its image is being pulled, or waits out a pull back-off (see `reason`).
-    Waiting,
-    /// Ready: invocations are served (components) or the service is running.
+    /// Invocations are served (components), or the service is running.
     Running,
     /// The service exited or trapped and waits out its back-off before the next start.
     Restarting,
@@ -20,14 +20,10 @@ pub struct ComponentStatus {
     pub name: String,
     pub digest: String,
     pub state: ComponentState,
-    /// A short CamelCase word for why it is in this state (`ErrImagePull`, `ImagePullBackOff`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
     pub restarts: u32,
+    /// Why the service is not running (its exit or trap), when it is not.
     pub message: Option<String>,
-    /// The image as the Workload names it, and the digest reference it resolved to.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub image: Option<String>,
+    /// Where the component's bytes came from, as given in its spec.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_id: Option<String>,
     pub imports: Vec<String>,

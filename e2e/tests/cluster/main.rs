@@ -20,6 +20,7 @@ use weft_e2e::process::workspace_root;
 
 mod events;
 mod fencing;
+mod gc;
 mod tenancy;
 
 pub(crate) const HELLO: &str = "Hello from Weft!\n";
@@ -548,6 +549,7 @@ spec:
         },
     );
 
-    tenancy::max_workloads_holds(&mut cluster, &v1);
+    tenancy::capacity_holds(&mut cluster, &v1);
+    gc::an_agent_back_after_the_gc_age_still_runs_its_never_workload(&mut cluster, &v1, &v2);
     fencing::a_partitioned_agent_stops_before_its_workloads_move(&mut cluster, &v1);
 }

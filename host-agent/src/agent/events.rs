@@ -78,7 +78,7 @@ fn from_service(event: StatusEvent) -> Option<Report> {
                 event.component, event.restarts
             ),
         ),
-        ComponentState::Waiting | ComponentState::Running => return None,
+        ComponentState::Running => return None,
     };
     Some(Report {
         workload: event.workload,

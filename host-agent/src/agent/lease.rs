@@ -17,13 +17,14 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::Api;
 use kube::api::{DeleteParams, Patch, PatchParams};
 use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_LEASE_PREFIX};
+use weft_daemon::lease_timing::{self, LeaseTiming};
 
 #[derive(Clone)]
 pub struct Heartbeat {
     api: Api<Lease>,
     name: String,
     holder: String,
-    duration: Duration,
+    timing: LeaseTiming,
 }
 
 /// Another host-agent already runs under this host name.
@@ -54,7 +55,7 @@ impl Heartbeat {
             // This process, not just the name: two agents with one name must tell each other
             // apart.
             holder: format!("{host}/{}@{started}", std::process::id()),
-            duration,
+            timing: LeaseTiming::new(duration),
         }
     }
 
@@ -71,11 +72,12 @@ impl Heartbeat {
         if holder.is_empty() || holder == self.holder {
             return Ok(());
         }
-        tracing::info!(lease = %self.name, %holder, wait = ?self.duration, "the host Lease has a holder; watching whether it is still renewed");
+        let duration = self.timing.duration();
+        tracing::info!(lease = %self.name, %holder, wait = ?duration, "the host Lease has a holder; watching whether it is still renewed");
         let seen = spec.renew_time;
-        let deadline = tokio::time::Instant::now() + self.duration;
+        let deadline = tokio::time::Instant::now() + duration;
         while tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(self.duration / 6).await;
+            tokio::time::sleep(duration / 6).await;
             match self.api.get_opt(&self.name).await? {
                 None => return Ok(()),
                 Some(now)
@@ -98,7 +100,7 @@ impl Heartbeat {
     /// renewal is retried on the next tick: an API server that restarts only costs the beats it
     /// missed (and, past two thirds of a duration, the fence).
     pub async fn run(self, fenced: watch::Sender<bool>) {
-        let beat = self.duration / 3;
+        let beat = self.timing.renew_every();
         let (renewed, mut last_renewal) = watch::channel(Instant::now());
         let renewals = async {
             let mut every = tokio::time::interval(beat);
@@ -122,7 +124,7 @@ impl Heartbeat {
                 }
             }
         };
-        let fence_after = self.duration * 2 / 3;
+        let fence_after = self.timing.give_up_after();
         let watchdog = async {
             loop {
                 let deadline = *last_renewal.borrow_and_update() + fence_after;
@@ -152,10 +154,8 @@ impl Heartbeat {
             "metadata": { "name": self.name },
             "spec": {
                 "holderIdentity": self.holder,
-                "leaseDurationSeconds": self.duration.as_secs().max(1),
-                "renewTime": k8s_openapi::jiff::Timestamp::now()
-                    .strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-                    .to_string(),
+                "leaseDurationSeconds": self.timing.seconds(),
+                "renewTime": lease_timing::now(),
             }
         });
         self.api

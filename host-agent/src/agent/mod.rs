@@ -4,6 +4,7 @@
 
 mod events;
 mod host_object;
+mod images_needed;
 mod lease;
 mod pull_secrets;
 mod reconciler;
@@ -15,10 +16,10 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use kube::Client;
+use weft_daemon::signals::Shutdown;
 
-use crate::admin::{self, Admin};
-use crate::node::{ImageArgs, Node, shutdown_signal};
+use crate::admin::Admin;
+use crate::node::{ImageArgs, Node};
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
@@ -62,9 +63,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Some(name) => name.clone(),
         None => hostname()?,
     };
-    let client = Client::try_default()
-        .await
-        .context("connecting to the Kubernetes API server (KUBECONFIG or in-cluster)")?;
+    let shutdown = Shutdown::install().context("installing the signal handlers")?;
+    let client = weft_daemon::client::connect().await?;
 
     // Before touching anything on this machine: no other live agent may use this name.
     let lease = lease::Heartbeat::new(
@@ -87,10 +87,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         launcher: node.launcher.clone(),
         ready: AtomicBool::new(false),
     });
-    let admin_listener = admin::bind(args.admin_listen).await?;
+    let admin_listener = weft_daemon::admin::bind(args.admin_listen).await?;
     let http_listener = weft_runtime::http_server::bind(args.listen).await?;
     let http_addr = http_listener.local_addr()?;
-    tokio::spawn(admin::serve(admin_listener, admin.clone()));
+    tokio::spawn(weft_daemon::admin::serve(admin_listener, admin.clone()));
     let address = args.address.unwrap_or(match http_addr.ip() {
         ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         ip => ip,
@@ -137,22 +137,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         reports,
         services,
     );
-    // Garbage collection waits until this host knows its Workloads, so it never removes the
-    // image of one it is about to (re)start.
-    let assignments = reconciler.assignments();
-    let collector = node.garbage_collector();
-    tokio::spawn(async move {
-        if assignments.known().await {
-            collector.start(move || assignments.images());
-        }
-    });
+    node.garbage_collector()
+        .start(images_needed::lister(client.clone(), host_name.clone()));
     admin.set_ready(true);
     tracing::info!(host = %host_name, http = %http_addr, %address, "host-agent registered");
     println!("Host {host_name} serving on http://{http_addr}");
 
     let http = node.http.clone();
     let draining = async {
-        shutdown_signal().await;
+        shutdown.requested().await;
         // Going away: a Host deleted from now on stays deleted.
         stop_registering.abort();
         tracing::info!(host = %host_name, "shutting down: asking the operator to move workloads");

@@ -1,15 +1,18 @@
 //! Runs the Workloads labelled with this host's name: a kube-runtime controller over exactly
 //! those, launching (pull + start) each new generation in its own task, reporting status with
-//! this agent's field manager, and stopping whatever leaves the watch. While the agent is
-//! fenced (its Lease may have run out, see `lease.rs`) it runs nothing; when the fence lifts,
-//! every Workload still assigned here is reconciled again.
+//! this agent's field manager, and stopping whatever leaves the watch. Everything the agent
+//! keeps about one Workload is one [`Entry`], and [`Ctx::report`] is its one status writer.
+//!
+//! While the agent is fenced (its Lease may have run out, see `lease.rs`) it runs nothing; when
+//! the fence lifts, every Workload still assigned here is reconciled again. The watch may then
+//! be stale (it was cut off too), so every launch first confirms its assignment with a read
+//! from the API server: a Workload the operator moved meanwhile never starts here again.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -34,6 +37,15 @@ pub enum Error {
     },
 }
 
+/// Why a launch did not start: its assignment could not be confirmed.
+#[derive(Debug, thiserror::Error)]
+enum Unconfirmed {
+    #[error("reading the Workload: {0}")]
+    Read(#[from] kube::Error),
+    #[error("the API server says it is no longer assigned to this host for this generation")]
+    Moved,
+}
+
 /// Why everything stops while fenced.
 const FENCED: &str = "this host could not renew its Lease, so the operator may move its \
                       Workloads; they run again here if they are still assigned when it can";
@@ -44,19 +56,26 @@ struct Launch {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Everything this agent keeps about one Workload.
+#[derive(Default)]
+struct Entry {
+    /// Its launch task, while it pulls and starts (and after, until it is stopped).
+    launch: Option<Launch>,
+    /// Why its launch failed for good, until the next generation.
+    failure: Option<String>,
+    /// The status last applied, so unchanged status is not written again.
+    applied: Option<status::Report>,
+    /// One status writer at a time: a report computed earlier must never land after (and
+    /// over) one computed later, or the dedup above would keep the stale one forever.
+    writer: Arc<tokio::sync::Mutex<()>>,
+}
+
 struct Ctx {
     client: kube::Client,
     host: String,
     launcher: Arc<Launcher>,
-    /// The generation each workload's launch task is for.
-    launches: Mutex<HashMap<String, Launch>>,
-    /// Why a launch failed for good, until the next generation.
-    failures: Mutex<HashMap<String, String>>,
-    /// The last status applied per workload, so unchanged status is not written again.
-    applied: Mutex<HashMap<String, serde_json::Value>>,
-    /// One writer at a time per workload: a report computed earlier must never land after
-    /// (and over) one computed later, or the dedup above would keep the stale one forever.
-    reporting: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// By `namespace/name`.
+    entries: Mutex<HashMap<String, Entry>>,
     store: Store<Workload>,
     /// True while this host's Lease may have run out.
     fenced: watch::Receiver<bool>,
@@ -71,7 +90,11 @@ pub struct Reconciler {
 impl Reconciler {
     /// Workloads still assigned to this host.
     pub fn assigned(&self) -> usize {
-        self.assignments().workloads().len()
+        self.store
+            .state()
+            .iter()
+            .filter(|w| w.assignment().host() == Some(self.host.as_str()))
+            .count()
     }
 
     /// The Workloads labelled with this host, as its watch sees them.
@@ -79,51 +102,8 @@ impl Reconciler {
         self.store.clone()
     }
 
-    /// What is assigned to this host, as its watch sees it.
-    pub fn assignments(&self) -> Assignments {
-        Assignments {
-            store: self.store.clone(),
-            host: self.host.clone(),
-        }
-    }
-
     pub async fn finished(self) {
         let _ = self.done.await;
-    }
-}
-
-/// The Workloads assigned to this host, read from the reconciler's watch.
-#[derive(Clone)]
-pub struct Assignments {
-    store: Store<Workload>,
-    host: String,
-}
-
-impl Assignments {
-    /// Waits until the watch has listed this host's Workloads once; false if it never will.
-    pub async fn known(&self) -> bool {
-        self.store.wait_until_ready().await.is_ok()
-    }
-
-    fn workloads(&self) -> Vec<Arc<Workload>> {
-        self.store
-            .state()
-            .into_iter()
-            .filter(|w| w.assignment().host() == Some(self.host.as_str()))
-            .collect()
-    }
-
-    /// The images of every component and service assigned here.
-    pub fn images(&self) -> Vec<String> {
-        self.workloads()
-            .iter()
-            .flat_map(|w| {
-                w.spec
-                    .all_components()
-                    .map(|c| c.image.clone())
-                    .collect::<Vec<_>>()
-            })
-            .collect()
     }
 }
 
@@ -143,10 +123,7 @@ pub fn start(
         client,
         host: host.clone(),
         launcher,
-        launches: Mutex::default(),
-        failures: Mutex::default(),
-        applied: Mutex::default(),
-        reporting: Mutex::default(),
+        entries: Mutex::default(),
         store: store.clone(),
         fenced: fenced.clone(),
     });
@@ -207,17 +184,8 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
         };
         ctx.stop(&id, why).await;
         if mine && deleting {
-            // Tells the operator it may release the finalizer.
-            ctx.apply(
-                &workload,
-                &id,
-                status::report(
-                    &workload,
-                    status::Known::Stopped,
-                    ctx.previous(&id).as_ref(),
-                ),
-            )
-            .await?;
+            // Stopped: tells the operator it may release the finalizer.
+            ctx.report(&workload).await?;
         }
         return Ok(Action::await_change());
     }
@@ -226,9 +194,12 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
     // current one keeps running.
     let generation = workload.metadata.generation;
     let relaunch = matches!(assignment, Assignment::Current(_))
-        && match ctx.launches.lock().expect("launches").get(&id) {
-            Some(launch) => launch.generation != generation,
-            None => true,
+        && match ctx.entries.lock().expect("entries").get(&id) {
+            Some(Entry {
+                launch: Some(launch),
+                ..
+            }) => launch.generation != generation,
+            _ => true,
         };
     if relaunch {
         ctx.launch(workload.clone(), id.clone());
@@ -248,61 +219,84 @@ fn error_policy(workload: Arc<Workload>, err: &Error, _: Arc<Ctx>) -> Action {
 }
 
 impl Ctx {
-    /// Writes what the host knows of `workload` now; returns whether it is Ready.
+    /// The one status writer: writes what the host knows of `workload` now, unless that is what
+    /// it wrote last; returns whether it is Ready.
     async fn report(&self, workload: &Workload) -> Result<bool, Error> {
         let id = id_of(workload);
-        let turn = self
-            .reporting
-            .lock()
-            .expect("reporting")
-            .entry(id.clone())
-            .or_default()
-            .clone();
-        let _turn = turn.lock().await;
-        let current = self.launcher.status(&id).await;
-        let failure = self.failures.lock().expect("failures").get(&id).cloned();
-        let launching = self.launches.lock().expect("launches").contains_key(&id);
-        let known = match (&failure, &current) {
+        let writer = self.entry(&id, |e| e.writer.clone());
+        let _turn = writer.lock().await;
+        let observed = self.launcher.status(&id).await;
+        let (failure, launching, previous) = self.entry(&id, |e| {
+            (e.failure.clone(), e.launch.is_some(), e.applied.clone())
+        });
+        let known = match (&failure, &observed) {
             (Some(failure), _) => status::Known::Failed(failure),
-            (None, Some(current)) => status::Known::Status(current),
+            (None, Some(observed)) => status::Known::Observed(observed),
             (None, None) if launching => status::Known::Launching,
             (None, None) => status::Known::Stopped,
         };
-        let ready =
-            matches!(known, status::Known::Status(s) if s.ready() && !s.components.is_empty());
-        let previous = self.previous(&id);
-        self.apply(
-            workload,
-            &id,
-            status::report(workload, known, previous.as_ref()),
+        let report = status::Report::new(workload, known, previous.as_ref());
+        let ready = report.is_ready();
+        if previous.as_ref() == Some(&report) {
+            return Ok(ready);
+        }
+        let api: Api<Workload> = Api::namespaced(
+            self.client.clone(),
+            workload.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        api.patch_status(
+            &workload.name_any(),
+            &PatchParams::apply(HOST_AGENT_FIELD_MANAGER).force(),
+            &Patch::Apply(&report.patch(workload)),
         )
-        .await?;
+        .await
+        .map_err(|source| Error::Status {
+            workload: id.clone(),
+            source,
+        })?;
+        self.entry(&id, |e| e.applied = Some(report));
         Ok(ready)
     }
 
-    /// The `Ready` condition this agent last applied for `id`.
-    fn previous(&self, id: &str) -> Option<Condition> {
-        let applied = self.applied.lock().expect("applied");
-        let condition = applied.get(id)?.pointer("/status/conditions/0")?.clone();
-        serde_json::from_value(condition).ok()
+    /// Runs `f` on the entry of `id`, creating it if there is none.
+    fn entry<T>(&self, id: &str, f: impl FnOnce(&mut Entry) -> T) -> T {
+        f(self
+            .entries
+            .lock()
+            .expect("entries")
+            .entry(id.to_owned())
+            .or_default())
+    }
+
+    /// Every workload this agent keeps anything about, or runs.
+    async fn known_ids(&self) -> std::collections::HashSet<String> {
+        let mut ids = self.launcher.ids().await;
+        ids.extend(self.entries.lock().expect("entries").keys().cloned());
+        ids
     }
 
     fn launch(self: &Arc<Self>, workload: Arc<Workload>, id: String) {
         let ctx = self.clone();
         let generation = workload.metadata.generation;
-        self.failures.lock().expect("failures").remove(&id);
         let task_id = id.clone();
         let task = tokio::spawn(async move {
+            if let Err(why) = ctx.confirm(&workload).await {
+                tracing::info!(workload = %task_id, %why, "not started");
+                // The next reconcile asks again, unless the watch catches up first.
+                ctx.entry(&task_id, |e| {
+                    if e.launch.as_ref().map(|l| l.generation) == Some(generation) {
+                        e.launch = None;
+                    }
+                });
+                return;
+            }
             let credentials = pull_secrets::credentials(&ctx.client, &workload).await;
             let spec = with_claimed_hosts(&workload);
             match ctx.launcher.launch(&spec, None, &credentials).await {
                 Ok(status) => tracing::info!(workload = %status.id, "workload running"),
                 Err(err) => {
                     tracing::warn!(workload = %task_id, %err, "workload cannot start");
-                    ctx.failures
-                        .lock()
-                        .expect("failures")
-                        .insert(task_id.clone(), err.to_string());
+                    ctx.entry(&task_id, |e| e.failure = Some(err.to_string()));
                 }
             }
             // Report at once rather than at the next requeue: this is the moment the
@@ -311,26 +305,51 @@ impl Ctx {
                 tracing::warn!(%err, "status update failed");
             }
         });
-        if let Some(old) = self
-            .launches
-            .lock()
-            .expect("launches")
-            .insert(id, Launch { generation, task })
-        {
+        let old = self.entry(&id, |e| {
+            e.failure = None;
+            e.launch.replace(Launch { generation, task })
+        });
+        if let Some(old) = old {
             // A launch for an older generation that is still pulling is obsolete.
             old.task.abort();
         }
     }
 
+    /// Reads `workload` from the API server (not the watch, which may lag or have been cut
+    /// off) and checks it is still assigned here for the generation being launched.
+    async fn confirm(&self, workload: &Workload) -> Result<(), Unconfirmed> {
+        let api: Api<Workload> = Api::namespaced(
+            self.client.clone(),
+            workload.metadata.namespace.as_deref().unwrap_or("default"),
+        );
+        // The status subresource returns the whole object; its `get` is what the agent's RBAC
+        // allows (it lists and watches Workloads, but reads single ones only there).
+        let live = api.get_status(&workload.name_any()).await?;
+        if live.assignment() == Assignment::Current(&self.host)
+            && live.metadata.generation == workload.metadata.generation
+        {
+            Ok(())
+        } else {
+            Err(Unconfirmed::Moved)
+        }
+    }
+
     /// Stops `id` if it runs or is being launched, reporting Killing and Stopped with `why`.
+    /// What was last written is kept, so a last report keeps its transition time.
     async fn stop(&self, id: &str, why: &str) {
-        let launching = self.launches.lock().expect("launches").remove(id);
-        let known = launching.is_some() || self.launcher.ids().await.contains(id);
-        if let Some(launch) = launching {
+        let launch = self
+            .entries
+            .lock()
+            .expect("entries")
+            .get_mut(id)
+            .and_then(|e| {
+                e.failure = None;
+                e.launch.take()
+            });
+        let known = launch.is_some() || self.launcher.ids().await.contains(id);
+        if let Some(launch) = launch {
             launch.task.abort();
         }
-        self.failures.lock().expect("failures").remove(id);
-        self.reporting.lock().expect("reporting").remove(id);
         if !known {
             return;
         }
@@ -345,34 +364,11 @@ impl Ctx {
         );
     }
 
-    async fn apply(
-        &self,
-        workload: &Workload,
-        id: &str,
-        report: serde_json::Value,
-    ) -> Result<(), Error> {
-        if self.applied.lock().expect("applied").get(id) == Some(&report) {
-            return Ok(());
-        }
-        let api: Api<Workload> = Api::namespaced(
-            self.client.clone(),
-            workload.metadata.namespace.as_deref().unwrap_or("default"),
-        );
-        api.patch_status(
-            &workload.name_any(),
-            &PatchParams::apply(HOST_AGENT_FIELD_MANAGER).force(),
-            &Patch::Apply(&report),
-        )
-        .await
-        .map_err(|source| Error::Status {
-            workload: id.to_string(),
-            source,
-        })?;
-        self.applied
-            .lock()
-            .expect("applied")
-            .insert(id.to_string(), report);
-        Ok(())
+    /// Stops `id` and drops everything kept about it: if it comes back, its status is written
+    /// again in full.
+    async fn forget(&self, id: &str, why: &str) {
+        self.stop(id, why).await;
+        self.entries.lock().expect("entries").remove(id);
     }
 }
 
@@ -402,15 +398,12 @@ async fn fence(ctx: Arc<Ctx>) {
         if fenced.wait_for(|f| *f).await.is_err() {
             return;
         }
-        let mut ids = ctx.launcher.ids().await;
-        ids.extend(ctx.launches.lock().expect("launches").keys().cloned());
+        let ids = ctx.known_ids().await;
         if !ids.is_empty() {
             tracing::warn!(workloads = ids.len(), "fenced: stopping every Workload");
         }
         for id in ids {
-            ctx.stop(&id, FENCED).await;
-            // Written again in full once the fence lifts.
-            ctx.applied.lock().expect("applied").remove(&id);
+            ctx.forget(&id, FENCED).await;
         }
         tokio::select! {
             _ = fenced.wait_for(|f| !*f) => {}
@@ -427,7 +420,7 @@ async fn janitor(ctx: Arc<Ctx>, store: Store<Workload>, registration: Arc<Regist
     let mut since_report = 0u32;
     loop {
         every.tick().await;
-        if store.wait_until_ready().await.is_err() {
+        if weft_daemon::cache::ready(&store).await.is_err() {
             continue;
         }
         let assigned: std::collections::HashSet<String> = store
@@ -436,17 +429,15 @@ async fn janitor(ctx: Arc<Ctx>, store: Store<Workload>, registration: Arc<Regist
             .filter(|w| w.assignment().host() == Some(ctx.host.as_str()))
             .map(|w| id_of(w))
             .collect();
-        let known: Vec<String> = {
-            let launches = ctx.launches.lock().expect("launches");
-            launches.keys().cloned().collect()
-        };
-        let mut ids = ctx.launcher.ids().await;
-        ids.extend(known);
-        for id in ids.difference(&assigned) {
-            tracing::info!(workload = %id, "no longer assigned here; stopping");
-            ctx.stop(id, "the Workload is no longer assigned to this host")
+        for id in ctx.known_ids().await.difference(&assigned) {
+            ctx.forget(id, "the Workload is no longer assigned to this host")
                 .await;
-            ctx.applied.lock().expect("applied").remove(id);
+        }
+        // A fenced host runs nothing and does not claim to be Ready; it does again at once
+        // when its Lease is renewed.
+        if *ctx.fenced.borrow() {
+            reported = None;
+            continue;
         }
         // Re-assert readiness every ~10 s (an operator may have marked the Host not Ready
         // while this agent was cut off) and whenever the count changes.

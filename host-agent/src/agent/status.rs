@@ -1,15 +1,16 @@
-//! The host-agent's part of a Workload's status — its components and the `Ready` condition —
-//! from what the runtime (or the launcher, while pulling) reports.
+//! The host-agent's part of a Workload's status, its components and the `Ready` condition,
+//! from what this host knows of the Workload (`crate::observed`).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use weft_api::labels::{condition, reason};
 use weft_api::{ComponentState, ComponentStatus, Workload};
-use weft_runtime::WorkloadStatus;
+
+use crate::observed::Observed;
 
 /// What this host knows of a Workload.
 pub enum Known<'a> {
     /// Running, or pulling its images.
-    Status(&'a WorkloadStatus),
+    Observed(&'a Observed),
     /// Its launch has begun but reported nothing yet.
     Launching,
     /// It cannot start, for this reason.
@@ -18,85 +19,83 @@ pub enum Known<'a> {
     Stopped,
 }
 
-/// The status to apply for `workload`. `previous` is the `Ready` condition this host last
-/// applied: its transition time is kept while the status holds. Never the object's own
-/// condition, which may be another host's report from before a move: a new host always starts
-/// a new transition, so the operator never mistakes the old report for this one's.
-pub fn report(
-    workload: &Workload,
-    known: Known<'_>,
-    previous: Option<&Condition>,
-) -> serde_json::Value {
-    let components: Vec<ComponentStatus> = match &known {
-        Known::Status(s) => s.components.iter().map(component).collect(),
-        _ => Vec::new(),
-    };
-    let (ready, why, message) = match known {
-        Known::Failed(failure) => (false, "Failed".to_string(), failure.to_string()),
-        Known::Launching => (false, "Starting".into(), "pulling images".into()),
-        Known::Status(s) if s.components.is_empty() => {
-            (false, "Starting".into(), "starting".into())
-        }
-        Known::Status(s) if s.ready() => (true, "Running".into(), "every component runs".into()),
-        Known::Status(s) => {
-            let waiting = s
-                .components
-                .iter()
-                .find(|c| c.state != weft_runtime::ComponentState::Running);
-            let why = waiting
-                .and_then(|c| c.reason.clone())
-                .filter(|r| r != "Pulled")
-                .unwrap_or_else(|| match waiting.map(|c| c.state) {
-                    Some(weft_runtime::ComponentState::Failed) => "Failed".into(),
-                    Some(weft_runtime::ComponentState::Restarting) => "Restarting".into(),
-                    _ => "Starting".into(),
-                });
-            let message = waiting
-                .and_then(|c| c.message.clone().map(|m| format!("{}: {m}", c.name)))
-                .unwrap_or_else(|| "starting".into());
-            (false, why, message)
-        }
-        Known::Stopped => (
-            false,
-            reason::STOPPED.to_string(),
-            "stopped on its host".to_string(),
-        ),
-    };
-    let condition = Condition {
-        type_: condition::READY.into(),
-        status: if ready { "True" } else { "False" }.into(),
-        reason: why,
-        message,
-        observed_generation: workload.metadata.generation,
-        last_transition_time: previous
-            .filter(|c| c.status == if ready { "True" } else { "False" })
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(Time(k8s_openapi::jiff::Timestamp::now())),
-    };
-    serde_json::json!({
-        "apiVersion": "weft.dev/v1alpha1",
-        "kind": "Workload",
-        "metadata": { "name": workload.metadata.name, "namespace": workload.metadata.namespace },
-        "status": { "components": components, "conditions": [condition] },
-    })
+/// What this agent writes into a Workload's status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Report {
+    pub components: Vec<ComponentStatus>,
+    pub ready: Condition,
 }
 
-fn component(c: &weft_runtime::ComponentStatus) -> ComponentStatus {
-    use weft_runtime::ComponentState as Runtime;
-    ComponentStatus {
-        name: c.name.clone(),
-        digest: Some(c.digest.clone()).filter(|d| !d.is_empty()),
-        state: match c.state {
-            Runtime::Waiting => ComponentState::Waiting,
-            Runtime::Running => ComponentState::Running,
-            Runtime::Restarting => ComponentState::Restarting,
-            Runtime::Failed => ComponentState::Failed,
-        },
-        reason: c.reason.clone(),
-        restarts: c.restarts,
-        message: c.message.clone(),
-        image_id: c.image_id.clone(),
-        imports: c.imports.clone(),
-        exports: c.exports.clone(),
+impl Report {
+    /// The report for `workload`. `previous` is the report this host last applied: its `Ready`
+    /// transition time is kept while the condition holds. Never the object's own condition,
+    /// which may be another host's report from before a move: a new host always starts a new
+    /// transition, so the operator never mistakes the old report for this one's.
+    pub fn new(workload: &Workload, known: Known<'_>, previous: Option<&Report>) -> Self {
+        let components = match &known {
+            Known::Observed(observed) => observed.components.clone(),
+            _ => Vec::new(),
+        };
+        let (ready, why, message) = match known {
+            Known::Failed(failure) => (false, "Failed".to_string(), failure.to_string()),
+            Known::Launching => (false, "Starting".into(), "pulling images".into()),
+            Known::Observed(o) if o.components.is_empty() => {
+                (false, "Starting".into(), "starting".into())
+            }
+            Known::Observed(o) if o.ready() => {
+                (true, "Running".into(), "every component runs".into())
+            }
+            Known::Observed(o) => {
+                let waiting = o
+                    .components
+                    .iter()
+                    .find(|c| c.state != ComponentState::Running);
+                let why = waiting
+                    .and_then(|c| c.reason.clone())
+                    .filter(|r| r != "Pulled")
+                    .unwrap_or_else(|| match waiting.map(|c| c.state) {
+                        Some(ComponentState::Failed) => "Failed".into(),
+                        Some(ComponentState::Restarting) => "Restarting".into(),
+                        _ => "Starting".into(),
+                    });
+                let message = waiting
+                    .and_then(|c| c.message.clone().map(|m| format!("{}: {m}", c.name)))
+                    .unwrap_or_else(|| "starting".into());
+                (false, why, message)
+            }
+            Known::Stopped => (
+                false,
+                reason::STOPPED.to_string(),
+                "stopped on its host".to_string(),
+            ),
+        };
+        let status = if ready { "True" } else { "False" };
+        let ready = Condition {
+            type_: condition::READY.into(),
+            status: status.into(),
+            reason: why,
+            message,
+            observed_generation: workload.metadata.generation,
+            last_transition_time: previous
+                .map(|p| &p.ready)
+                .filter(|c| c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(k8s_openapi::jiff::Timestamp::now())),
+        };
+        Self { components, ready }
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.status == "True"
+    }
+
+    /// The server-side apply patch that writes this report into `workload`'s status.
+    pub fn patch(&self, workload: &Workload) -> serde_json::Value {
+        serde_json::json!({
+            "apiVersion": "weft.dev/v1alpha1",
+            "kind": "Workload",
+            "metadata": { "name": workload.metadata.name, "namespace": workload.metadata.namespace },
+            "status": { "components": self.components, "conditions": [self.ready] },
+        })
     }
 }
