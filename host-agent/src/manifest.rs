@@ -1,5 +1,6 @@
-//! Reads a Workload manifest from a file the way `kubectl apply` would accept it, but stricter:
-//! unknown fields are errors, and every error names the file, the line and the field.
+//! Reads Workload manifests from a file the way `kubectl apply -f` would accept them, but
+//! stricter: unknown fields are errors, and every error names the file, the line and the
+//! field. A file may hold several documents separated by `---` lines; empty ones are skipped.
 
 use std::path::{Path, PathBuf};
 
@@ -19,16 +20,75 @@ pub enum ManifestError {
 
 const API_VERSION: &str = "weft.dev/v1alpha1";
 
-/// Loads the one Workload in `path`.
-pub fn load(path: &Path) -> Result<Workload, ManifestError> {
+/// Loads every Workload in `path`.
+pub fn load(path: &Path) -> Result<Vec<Workload>, ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
         path: path.to_path_buf(),
         error,
     })?;
-    parse(&text).map_err(|message| ManifestError::Invalid {
+    parse_all(&text).map_err(|message| ManifestError::Invalid {
         path: path.to_path_buf(),
         message,
     })
+}
+
+/// Parses every document of `text`; an error names the line in the whole text.
+pub fn parse_all(text: &str) -> Result<Vec<Workload>, String> {
+    let workloads = documents(text)
+        .into_iter()
+        .filter(|(_, doc)| !is_empty(doc))
+        .map(|(first_line, doc)| parse(&doc).map_err(|e| relocate(&e, first_line)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if workloads.is_empty() {
+        return Err("no Workload in the file".into());
+    }
+    Ok(workloads)
+}
+
+/// The documents of a YAML stream (split at `---` lines), each with the line it starts on
+/// (0-based) in the whole text.
+fn documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = vec![(0, String::new())];
+    for (i, line) in text.lines().enumerate() {
+        if line == "---" || line.starts_with("--- ") {
+            docs.push((i + 1, String::new()));
+        } else {
+            let doc = &mut docs.last_mut().expect("one document at least").1;
+            doc.push_str(line);
+            doc.push('\n');
+        }
+    }
+    docs
+}
+
+/// Only comments and blank lines.
+fn is_empty(doc: &str) -> bool {
+    doc.lines()
+        .map(str::trim)
+        .all(|l| l.is_empty() || l.starts_with('#'))
+}
+
+/// Shifts the `line N` an error of one document names to the line in the whole file.
+fn relocate(error: &str, first_line: usize) -> String {
+    if first_line == 0 {
+        return error.to_string();
+    }
+    let Some(at) = error.find("line ") else {
+        return error.to_string();
+    };
+    let digits: String = error[at + 5..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    match digits.parse::<usize>() {
+        Ok(line) => format!(
+            "{}line {}{}",
+            &error[..at],
+            line + first_line,
+            &error[at + 5 + digits.len()..]
+        ),
+        Err(_) => error.to_string(),
+    }
 }
 
 /// Parses manifest text; the error is a message naming the line and field.
@@ -111,6 +171,27 @@ spec:
         let err = parse(&text).unwrap_err();
         assert!(err.contains("missing field `image`"), "{err}");
         assert!(err.contains("line"), "{err}");
+    }
+
+    #[test]
+    fn several_documents_and_lines_in_the_whole_file() {
+        let other = GOOD.replace("name: hello\n", "name: other\n");
+        let text = format!("# two\n---\n{GOOD}---\n{other}---\n");
+        let names: Vec<String> = parse_all(&text)
+            .unwrap()
+            .into_iter()
+            .map(|w| w.metadata.name.unwrap())
+            .collect();
+        assert_eq!(names, ["hello", "other"]);
+
+        let broken = format!(
+            "{GOOD}---\n{}",
+            other.replace("image:", "imagee: x\n      image:")
+        );
+        let err = parse_all(&broken).unwrap_err();
+        // Line 8 of the second document, which starts after line 9.
+        assert!(err.contains("line 17"), "{err}");
+        assert!(parse_all("---\n# nothing\n").is_err());
     }
 
     #[test]

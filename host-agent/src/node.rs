@@ -45,17 +45,29 @@ pub struct Node {
     garbage: Garbage,
 }
 
+/// What a host runs for.
+#[derive(Clone, Copy, Debug)]
+pub enum Mode<'a> {
+    /// `host-agent run`; `single` when the manifests hold one Workload, which then answers any
+    /// `Host` header (`curl localhost:8080` just works).
+    Local { single: bool },
+    /// `host-agent agent`, as this host.
+    Cluster { host: &'a str },
+}
+
 impl Node {
-    /// Builds and starts the host: a cluster host named `host_name`, or a local run (`None`).
-    /// Locally a lone HTTP workload answers any `Host` header and any hostPath may be mounted;
-    /// in a cluster only the hosts a workload claims are routed to it.
+    /// Builds and starts the host. Locally any hostPath may be mounted; in a cluster only the
+    /// hosts a workload claims are routed to it.
     pub async fn start(
         images: &ImageArgs,
         isolation: &IsolationArgs,
         backends: &BackendArgs,
-        host_name: Option<&str>,
+        mode: Mode<'_>,
     ) -> anyhow::Result<Self> {
-        let local = host_name.is_none();
+        let (local, host_name) = match mode {
+            Mode::Local { .. } => (true, None),
+            Mode::Cluster { host } => (false, Some(host)),
+        };
         let mut registry = Registry::default();
         let metrics = RuntimeMetrics::default();
         metrics.register(&mut registry);
@@ -73,7 +85,7 @@ impl Node {
         let blob_dir = isolation.state_dir(host_name, "blobstore")?;
         let plugins = DefaultPlugins::new(
             isolation.egress(),
-            local,
+            matches!(mode, Mode::Local { single: true }),
             backends.offered(&keyvalue_dir, &blob_dir)?,
         );
         let http = plugins.http.clone();

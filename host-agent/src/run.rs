@@ -12,12 +12,13 @@ use weft_daemon::signals::Shutdown;
 
 use crate::admin::Admin;
 use crate::launcher::{LaunchError, id_of};
-use crate::node::{ImageArgs, Node};
+use crate::node::{ImageArgs, Mode, Node};
 use crate::{convert, manifest};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Workload manifests (the same YAML you would `kubectl apply`).
+    /// Workload manifests (the same YAML you would `kubectl apply -f`; a file may hold several,
+    /// separated by `---`).
     #[arg(required = true)]
     pub manifests: Vec<PathBuf>,
     /// Where the workloads' HTTP is served.
@@ -55,7 +56,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
 
-    let node = Node::start(&args.images, &args.isolation, &args.backends, None).await?;
+    let single = workloads.len() == 1;
+    let node = Node::start(
+        &args.images,
+        &args.isolation,
+        &args.backends,
+        Mode::Local { single },
+    )
+    .await?;
     let (host, http, launcher) = (node.host.clone(), node.http.clone(), node.launcher.clone());
     // The manifests are everything this run will start: their images are kept.
     let images: Vec<String> = workloads
@@ -84,7 +92,6 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // Launch every workload at once; a failure that waiting cannot fix ends the run.
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<anyhow::Error>(1);
-    let single = workloads.len() == 1;
     let mut launches = tokio::task::JoinSet::new();
     for (path, workload) in workloads {
         let launcher = launcher.clone();
@@ -138,18 +145,19 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Workload)>> {
     let mut workloads: Vec<(PathBuf, Workload)> = Vec::new();
     for path in paths {
-        let workload = manifest::load(path).map_err(|e| BadInput(e.into()))?;
-        convert::check(&workload).map_err(|e| bad_input(e, path))?;
-        if let Some((other, _)) = workloads.iter().find(|(_, w)| id_of(w) == id_of(&workload)) {
-            return Err(BadInput(anyhow::anyhow!(
-                "{} and {} both define the Workload {}",
-                other.display(),
-                path.display(),
-                id_of(&workload)
-            ))
-            .into());
+        for workload in manifest::load(path).map_err(|e| BadInput(e.into()))? {
+            convert::check(&workload).map_err(|e| bad_input(e, path))?;
+            if let Some((other, _)) = workloads.iter().find(|(_, w)| id_of(w) == id_of(&workload)) {
+                return Err(BadInput(anyhow::anyhow!(
+                    "{} and {} both define the Workload {}",
+                    other.display(),
+                    path.display(),
+                    id_of(&workload)
+                ))
+                .into());
+            }
+            workloads.push((path.clone(), workload));
         }
-        workloads.push((path.clone(), workload));
     }
     Ok(workloads)
 }

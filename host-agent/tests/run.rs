@@ -103,6 +103,48 @@ fn stops_cleanly_on_sigterm() {
 }
 
 #[test]
+fn a_file_of_several_workloads_runs_them_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let with_host = |name: &str, wasm: &str| {
+        format!(
+            "{}  hostInterfaces:\n    - {{namespace: wasi, package: http, interfaces: [incoming-handler], config: {{host: {name}.localhost}}}}\n",
+            HELLO
+                .replace("name: hello\n", &format!("name: {name}\n"))
+                .replace("hello-http.wasm", wasm)
+        )
+    };
+    let text = format!(
+        "# as kubectl apply -f takes it\n---\n{}---\n{}",
+        with_host("one", "hello-http.wasm"),
+        with_host("two", "hello-http-v2.wasm")
+    );
+    let running = start(&manifest(&dir, &text));
+    for (host, body) in [
+        ("one.localhost", "Hello from Weft!\n"),
+        ("two.localhost", "Hello from Weft v2!\n"),
+    ] {
+        let got = curl(&[
+            "-H",
+            &format!("Host: {host}"),
+            &format!("http://{}/", running.http),
+        ]);
+        assert_eq!(got, body, "{host}");
+    }
+
+    // The same Workload twice in one file is refused, as across files.
+    let twice = format!(
+        "{}---\n{}",
+        with_host("one", "hello-http.wasm"),
+        with_host("one", "hello-http.wasm")
+    );
+    let err = refusal(&dir, &twice);
+    assert!(
+        err.contains("both define the Workload default/one"),
+        "{err}"
+    );
+}
+
+#[test]
 fn invalid_yaml_names_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let err = refusal(

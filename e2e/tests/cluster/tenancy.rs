@@ -408,3 +408,135 @@ pub fn host_agents_act_only_as_themselves(cluster: &Cluster) {
     // Each refusal left the hosts as they were.
     assert!(cluster.host_ready(owner) && cluster.host_ready(other));
 }
+
+/// Runs `host-agent push` of an example to `reference` with `registry_config`'s credentials.
+fn push_private(name: &str, reference: &str, registry: &str, registry_config: &std::path::Path) {
+    let wasm = weft_e2e::process::workspace_root()
+        .join("examples/build")
+        .join(format!("{name}.wasm"));
+    let output = std::process::Command::new(weft_e2e::process::workspace_bin("host-agent"))
+        .arg("push")
+        .arg(&wasm)
+        .arg(reference)
+        .args(["--insecure-registry", registry])
+        .arg("--registry-config")
+        .arg(registry_config)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "host-agent push: {output:?}");
+}
+
+pub fn a_cached_private_image_needs_accepted_credentials(cluster: &mut Cluster) {
+    // --- a private image pulled onto a host for one tenant is not run for another tenant that
+    // has no credentials for it: IfNotPresent asks the registry (401), Never refuses outright
+    let registry = weft_e2e::registry::Registry::with_user("weft", "s3cret-pass");
+    let dir = tempfile::tempdir().unwrap();
+    let config =
+        weft_e2e::registry::docker_config(dir.path(), &registry.addr, "weft", "s3cret-pass");
+    let image = format!("{}:1.0", registry.image("private/hello"));
+    push_private("hello-http", &image, &registry.addr, &config);
+
+    for namespace in ["private-a", "private-b"] {
+        cluster.kubectl_ok(&["create", "namespace", namespace]);
+    }
+    // The cluster admin lets host-agents read pull Secrets in these namespaces.
+    let chart = weft_e2e::process::workspace_root().join("charts/weft");
+    let upgraded = cluster
+        .control_plane
+        .helm()
+        .args(["upgrade", "weft"])
+        .arg(&chart)
+        .args(["--namespace", "weft-system", "--reuse-values"])
+        .args([
+            "--set",
+            "hostAgent.pullSecrets.namespaces={private-a,private-b}",
+        ])
+        .output()
+        .unwrap();
+    assert!(upgraded.status.success(), "helm upgrade: {upgraded:?}");
+    cluster.kubectl_ok(&[
+        "create",
+        "secret",
+        "docker-registry",
+        "regcred",
+        "-n",
+        "private-a",
+        "--docker-server",
+        &registry.addr,
+        "--docker-username",
+        "weft",
+        "--docker-password",
+        "s3cret-pass",
+    ]);
+    cluster.start_agent("host-p");
+    cluster.kubectl_ok(&["label", "host", "host-p", "pool=private"]);
+
+    let manifest = |namespace: &str, name: &str, extra: &str| {
+        format!(
+            "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata: {{name: {name}, namespace: {namespace}}}
+spec:
+  hostSelector: {{matchLabels: {{pool: private}}}}
+  components:
+    - name: hello
+      image: {image}
+{extra}  hostInterfaces:
+    - namespace: wasi
+      package: http
+      interfaces: [incoming-handler]
+      config: {{host: {name}.{namespace}}}
+"
+        )
+    };
+    let apply = |text: String| {
+        let out = cluster.control_plane.apply(&text);
+        assert!(out.status.success(), "{out:?}");
+    };
+    apply(manifest(
+        "private-a",
+        "owner",
+        "      imagePullSecrets: [{name: regcred}]\n",
+    ));
+    let ready = |c: &Cluster, ns: &str, name: &str| {
+        c.control_plane.jsonpath(
+            &["wl", name, "-n", ns],
+            "{.status.conditions[?(@.type==\"Ready\")].status}",
+        ) == "True"
+    };
+    cluster.wait("the owner's Workload Ready", Duration::from_secs(60), |c| {
+        ready(c, "private-a", "owner")
+    });
+
+    // Same image, same host, another tenant, no credentials.
+    apply(manifest("private-b", "guess", ""));
+    apply(manifest(
+        "private-b",
+        "never",
+        "      imagePullPolicy: Never\n",
+    ));
+    let component = |c: &Cluster, name: &str| {
+        c.control_plane.jsonpath(
+            &["wl", name, "-n", "private-b"],
+            "{.status.host} {.status.components[0].reason}: {.status.conditions[?(@.type==\"Ready\")].message}",
+        )
+    };
+    cluster.wait(
+        "the other tenant's Workloads refused on host-p",
+        Duration::from_secs(60),
+        |c| {
+            let guess = component(c, "guess");
+            let never = component(c, "never");
+            guess.starts_with("host-p ")
+                && guess.contains("401 Unauthorized")
+                && never.starts_with("host-p ErrImageNeverPull")
+                && never.contains("pulled with other credentials")
+        },
+    );
+    assert!(!ready(cluster, "private-b", "guess"));
+    assert!(!ready(cluster, "private-b", "never"));
+    for name in ["guess", "never"] {
+        cluster.kubectl_ok(&["delete", "wl", name, "-n", "private-b", "--timeout=30s"]);
+    }
+    cluster.kubectl_ok(&["delete", "wl", "owner", "-n", "private-a", "--timeout=30s"]);
+}

@@ -19,7 +19,7 @@ use anyhow::Context;
 use weft_daemon::signals::Shutdown;
 
 use crate::admin::Admin;
-use crate::node::{ImageArgs, Node};
+use crate::node::{ImageArgs, Mode, Node};
 
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
@@ -79,7 +79,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         &args.images,
         &args.isolation,
         &args.backends,
-        Some(&host_name),
+        Mode::Cluster { host: &host_name },
     )
     .await?;
     let admin = Arc::new(Admin {

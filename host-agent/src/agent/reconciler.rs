@@ -230,7 +230,7 @@ impl Ctx {
             (e.failure.clone(), e.launch.is_some(), e.applied.clone())
         });
         let known = match (&failure, &observed) {
-            (Some(failure), _) => status::Known::Failed(failure),
+            (Some(failure), observed) => status::Known::Failed(failure, observed.as_ref()),
             (None, Some(observed)) => status::Known::Observed(observed),
             (None, None) if launching => status::Known::Launching,
             (None, None) => status::Known::Stopped,

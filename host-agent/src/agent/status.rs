@@ -13,8 +13,9 @@ pub enum Known<'a> {
     Observed(&'a Observed),
     /// Its launch has begun but reported nothing yet.
     Launching,
-    /// It cannot start, for this reason.
-    Failed(&'a str),
+    /// It cannot start, for this reason; with what the launcher last said of its components
+    /// (a pull that failed for good: `ErrImageNeverPull`, `InvalidImageName`).
+    Failed(&'a str, Option<&'a Observed>),
     /// Not here: stopped, or never started.
     Stopped,
 }
@@ -33,11 +34,14 @@ impl Report {
     /// transition, so the operator never mistakes the old report for this one's.
     pub fn new(workload: &Workload, known: Known<'_>, previous: Option<&Report>) -> Self {
         let components = match &known {
-            Known::Observed(observed) => observed.components.clone(),
+            Known::Observed(observed) | Known::Failed(_, Some(observed)) => {
+                observed.components.clone()
+            }
             _ => Vec::new(),
         };
         let (ready, why, message) = match known {
-            Known::Failed(failure) => (false, "Failed".to_string(), failure.to_string()),
+            // `Failed` (the phase follows it); the components say why, in the kubelet's words.
+            Known::Failed(failure, _) => (false, "Failed".to_string(), failure.to_string()),
             Known::Launching => (false, "Starting".into(), "pulling images".into()),
             Known::Observed(o) if o.components.is_empty() => {
                 (false, "Starting".into(), "starting".into())

@@ -140,14 +140,10 @@ impl AgentBuilder {
 
     /// Starts the host-agent and waits until every workload serves.
     pub fn start(self) -> Agent {
-        let n = self.manifests.len();
         let agent = self.spawn();
-        agent.wait(&format!("{n} workloads serving"), |a| {
-            a.stdout_lines()
-                .iter()
-                .filter(|l| l.starts_with("Serving "))
-                .count()
-                == n
+        // Ready once every workload of every manifest was started.
+        agent.wait("every workload serving (/readyz)", |a| {
+            curl(&[&format!("http://{}/readyz", a.admin)]) == "ok\n"
         });
         agent
     }
