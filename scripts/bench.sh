@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark: hello-http served by `host-agent run` and by `wasmtime serve` (the reference), with
-# the same load generator (wrk), side by side in one run, alternating rounds so both see the
-# same machine. Prints requests/s and p99 latency for each, their ratios, and Weft's mean
-# per-request instantiation time. Run on demand (`make bench`); not part of `make test`.
+# Benchmark: hello-http served by `host-agent run`, by `wasmtime serve` (the reference) and by a
+# native hyper server (`native-hello`, the machine's limit), with the same load generator (wrk),
+# side by side in one run, alternating rounds so all see the same machine. Prints requests/s and
+# p99 latency for each, Weft's ratios to both, and its mean per-request instantiation time. Run
+# on demand (`make bench`); not part of `make test`.
 #
 #   DURATION=10 CONNECTIONS=32 ROUNDS=3 scripts/bench.sh
 set -euo pipefail
@@ -20,8 +21,10 @@ if [[ ! -x $tools/bin/wasmtime ]]; then
   echo "installing wasmtime-cli $wasmtime_version (once, into $tools)..."
   cargo install --locked "wasmtime-cli@$wasmtime_version" --root "$tools"
 fi
-cargo build --quiet --release -p host-agent --manifest-path "$root/Cargo.toml"
+cargo build --quiet --release -p host-agent -p weft-e2e --bin host-agent --bin native-hello \
+  --manifest-path "$root/Cargo.toml"
 host_agent=${CARGO_TARGET_DIR:-$root/target}/release/host-agent
+native=${CARGO_TARGET_DIR:-$root/target}/release/native-hello
 
 pids=()
 cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
@@ -41,8 +44,11 @@ RUST_LOG=warn "$host_agent" run "$root/examples/hello-http.yaml" \
 pids+=($!)
 "$tools/bin/wasmtime" serve --addr 127.0.0.1:18082 "$component" >/dev/null 2>&1 &
 pids+=($!)
+"$native" 127.0.0.1:18083 &
+pids+=($!)
 wait_for http://127.0.0.1:18081/
 wait_for http://127.0.0.1:18082/
+wait_for http://127.0.0.1:18083/
 
 # Prints "<requests/s> <p99 in ms>" for one wrk run.
 load() {
@@ -53,12 +59,12 @@ load() {
     END { printf "%.0f %.3f\n", rps, p99 }'
 }
 
-declare -A rps p99
-for name in weft wasmtime; do rps[$name]=0; p99[$name]=0; done
+declare -A rps p99 port=([weft]=18081 [wasmtime]=18082 [native]=18083)
+servers=(weft wasmtime native)
+for name in "${servers[@]}"; do rps[$name]=0; p99[$name]=0; done
 for round in $(seq 1 "$rounds"); do
-  for name in weft wasmtime; do
-    port=18081; [[ $name == wasmtime ]] && port=18082
-    read -r r p < <(load "http://127.0.0.1:$port/")
+  for name in "${servers[@]}"; do
+    read -r r p < <(load "http://127.0.0.1:${port[$name]}/")
     printf 'round %d  %-9s %8s req/s  p99 %7s ms\n' "$round" "$name" "$r" "$p"
     rps[$name]=$(echo "${rps[$name]} + $r" | bc -l)
     p99[$name]=$(echo "${p99[$name]} + $p" | bc -l)
@@ -68,6 +74,7 @@ done
 mean() { echo "scale=3; $1 / $rounds" | bc -l; }
 weft_rps=$(mean "${rps[weft]}"); ref_rps=$(mean "${rps[wasmtime]}")
 weft_p99=$(mean "${p99[weft]}"); ref_p99=$(mean "${p99[wasmtime]}")
+native_rps=$(mean "${rps[native]}"); native_p99=$(mean "${p99[native]}")
 instantiation=$(curl -s http://127.0.0.1:19091/metrics | awk '
   /^weft_instantiation_duration_seconds_sum/ { s += $2 }
   /^weft_instantiation_duration_seconds_count/ { c += $2 }
@@ -77,6 +84,8 @@ echo
 echo "hello-http, wrk -t2 -c$connections -d${duration}s, mean of $rounds rounds each:"
 printf '  %-16s %10s req/s   p99 %8s ms\n' "host-agent run" "$weft_rps" "$weft_p99"
 printf '  %-16s %10s req/s   p99 %8s ms\n' "wasmtime serve" "$ref_rps" "$ref_p99"
+printf '  %-16s %10s req/s   p99 %8s ms\n' "native hyper" "$native_rps" "$native_p99"
 printf '  throughput ratio (weft / wasmtime): %.2fx\n' "$(echo "$weft_rps / $ref_rps" | bc -l)"
+printf '  throughput ratio (weft / native):   %.2fx\n' "$(echo "$weft_rps / $native_rps" | bc -l)"
 printf '  p99 ratio        (weft / wasmtime): %.2fx (lower is better)\n' "$(echo "$weft_p99 / $ref_p99" | bc -l)"
 echo "  weft mean instantiation per request: ${instantiation} us"
