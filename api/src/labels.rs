@@ -12,6 +12,12 @@ pub const API_VERSION: &str = "v1alpha1";
 /// Each host-agent watches only the Workloads carrying its own name.
 pub const HOST_LABEL: &str = "weft.dev/host";
 
+/// Label on each replica of a WorkloadDeployment: the WorkloadDeployment's name (its selector).
+pub const DEPLOYMENT_LABEL: &str = "weft.dev/deployment";
+
+/// Label on each replica of a WorkloadDeployment: the hash of the template it was made from.
+pub const TEMPLATE_HASH_LABEL: &str = "weft.dev/template-hash";
+
 /// Finalizer that keeps a Workload until its components are stopped on their host.
 pub const CLEANUP_FINALIZER: &str = "weft.dev/cleanup";
 

@@ -18,10 +18,14 @@ pub mod patterns;
 #[cfg(feature = "crd")]
 pub mod quantity;
 #[cfg(feature = "crd")]
+pub mod replica;
+#[cfg(feature = "crd")]
 pub mod volume;
 pub mod wit;
 #[cfg(feature = "crd")]
 pub mod workload;
+#[cfg(feature = "crd")]
+pub mod workload_deployment;
 #[cfg(feature = "crd")]
 pub mod workload_rules;
 #[cfg(feature = "crd")]
@@ -40,5 +44,10 @@ pub use volume::{EmptyDir, HostPath, Volume};
 pub use wit::{WitInterface, WitParseError, version_compatible};
 #[cfg(feature = "crd")]
 pub use workload::{KubernetesOptions, ServiceRef, Workload, WorkloadSpec};
+#[cfg(feature = "crd")]
+pub use workload_deployment::{
+    DeploymentStrategy, RollingUpdate, StrategyType, TemplateMetadata, WorkloadDeployment,
+    WorkloadDeploymentSpec, WorkloadDeploymentStatus, WorkloadTemplate,
+};
 #[cfg(feature = "crd")]
 pub use workload_status::{ComponentState, ComponentStatus, Phase, WorkloadStatus};

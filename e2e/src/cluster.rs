@@ -57,6 +57,12 @@ pub struct Cluster {
     pub agents: BTreeMap<String, Agent>,
     /// How long a host-agent's Lease holds without renewal.
     pub lease_duration: Duration,
+    /// kube-controller-manager with only the garbage collector (a deleted WorkloadDeployment's
+    /// replicas go with it) and the HorizontalPodAutoscaler controller.
+    pub controller_manager: Process,
+    /// The HTTP port every host-agent listens on (each on its own address), as in a real
+    /// installation: an EndpointSlice lists one port for all its hosts.
+    pub http_port: u16,
 }
 
 impl Cluster {
@@ -91,7 +97,13 @@ impl Cluster {
             "--duration=24h",
         ]);
         let operator_kubeconfig = control_plane.kubeconfig_with_token("operator", token.trim());
+        let controller_manager = control_plane.start_controller_manager(
+            "garbagecollector,horizontalpodautoscaling",
+            &["--horizontal-pod-autoscaler-sync-period=1s"],
+        );
         let mut cluster = Self {
+            controller_manager,
+            http_port: free_port(),
             control_plane,
             operator_kubeconfig,
             registry: Registry::start(),
@@ -175,7 +187,7 @@ impl Cluster {
         let index = name.bytes().last().unwrap_or(b'a') - b'a';
         let address = format!("198.18.255.{}", 11 + index);
         let listen = format!("127.0.0.{}", 11 + index);
-        let (http_port, admin_port) = (free_port(), free_port());
+        let (http_port, admin_port) = (self.http_port, free_port());
         let image_dir = match self.agents.remove(name) {
             Some(old) => old.image_dir,
             None => tempfile::tempdir().unwrap(),
@@ -226,7 +238,7 @@ impl Cluster {
         let log = self
             .control_plane
             .dir()
-            .join(format!("{name}-{http_port}.log"));
+            .join(format!("{name}-{admin_port}.log"));
         let process = Process::spawn(cmd, &log);
         self.agents.insert(
             name.to_string(),

@@ -115,6 +115,30 @@ impl ControlPlane {
         plane
     }
 
+    /// kube-controller-manager against this control plane, running `controllers` (its
+    /// `--controllers` flag: `*` for all). `extra` arguments tune them.
+    pub fn start_controller_manager(&self, controllers: &str, extra: &[&str]) -> Process {
+        let dir = self.dir.path();
+        let mut cmd = Command::new(tool("kube-controller-manager"));
+        cmd.arg(format!("--kubeconfig={}", self.kubeconfig.display()))
+            .arg(format!(
+                "--root-ca-file={}",
+                dir.join("certs/apiserver.crt").display()
+            ))
+            .arg(format!(
+                "--service-account-private-key-file={}",
+                dir.join("sa.key").display()
+            ))
+            .arg(format!("--controllers={controllers}"))
+            .args([
+                "--leader-elect=false",
+                "--bind-address=127.0.0.1",
+                "--secure-port=0",
+            ])
+            .args(extra);
+        Process::spawn(cmd, &dir.join("kube-controller-manager.log"))
+    }
+
     fn start_apiserver(&mut self) {
         let dir = self.dir.path();
         let mut cmd = Command::new(tool("kube-apiserver"));

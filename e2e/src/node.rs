@@ -58,23 +58,6 @@ impl Node {
         write_cni_config(&containerd.cni_dir());
         let dir = control_plane.dir().to_path_buf();
         let kubeconfig = control_plane.kubeconfig.clone();
-        let certs = dir.join("certs");
-        let mut controller_manager = Command::new(tool("kube-controller-manager"));
-        controller_manager
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg(format!(
-                "--root-ca-file={}",
-                certs.join("apiserver.crt").display()
-            ))
-            .arg(format!(
-                "--service-account-private-key-file={}",
-                dir.join("sa.key").display()
-            ))
-            .args([
-                "--leader-elect=false",
-                "--bind-address=127.0.0.1",
-                "--secure-port=0",
-            ]);
         let mut scheduler = Command::new(tool("kube-scheduler"));
         scheduler
             .arg(format!("--kubeconfig={}", kubeconfig.display()))
@@ -84,7 +67,7 @@ impl Node {
                 "--secure-port=0",
             ]);
         let controllers = vec![
-            Process::spawn(controller_manager, &dir.join("kube-controller-manager.log")),
+            control_plane.start_controller_manager("*", &[]),
             Process::spawn(scheduler, &dir.join("kube-scheduler.log")),
         ];
         let kubelet_dir = dir.join("kubelet");

@@ -21,6 +21,20 @@ fn refused(plane: &ControlPlane, name: &str, yaml: &str) -> String {
     stderr
 }
 
+/// Applies each case (name, manifest, what the refusal must say), asserting each is refused with
+/// every one of its needles in the message.
+fn refused_naming(plane: &ControlPlane, cases: &[(&str, String, &[&str])]) {
+    for (name, yaml, needles) in cases {
+        let stderr = refused(plane, name, yaml);
+        for needle in *needles {
+            assert!(
+                stderr.contains(needle),
+                "{name}: {needle:?} not in the API server's answer:\n{stderr}"
+            );
+        }
+    }
+}
+
 #[test]
 fn the_api_server_rejects_invalid_workloads_naming_the_field() {
     let plane = ControlPlane::start();
@@ -74,16 +88,100 @@ fn the_api_server_rejects_invalid_workloads_naming_the_field() {
             &["spec", "service"],
         ),
     ];
-    for (name, yaml, needles) in cases {
-        let stderr = refused(&plane, name, yaml);
-        for needle in *needles {
-            assert!(
-                stderr.contains(needle),
-                "{name}: {needle:?} not in the API server's answer:\n{stderr}"
-            );
-        }
-    }
+    refused_naming(&plane, cases);
     // Nothing invalid was stored.
     let stored = plane.kubectl_ok(&["get", "workloads", "-o", "name"]);
     assert_eq!(stored.trim(), "workload.weft.dev/valid");
+}
+
+const VALID_DEPLOYMENT: &str = "apiVersion: weft.dev/v1alpha1
+kind: WorkloadDeployment
+metadata:
+  name: NAME
+spec:
+  replicas: 2
+  strategy:
+    rollingUpdate: {maxSurge: 25%, maxUnavailable: 1}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      components:
+        - name: api
+          image: registry.example.com/team/api:1.4
+";
+
+#[test]
+fn the_api_server_rejects_invalid_workload_deployments_naming_the_field() {
+    let plane = ControlPlane::start();
+    let accepted = plane.apply(&VALID_DEPLOYMENT.replace("NAME", "valid"));
+    assert!(accepted.status.success(), "{accepted:?}");
+    // The API server fills in the defaults a Deployment user expects.
+    let defaulted = plane.apply(
+        &VALID_DEPLOYMENT
+            .replace("NAME", "defaults")
+            .replace("  replicas: 2\n", ""),
+    );
+    assert!(defaulted.status.success(), "{defaulted:?}");
+    assert_eq!(plane.jsonpath(&["wd", "defaults"], "{.spec.replicas}"), "1");
+
+    let cases: &[(&str, String, &[&str])] = &[
+        (
+            // weft.dev/host on replicas the operator creates would bypass the admission policy
+            // that keeps tenants from choosing their host.
+            "weft-label",
+            VALID_DEPLOYMENT.replace("{app: web}", "{app: web, weft.dev/host: host-a}"),
+            &["spec.template.metadata.labels", "weft.dev/"],
+        ),
+        (
+            "negative-replicas",
+            VALID_DEPLOYMENT.replace("replicas: 2", "replicas: -1"),
+            &["spec.replicas"],
+        ),
+        (
+            "too-many-replicas",
+            VALID_DEPLOYMENT.replace("replicas: 2", "replicas: 100000"),
+            &["spec.replicas"],
+        ),
+        (
+            "bad-surge",
+            VALID_DEPLOYMENT.replace("maxSurge: 25%", "maxSurge: lots"),
+            &[
+                "spec.strategy.rollingUpdate.maxSurge",
+                "a number of replicas or a percentage",
+            ],
+        ),
+        (
+            "negative-unavailable",
+            VALID_DEPLOYMENT.replace("maxUnavailable: 1", "maxUnavailable: -1"),
+            &["spec.strategy.rollingUpdate.maxUnavailable"],
+        ),
+        (
+            "unknown-strategy",
+            VALID_DEPLOYMENT.replace(
+                "    rollingUpdate:",
+                "    type: Sometimes\n    rollingUpdate:",
+            ),
+            &["spec.strategy.type", "Unsupported value"],
+        ),
+        (
+            "invalid-template",
+            VALID_DEPLOYMENT.replace("      image: registry.example.com/team/api:1.4\n", ""),
+            &["spec.template.spec.components[0].image", "Required value"],
+        ),
+        (
+            "a-name-longer-than-a-label-value-can-hold-which-is-sixty-three-chars",
+            VALID_DEPLOYMENT.to_string(),
+            &["metadata.name", "at most 63 characters"],
+        ),
+    ];
+    refused_naming(&plane, cases);
+    let stored = plane.kubectl_ok(&["get", "wd", "-o", "name"]);
+    assert_eq!(
+        stored.trim(),
+        "workloaddeployment.weft.dev/defaults\nworkloaddeployment.weft.dev/valid"
+    );
+    // `kubectl scale` needs the /scale subresource.
+    plane.kubectl_ok(&["scale", "wd/valid", "--replicas=4"]);
+    assert_eq!(plane.jsonpath(&["wd", "valid"], "{.spec.replicas}"), "4");
 }

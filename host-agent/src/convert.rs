@@ -135,6 +135,7 @@ pub fn to_spec(
         service,
         host_interfaces,
         volumes,
+        http_group: Some(workload.claimant()),
     })
 }
 

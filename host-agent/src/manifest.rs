@@ -1,10 +1,13 @@
-//! Reads Workload manifests from a file the way `kubectl apply -f` would accept them, but
-//! stricter: unknown fields are errors, and every error names the file, the line and the
-//! field. A file may hold several documents separated by `---` lines; empty ones are skipped.
+//! Reads Workload and WorkloadDeployment manifests from a file the way `kubectl apply -f` would
+//! accept them, but stricter: unknown fields are errors, and every error names the file, the line
+//! and the field. A file may hold several documents separated by `---` lines; empty ones are
+//! skipped. A WorkloadDeployment becomes its replicas, `<name>-0` … `<name>-<replicas - 1>`, made
+//! by the same rule as in a cluster ([`WorkloadDeployment::replica`]).
 
 use std::path::{Path, PathBuf};
 
-use weft_api::Workload;
+use serde::de::DeserializeOwned;
+use weft_api::{Workload, WorkloadDeployment};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
@@ -34,11 +37,13 @@ pub fn load(path: &Path) -> Result<Vec<Workload>, ManifestError> {
 
 /// Parses every document of `text`; an error names the line in the whole text.
 pub fn parse_all(text: &str) -> Result<Vec<Workload>, String> {
-    let workloads = documents(text)
+    let mut workloads = Vec::new();
+    for (first_line, doc) in documents(text)
         .into_iter()
         .filter(|(_, doc)| !is_empty(doc))
-        .map(|(first_line, doc)| parse(&doc).map_err(|e| relocate(&e, first_line)))
-        .collect::<Result<Vec<_>, _>>()?;
+    {
+        workloads.extend(parse(&doc).map_err(|e| relocate(&e, first_line))?);
+    }
     if workloads.is_empty() {
         return Err("no Workload in the file".into());
     }
@@ -91,23 +96,32 @@ fn relocate(error: &str, first_line: usize) -> String {
     }
 }
 
-/// Parses manifest text; the error is a message naming the line and field.
-pub fn parse(text: &str) -> Result<Workload, String> {
+/// Parses one document: a Workload, or a WorkloadDeployment as its replicas. The error is a
+/// message naming the line and field.
+pub fn parse(text: &str) -> Result<Vec<Workload>, String> {
     let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
     let api_version = value.get("apiVersion").and_then(|v| v.as_str());
     let kind = value.get("kind").and_then(|v| v.as_str());
-    if api_version != Some(API_VERSION) || kind != Some("Workload") {
-        return Err(format!(
-            "expected apiVersion: {API_VERSION} and kind: Workload, found {} and {}",
+    match (api_version, kind) {
+        (Some(API_VERSION), Some("Workload")) => Ok(vec![strict::<Workload>(text)?]),
+        (Some(API_VERSION), Some("WorkloadDeployment")) => {
+            Ok(replicas(&strict::<WorkloadDeployment>(text)?))
+        }
+        _ => Err(format!(
+            "expected apiVersion: {API_VERSION} and kind: Workload or WorkloadDeployment, found {} and {}",
             api_version.unwrap_or("none"),
             kind.unwrap_or("none")
-        ));
+        )),
     }
+}
+
+/// Deserializes `text`, refusing unknown fields and a missing name.
+fn strict<K: DeserializeOwned + kube::Resource>(text: &str) -> Result<K, String> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let mut unknown = Vec::new();
-    let workload: Workload = serde_ignored::deserialize(deserializer, |path| {
+    let object: K = serde_ignored::deserialize(deserializer, |path| {
         let path = path.to_string();
-        // The CRD type keeps no apiVersion and kind; they were checked above.
+        // The CRD types keep no apiVersion and kind; they were checked by the caller.
         if path != "apiVersion" && path != "kind" {
             unknown.push(path);
         }
@@ -119,10 +133,30 @@ pub fn parse(text: &str) -> Result<Workload, String> {
             .unwrap_or_default();
         return Err(format!("{line}unknown field `{field}`"));
     }
-    if workload.metadata.name.as_deref().unwrap_or("").is_empty() {
+    if object.meta().name.as_deref().unwrap_or("").is_empty() {
         return Err("missing field `metadata.name`".into());
     }
-    Ok(workload)
+    Ok(object)
+}
+
+/// The replicas of a WorkloadDeployment on this one host, named `<name>-<index>`.
+fn replicas(deployment: &WorkloadDeployment) -> Vec<Workload> {
+    let mut deployment = deployment.clone();
+    // The owner reference needs a uid; locally nothing else reads it.
+    deployment.metadata.uid = Some("local".into());
+    // As for a Workload without one (the replicas' claimant names it).
+    deployment
+        .metadata
+        .namespace
+        .get_or_insert_with(|| "default".into());
+    let name = deployment.metadata.name.clone().unwrap_or_default();
+    (0..deployment.spec.replicas)
+        .filter_map(|i| {
+            let mut replica = deployment.replica()?;
+            replica.metadata.name = Some(format!("{name}-{i}"));
+            Some(replica)
+        })
+        .collect()
 }
 
 /// The line where the last key of a dotted path (`spec.components.0.imagee`) is written.
@@ -153,7 +187,7 @@ spec:
 
     #[test]
     fn parses_a_workload() {
-        let w = parse(GOOD).unwrap();
+        let w = parse(GOOD).unwrap().remove(0);
         assert_eq!(w.spec.components[0].image, "build/hello-http.wasm");
     }
 
@@ -192,6 +226,44 @@ spec:
         // Line 8 of the second document, which starts after line 9.
         assert!(err.contains("line 17"), "{err}");
         assert!(parse_all("---\n# nothing\n").is_err());
+    }
+
+    #[test]
+    fn a_workload_deployment_becomes_its_replicas() {
+        let text = "apiVersion: weft.dev/v1alpha1
+kind: WorkloadDeployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  template:
+    spec:
+      components:
+        - name: hello
+          image: build/hello-http.wasm
+";
+        let replicas = parse(text).unwrap();
+        let names: Vec<&str> = replicas
+            .iter()
+            .map(|w| w.metadata.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["web-0", "web-1", "web-2"]);
+        assert!(
+            replicas
+                .iter()
+                .all(|w| w.claimant() == "default/WorkloadDeployment/web")
+        );
+        let err =
+            parse(&text.replace("  replicas: 3", "  replicas: 3\n  replicaz: 4")).unwrap_err();
+        assert!(
+            err.contains("line 7") && err.contains("spec.replicaz"),
+            "{err}"
+        );
+        assert!(
+            parse(&text.replace("replicas: 3", "replicas: 0"))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -48,8 +48,8 @@ pub struct Node {
 /// What a host runs for.
 #[derive(Clone, Copy, Debug)]
 pub enum Mode<'a> {
-    /// `host-agent run`; `single` when the manifests hold one Workload, which then answers any
-    /// `Host` header (`curl localhost:8080` just works).
+    /// `host-agent run`; `single` when the manifests hold one Workload (or one WorkloadDeployment's
+    /// replicas), which then answers any `Host` header (`curl localhost:8080` just works).
     Local { single: bool },
     /// `host-agent agent`, as this host.
     Cluster { host: &'a str },

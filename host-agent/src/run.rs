@@ -56,7 +56,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         );
     }
 
-    let single = workloads.len() == 1;
+    // One Workload, or the replicas of one WorkloadDeployment, answer any Host header.
+    let single = workloads
+        .iter()
+        .all(|(_, w)| w.claimant() == workloads[0].1.claimant());
     let node = Node::start(
         &args.images,
         &args.isolation,

@@ -145,6 +145,43 @@ fn a_file_of_several_workloads_runs_them_all() {
 }
 
 #[test]
+fn a_workload_deployment_runs_its_replicas_and_balances_among_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let deployment = std::fs::read_to_string(examples().join("hello-deployment.yaml")).unwrap();
+    let other = format!(
+        "{HELLO}  hostInterfaces:\n    - {{namespace: wasi, package: http, interfaces: [incoming-handler], config: {{host: other.localhost}}}}\n"
+    );
+    let running = start(&manifest(&dir, &format!("{deployment}---\n{other}")));
+    for _ in 0..6 {
+        let got = curl(&[
+            "-H",
+            "Host: hello-replicas.localhost",
+            &format!("http://{}/", running.http),
+        ]);
+        assert_eq!(got, "Hello from Weft!\n");
+    }
+    // Round-robin: each of the three replicas answered two of the six requests; the other
+    // Workload's host name is still its own.
+    let metrics = curl(&[&format!("http://{}/metrics", running.admin)]);
+    for replica in 0..3 {
+        let series = format!(
+            r#"weft_invocations_total{{workload="default/hello-replicas-{replica}",component="hello",outcome="ok"}} 2"#
+        );
+        assert!(metrics.contains(&series), "missing {series} in\n{metrics}");
+    }
+    let got = curl(&[
+        "-H",
+        "Host: other.localhost",
+        &format!("http://{}/", running.http),
+    ]);
+    assert_eq!(got, "Hello from Weft!\n");
+    assert!(
+        !metrics.contains(r#"workload="default/hello""#),
+        "{metrics}"
+    );
+}
+
+#[test]
 fn invalid_yaml_names_the_file_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let err = refusal(

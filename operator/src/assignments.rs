@@ -12,11 +12,13 @@ use weft_api::labels::HOST_LABEL;
 /// How long an assignment is remembered at most; the cache catches up well within that.
 const REMEMBER_FOR: Duration = Duration::from_secs(30);
 
-/// What is assigned to one Host: how many Workloads, and the memory they reserve.
+/// What is assigned to one Host: how many Workloads, the memory they reserve, and how many of
+/// them share a claimant with the Workload being placed (replicas of its WorkloadDeployment).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Load {
     pub workloads: u32,
     pub memory: u64,
+    pub siblings: u32,
 }
 
 /// Label changes made by this operator that the Workload cache may not show yet.
@@ -54,11 +56,12 @@ impl Assignments {
         );
     }
 
-    /// What each Host has assigned, with the cache corrected by recent assignments; forgets assignments
-    /// the cache has caught up with.
+    /// What each Host has assigned, with the cache corrected by recent assignments; forgets
+    /// assignments the cache has caught up with. Workloads of `claimant` count as siblings.
     pub fn load<'a>(
         &mut self,
         workloads: impl IntoIterator<Item = &'a Workload>,
+        claimant: &str,
         now: Instant,
     ) -> HashMap<String, Load> {
         self.recent
@@ -84,6 +87,9 @@ impl Assignments {
                 let entry = load.entry(host).or_default();
                 entry.workloads += 1;
                 entry.memory = entry.memory.saturating_add(workload.spec.reserved_memory());
+                if workload.deployment_owner().is_some() && workload.claimant() == claimant {
+                    entry.siblings += 1;
+                }
             }
         }
         load
@@ -117,7 +123,7 @@ mod tests {
         assignments.record("ns", "b", Some("1".into()), Some("h2".into()), now);
 
         let count = |load: &HashMap<String, Load>, host: &str| load.get(host).map(|l| l.workloads);
-        let load = assignments.load([&a, &b], now);
+        let load = assignments.load([&a, &b], "", now);
         assert_eq!(count(&load, "h1"), Some(1));
         assert_eq!(
             count(&load, "h2"),
@@ -127,7 +133,7 @@ mod tests {
 
         // The cache shows a newer version: trust it and forget the overlay.
         let b_new = workload("b", "2", Some("h1"));
-        let load = assignments.load([&a, &b_new], now);
+        let load = assignments.load([&a, &b_new], "", now);
         assert_eq!(count(&load, "h1"), Some(2));
         assert_eq!(count(&load, "h2"), None);
         assert!(assignments.recent.is_empty());
@@ -139,7 +145,7 @@ mod tests {
         let mut assignments = Assignments::default();
         assignments.record("ns", "b", Some("1".into()), Some("h2".into()), now);
         let b = workload("b", "1", None);
-        let load = assignments.load([&b], now + REMEMBER_FOR);
+        let load = assignments.load([&b], "", now + REMEMBER_FOR);
         assert!(load.is_empty());
     }
 }

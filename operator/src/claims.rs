@@ -36,25 +36,28 @@ impl fmt::Display for Refusal {
             Self::NotAllowed(why) => f.write_str(why),
             Self::Conflict { host, owner } => write!(
                 f,
-                "host {host} is claimed by Workload {owner}, which claimed it first"
+                "host {host} is claimed by {owner}, which claimed it first"
             ),
         }
     }
 }
 
-/// Which of two claimants came first: creation time, then namespace and name (so the order is
-/// total and every operator replica agrees).
-fn precedence(workload: &Workload) -> (Timestamp, String, String) {
-    let created = workload
-        .meta()
-        .creation_timestamp
-        .as_ref()
-        .map_or(Timestamp::MAX, |t| t.0);
+/// When a Workload's claimant first claimed: its WorkloadDeployment's creation for a replica
+/// (`None` when that WorkloadDeployment is not known), its own creation otherwise.
+pub type ClaimedSince<'a> = &'a dyn Fn(&Workload) -> Option<Timestamp>;
+
+/// Which of two claimants came first: the time they claimed, then their name (so the order is
+/// total and every operator replica agrees). Replicas of one WorkloadDeployment are one claimant.
+fn precedence(workload: &Workload, since: ClaimedSince<'_>) -> (Timestamp, String) {
     (
-        created,
-        workload.namespace().unwrap_or_default(),
-        workload.name_any(),
+        since(workload).unwrap_or(Timestamp::MAX),
+        workload.claimant(),
     )
+}
+
+/// The creation time of a Workload, for [`ClaimedSince`] of one that is not a replica.
+pub fn created(workload: &Workload) -> Option<Timestamp> {
+    workload.meta().creation_timestamp.as_ref().map(|t| t.0)
 }
 
 /// Whether `workload` may claim all its host names, given every Workload in the cluster.
@@ -62,6 +65,7 @@ pub fn check<'a>(
     workload: &Workload,
     all: impl IntoIterator<Item = &'a Workload>,
     grants: &HostnameGrants,
+    since: ClaimedSince<'_>,
 ) -> Result<(), Refusal> {
     let namespace = workload.namespace().unwrap_or_default();
     let hosts = workload.spec.http_hosts(&namespace);
@@ -71,11 +75,14 @@ pub fn check<'a>(
     if let Some(why) = hosts.iter().find_map(|h| grants.refusal(&namespace, h)) {
         return Err(Refusal::NotAllowed(why));
     }
-    let mine = precedence(workload);
-    let mut conflict: Option<(&Workload, &String)> = None;
+    let mine = precedence(workload, since);
+    let mut conflict: Option<((Timestamp, String), &String)> = None;
     for other in all {
-        let theirs = precedence(other);
-        if theirs >= mine || conflict.is_some_and(|(c, _)| precedence(c) <= theirs) {
+        let theirs = precedence(other, since);
+        if theirs.1 == mine.1
+            || theirs >= mine
+            || conflict.as_ref().is_some_and(|(c, _)| *c <= theirs)
+        {
             continue;
         }
         let other_namespace = other.namespace().unwrap_or_default();
@@ -84,19 +91,24 @@ pub fn check<'a>(
             .iter()
             .find(|h| other_hosts.contains(h) && grants.refusal(&other_namespace, h).is_none())
         {
-            conflict = Some((other, host));
+            conflict = Some((theirs, host));
         }
     }
     match conflict {
-        Some((owner, host)) => Err(Refusal::Conflict {
+        Some(((_, owner), host)) => Err(Refusal::Conflict {
             host: host.clone(),
-            owner: format!(
-                "{}/{}",
-                owner.namespace().unwrap_or_default(),
-                owner.name_any()
-            ),
+            owner: describe_claimant(&owner),
         }),
         None => Ok(()),
+    }
+}
+
+/// `ns/Kind/name` as `Kind ns/name`.
+fn describe_claimant(claimant: &str) -> String {
+    let mut parts = claimant.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(namespace), Some(kind), Some(name)) => format!("{kind} {namespace}/{name}"),
+        _ => claimant.to_owned(),
     }
 }
 
@@ -131,8 +143,8 @@ spec:
         let first = workload("a", "web", 10, "shop.example.com");
         let later = workload("b", "web", 20, "Shop.Example.com:8080");
         let all = [first.clone(), later.clone()];
-        assert_eq!(check(&first, &all, &grants()), Ok(()));
-        let refused = check(&later, &all, &grants()).unwrap_err();
+        assert_eq!(check(&first, &all, &grants(), &created), Ok(()));
+        let refused = check(&later, &all, &grants(), &created).unwrap_err();
         assert_eq!(refused.reason(), "HostnameConflict");
         assert_eq!(
             refused.to_string(),
@@ -147,12 +159,12 @@ spec:
         let twin = workload("a", "z", 5, "x.example.com");
         let newest = workload("b", "w", 9, "x.example.com");
         let all = [newest.clone(), middle, twin.clone(), oldest.clone()];
-        let Err(Refusal::Conflict { owner, .. }) = check(&newest, &all, &grants()) else {
+        let Err(Refusal::Conflict { owner, .. }) = check(&newest, &all, &grants(), &created) else {
             panic!("not refused");
         };
-        assert_eq!(owner, "a/x");
-        assert!(check(&twin, &all, &grants()).is_err());
-        assert!(check(&oldest, &all, &grants()).is_ok());
+        assert_eq!(owner, "Workload a/x");
+        assert!(check(&twin, &all, &grants(), &created).is_err());
+        assert!(check(&oldest, &all, &grants(), &created).is_ok());
     }
 
     #[test]
@@ -160,14 +172,47 @@ spec:
         let squatter = workload("c", "early", 1, "shop.example.com");
         let owner = workload("a", "web", 10, "shop.example.com");
         let all = [squatter.clone(), owner.clone()];
-        let refused = check(&squatter, &all, &grants()).unwrap_err();
+        let refused = check(&squatter, &all, &grants(), &created).unwrap_err();
         assert_eq!(refused.reason(), "HostnameNotAllowed");
         assert!(
             refused
                 .to_string()
                 .contains("namespace c may not claim host shop.example.com")
         );
-        assert_eq!(check(&owner, &all, &grants()), Ok(()));
+        assert_eq!(check(&owner, &all, &grants(), &created), Ok(()));
+    }
+
+    #[test]
+    fn replicas_of_one_deployment_share_its_names_and_its_age() {
+        let replica = |name: &str, created| {
+            let mut w = workload("a", name, created, "shop.example.com");
+            w.metadata.owner_references = Some(vec![
+                serde_yaml::from_str(
+                    "{apiVersion: weft.dev/v1alpha1, kind: WorkloadDeployment, name: shop, uid: u, controller: true}",
+                )
+                .unwrap(),
+            ]);
+            w
+        };
+        // The replicas are newer than b/web, but their WorkloadDeployment is older.
+        let (r1, r2) = (replica("shop-1", 30), replica("shop-2", 40));
+        let rival = workload("b", "web", 20, "shop.example.com");
+        let deployment_created = |w: &Workload| match w.deployment_owner() {
+            Some(_) => Some(Timestamp::from_second(10).unwrap()),
+            None => created(w),
+        };
+        let all = [r1.clone(), r2.clone(), rival.clone()];
+        assert_eq!(check(&r1, &all, &grants(), &deployment_created), Ok(()));
+        assert_eq!(check(&r2, &all, &grants(), &deployment_created), Ok(()));
+        assert_eq!(
+            check(&rival, &all, &grants(), &deployment_created)
+                .unwrap_err()
+                .to_string(),
+            "host shop.example.com is claimed by WorkloadDeployment a/shop, which claimed it first"
+        );
+        // Without the WorkloadDeployment's age the replicas claim from nothing: the rival wins.
+        let unknown = |w: &Workload| w.deployment_owner().map_or_else(|| created(w), |_| None);
+        assert!(check(&r1, &all, &grants(), &unknown).is_err());
     }
 
     #[test]
@@ -184,6 +229,9 @@ spec:
                 .contains(&"web.a.svc.cluster.local".to_owned())
         );
         let all = [a.clone(), b.clone()];
-        assert_eq!(check(&b, &all, &HostnameGrants::default()), Ok(()));
+        assert_eq!(
+            check(&b, &all, &HostnameGrants::default(), &created),
+            Ok(())
+        );
     }
 }

@@ -7,19 +7,22 @@ use std::time::Duration;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
 use tokio::sync::Mutex;
 use weft_api::hostnames::HostnameGrants;
 use weft_api::labels::HOST_LEASE_PREFIX;
-use weft_api::{Host, Workload};
+use weft_api::{Host, Workload, WorkloadDeployment};
 use weft_daemon::cache::ready;
 
 use crate::assignments::Assignments;
 use crate::error::Error;
 use crate::lease_clock::{LeaseClock, LeaseState};
 use crate::metrics::Metrics;
+use crate::replica_changes::ReplicaChanges;
 use crate::scheduler::Candidate;
 
 /// How long a reconciliation waits for the caches' initial lists before failing (and retrying).
@@ -30,6 +33,7 @@ const CACHE_WAIT: Duration = Duration::from_secs(30);
 pub struct Caches {
     pub hosts: Store<Host>,
     pub workloads: Store<Workload>,
+    pub deployments: Store<WorkloadDeployment>,
     /// Leases in the operator's namespace (the host-agents' heartbeats among them).
     pub leases: Store<Lease>,
     /// Pods in the operator's namespace (the host-agents' among them).
@@ -54,6 +58,8 @@ pub struct Context {
     pub hostname_grants: HostnameGrants,
     /// When each host's Lease was last seen renewed (fed by the Lease watch).
     pub lease_clock: Arc<LeaseClock>,
+    /// Replicas created or deleted that the Workload cache may not show yet.
+    pub replica_changes: Mutex<ReplicaChanges>,
 }
 
 impl Context {
@@ -67,6 +73,9 @@ impl Context {
             ready(&caches.workloads)
                 .await
                 .map_err(|_| Error::CacheNotReady("Workload"))?;
+            ready(&caches.deployments)
+                .await
+                .map_err(|_| Error::CacheNotReady("WorkloadDeployment"))?;
             ready(&caches.leases)
                 .await
                 .map_err(|_| Error::CacheNotReady("Lease"))?;
@@ -77,9 +86,29 @@ impl Context {
                 .await
                 .map_err(|_| Error::CacheNotReady("EndpointSlice"))
         };
-        tokio::time::timeout(CACHE_WAIT, wait)
-            .await
-            .map_err(|_| Error::CacheNotReady("Host, Workload, Lease, Pod or EndpointSlice"))?
+        tokio::time::timeout(CACHE_WAIT, wait).await.map_err(|_| {
+            Error::CacheNotReady("Host, Workload, WorkloadDeployment, Lease, Pod or EndpointSlice")
+        })?
+    }
+
+    /// The cached WorkloadDeployment `workload` is a replica of, if it still exists (same uid).
+    pub fn deployment_of(&self, workload: &Workload) -> Option<Arc<WorkloadDeployment>> {
+        let owner = workload.deployment_owner()?;
+        let namespace = workload.namespace()?;
+        self.caches
+            .deployments
+            .get(&ObjectRef::new(&owner.name).within(&namespace))
+            .filter(|d| d.uid().as_deref() == Some(owner.uid.as_str()))
+    }
+
+    /// When `workload`'s claimant first claimed its host names (see [`crate::claims`]).
+    pub fn claimed_since(&self, workload: &Workload) -> Option<Timestamp> {
+        match workload.deployment_owner() {
+            Some(_) => self
+                .deployment_of(workload)
+                .and_then(|d| d.meta().creation_timestamp.as_ref().map(|t| t.0)),
+            None => crate::claims::created(workload),
+        }
     }
 
     /// Name of the heartbeat Lease of `host`.

@@ -1,4 +1,4 @@
-//! Wires the caches and the two controllers together and runs them until shutdown.
+//! Wires the caches and the three controllers together and runs them until shutdown.
 
 use std::fmt::Debug;
 use std::future::Future;
@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, watch};
 use weft_api::hostnames::HostnameGrants;
 use weft_api::labels::{HOST_LABEL, HOST_LEASE_PREFIX, HOST_POD_ANNOTATION};
-use weft_api::{Host, Workload};
+use weft_api::{Host, Workload, WorkloadDeployment};
 
 use crate::assignments::Assignments;
 use crate::context::{Caches, Context};
@@ -27,7 +27,8 @@ use crate::endpoints::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::error::chain;
 use crate::lease_clock::LeaseClock;
 use crate::metrics::Metrics;
-use crate::{host_controller, workload_controller};
+use crate::replica_changes::ReplicaChanges;
+use crate::{deployment_controller, host_controller, workload_controller};
 
 /// Name of the operator in Events (`reportingController`).
 pub const REPORTER: &str = "weft-operator";
@@ -134,8 +135,13 @@ pub async fn run(
 
     let workload_controller = Controller::new(Api::<Workload>::all(client.clone()), config.clone());
     let host_controller = Controller::new(Api::<Host>::all(client.clone()), config.clone());
+    let deployment_controller = Controller::new(
+        Api::<WorkloadDeployment>::all(client.clone()),
+        config.clone(),
+    );
     let workloads = workload_controller.store();
     let hosts = host_controller.store();
+    let deployments = deployment_controller.store();
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -148,6 +154,7 @@ pub async fn run(
         caches: Caches {
             hosts: hosts.clone(),
             workloads: workloads.clone(),
+            deployments,
             leases: leases.clone(),
             pods: pods.clone(),
             endpoint_slices,
@@ -155,6 +162,7 @@ pub async fn run(
         assignments: Mutex::new(Assignments::default()),
         hostname_grants,
         lease_clock,
+        replica_changes: Mutex::new(ReplicaChanges::default()),
     });
 
     let by_host = workloads.clone();
@@ -200,7 +208,7 @@ pub async fn run(
         )
         .watches(
             Api::<Pod>::namespaced(client.clone(), &namespace),
-            config,
+            config.clone(),
             move |pod: Pod| {
                 let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
                 pod_hosts
@@ -215,6 +223,17 @@ pub async fn run(
         .run(
             host_controller::reconcile,
             host_controller::error_policy,
+            ctx.clone(),
+        )
+        .for_each(log_result);
+
+    let run_deployments = deployment_controller
+        .with_config(controller::Config::default().debounce(DEBOUNCE))
+        .owns(Api::<Workload>::all(client.clone()), config)
+        .graceful_shutdown_on(stopped(stop.clone()))
+        .run(
+            deployment_controller::reconcile,
+            deployment_controller::error_policy,
             ctx.clone(),
         )
         .for_each(log_result);
@@ -241,6 +260,7 @@ pub async fn run(
     futures::join!(
         run_workloads,
         run_hosts,
+        run_deployments,
         run_leases,
         run_pods,
         run_slices,

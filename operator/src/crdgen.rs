@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
-use weft_api::{Host, Workload};
+use weft_api::{Host, Workload, WorkloadDeployment};
 
 /// Arguments of `operator crd`.
 #[derive(Debug, clap::Args)]
@@ -20,7 +20,7 @@ pub struct CrdArgs {
 
 /// Every CRD Weft defines, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![Workload::crd(), Host::crd()]
+    vec![Workload::crd(), Host::crd(), WorkloadDeployment::crd()]
 }
 
 /// The file name a CRD is written to: `<plural>.<group>.yaml`, the CRD's own name.

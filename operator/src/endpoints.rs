@@ -1,6 +1,10 @@
 //! EndpointSlices for Workloads with `spec.kubernetes.service.name`: `<service>-weft` in the
-//! Workload's namespace, listing the Host's address and HTTP port while the Workload is Running
-//! there, and no endpoints otherwise.
+//! Workload's namespace, listing the address and HTTP port of each Host where the Workload (or,
+//! for a WorkloadDeployment, one of its replicas) is Running, and no endpoints otherwise. The
+//! Workload controller keeps a lone Workload's slices, the WorkloadDeployment controller those
+//! of its replicas.
+
+use std::collections::BTreeMap;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -40,34 +44,51 @@ pub fn address_type(address: &str) -> &'static str {
     }
 }
 
-/// The EndpointSlice for `service`, listing `ready_on` (the Host the Workload runs Ready on) if
-/// any. Without a Host the address type of `existing` is kept, as it cannot change.
+/// The EndpointSlice for `service`, listing `ready_on` (the Hosts the Workload runs Ready on).
+/// One slice has one address type and one port: Hosts of the first Host's address family and
+/// HTTP port are listed (Hosts of one installation share both). Without a Host the address type
+/// of `existing` is kept, as it cannot change.
 pub fn desired_slice(
     namespace: &str,
     service: &str,
     owner: OwnerReference,
-    ready_on: Option<&Host>,
+    ready_on: &[&Host],
     existing: Option<&EndpointSlice>,
 ) -> EndpointSlice {
-    let (address_type, endpoints, ports) = match ready_on {
-        Some(host) => (
-            address_type(&host.spec.address),
-            vec![Endpoint {
-                addresses: vec![host.spec.address.clone()],
-                conditions: Some(EndpointConditions {
-                    ready: Some(true),
-                    serving: Some(true),
-                    terminating: Some(false),
-                }),
-                ..Default::default()
-            }],
-            Some(vec![EndpointPort {
-                name: Some(PORT_NAME.to_owned()),
-                port: Some(i32::from(host.spec.http_port)),
-                protocol: Some("TCP".to_owned()),
-                app_protocol: None,
-            }]),
-        ),
+    let (address_type, endpoints, ports) = match ready_on.first() {
+        Some(first) => {
+            let family = address_type(&first.spec.address);
+            let port = first.spec.http_port;
+            let mut addresses: Vec<&str> = ready_on
+                .iter()
+                .filter(|h| address_type(&h.spec.address) == family && h.spec.http_port == port)
+                .map(|h| h.spec.address.as_str())
+                .collect();
+            addresses.sort_unstable();
+            addresses.dedup();
+            let endpoints = addresses
+                .into_iter()
+                .map(|address| Endpoint {
+                    addresses: vec![address.to_owned()],
+                    conditions: Some(EndpointConditions {
+                        ready: Some(true),
+                        serving: Some(true),
+                        terminating: Some(false),
+                    }),
+                    ..Default::default()
+                })
+                .collect();
+            (
+                family,
+                endpoints,
+                Some(vec![EndpointPort {
+                    name: Some(PORT_NAME.to_owned()),
+                    port: Some(i32::from(port)),
+                    protocol: Some("TCP".to_owned()),
+                    app_protocol: None,
+                }]),
+            )
+        }
         None => (
             match existing.map(|slice| slice.address_type.as_str()) {
                 Some("IPv6") => "IPv6",
@@ -117,74 +138,99 @@ fn up_to_date(existing: &EndpointSlice, desired: &EndpointSlice) -> bool {
         && owned
 }
 
-/// Brings the Workload's EndpointSlice in line and deletes the ones it no longer needs (the
-/// Service was renamed or removed).
+/// The Service a Workload names, if any.
+pub fn service_of(workload: &Workload) -> Option<&str> {
+    workload
+        .spec
+        .kubernetes
+        .as_ref()
+        .and_then(|k| k.service.as_ref())
+        .map(|s| s.name.as_str())
+}
+
+/// Brings a lone Workload's EndpointSlice in line (`ready_on`: the Host it runs Ready on).
 pub async fn reconcile(
     workload: &Workload,
     ready_on: Option<&Host>,
     ctx: &Context,
 ) -> Result<(), Error> {
-    let namespace = workload.namespace().unwrap_or_default();
-    let uid = workload.uid().ok_or(Error::MissingField {
-        kind: "Workload",
-        field: "metadata.uid",
-    })?;
-    let service = workload
-        .spec
-        .kubernetes
-        .as_ref()
-        .and_then(|k| k.service.as_ref())
-        .map(|s| s.name.as_str());
-    let wanted_name = service.map(slice_name);
-    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), &namespace);
-
-    let stale = ctx
-        .caches
-        .endpoint_slices
-        .state()
-        .into_iter()
-        .filter(|slice| {
-            slice.namespace().as_deref() == Some(namespace.as_str())
-                && slice.owner_references().iter().any(|o| o.uid == uid)
-                && Some(slice.name_any()) != wanted_name
-        });
-    for slice in stale {
-        delete(&api, &slice.name_any(), &namespace).await?;
-    }
-
-    let Some(service) = service else {
-        return Ok(());
-    };
     let owner = workload
         .controller_owner_ref(&())
         .ok_or(Error::MissingField {
             kind: "Workload",
             field: "metadata.uid",
         })?;
-    let name = slice_name(service);
-    let existing = ctx
-        .caches
-        .endpoint_slices
-        .get(&ObjectRef::new(&name).within(&namespace));
-    let desired = desired_slice(&namespace, service, owner, ready_on, existing.as_deref());
-    if let Some(existing) = &existing {
-        if up_to_date(existing, &desired) {
-            return Ok(());
-        }
-        // addressType is immutable: a Host of another address family needs a new slice.
-        if existing.address_type != desired.address_type {
-            delete(&api, &name, &namespace).await?;
-        }
-    }
-    api.patch(
-        &name,
-        &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
-        &Patch::Apply(&desired),
+    let wanted = service_of(workload)
+        .map(|service| (service.to_owned(), ready_on.into_iter().collect()))
+        .into_iter()
+        .collect();
+    apply(
+        &workload.namespace().unwrap_or_default(),
+        owner,
+        wanted,
+        ctx,
     )
     .await
-    .map_err(Error::kube(format!(
-        "applying EndpointSlice {namespace}/{name}"
-    )))?;
+}
+
+/// Makes the slices `owner` owns in `namespace` exactly `wanted` (Service name → Hosts to list):
+/// applies each that differs and deletes those of Services no longer named.
+pub async fn apply(
+    namespace: &str,
+    owner: OwnerReference,
+    wanted: BTreeMap<String, Vec<&Host>>,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let api: Api<EndpointSlice> = Api::namespaced(ctx.client.clone(), namespace);
+    let stale = ctx
+        .caches
+        .endpoint_slices
+        .state()
+        .into_iter()
+        .filter(|slice| {
+            slice.namespace().as_deref() == Some(namespace)
+                && slice.owner_references().iter().any(|o| o.uid == owner.uid)
+                && !wanted
+                    .keys()
+                    .any(|service| slice.name_any() == slice_name(service))
+        });
+    for slice in stale {
+        delete(&api, &slice.name_any(), namespace).await?;
+    }
+
+    for (service, hosts) in &wanted {
+        let name = slice_name(service);
+        let existing = ctx
+            .caches
+            .endpoint_slices
+            .get(&ObjectRef::new(&name).within(namespace));
+        let desired = desired_slice(
+            namespace,
+            service,
+            owner.clone(),
+            hosts,
+            existing.as_deref(),
+        );
+        if let Some(existing) = &existing {
+            if up_to_date(existing, &desired) {
+                continue;
+            }
+            // addressType is immutable: a Host of another address family needs a new slice.
+            if existing.address_type != desired.address_type {
+                delete(&api, &name, namespace).await?;
+            }
+        }
+        api.patch(
+            &name,
+            &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+        .map_err(Error::kube(format!(
+            "applying EndpointSlice {namespace}/{name}"
+        )))?;
+        tracing::info!(namespace, slice = %name, hosts = desired.endpoints.len(), "EndpointSlice updated");
+    }
     Ok(())
 }
 
@@ -235,7 +281,7 @@ mod tests {
 
     #[test]
     fn slice_for_a_ready_workload() {
-        let slice = desired_slice("ns", "greet", owner(), Some(&host("10.1.2.3")), None);
+        let slice = desired_slice("ns", "greet", owner(), &[&host("10.1.2.3")], None);
         assert_eq!(slice.metadata.name.as_deref(), Some("greet-weft"));
         assert_eq!(slice.labels()[SERVICE_NAME_LABEL], "greet");
         assert_eq!(slice.labels()[MANAGED_BY_LABEL], "weft.dev-operator");
@@ -249,14 +295,26 @@ mod tests {
     }
 
     #[test]
+    fn a_slice_lists_every_host_once() {
+        let (a, b) = (host("10.1.2.4"), host("10.1.2.3"));
+        let slice = desired_slice("ns", "greet", owner(), &[&a, &b, &a], None);
+        let addresses: Vec<&str> = slice
+            .endpoints
+            .iter()
+            .map(|e| e.addresses[0].as_str())
+            .collect();
+        assert_eq!(addresses, ["10.1.2.3", "10.1.2.4"]);
+    }
+
+    #[test]
     fn slice_without_host_keeps_its_address_type() {
-        let fqdn = desired_slice("ns", "greet", owner(), Some(&host("agent.local")), None);
-        let empty = desired_slice("ns", "greet", owner(), None, Some(&fqdn));
+        let fqdn = desired_slice("ns", "greet", owner(), &[&host("agent.local")], None);
+        let empty = desired_slice("ns", "greet", owner(), &[], Some(&fqdn));
         assert_eq!(empty.address_type, "FQDN");
         assert!(empty.endpoints.is_empty());
         assert!(!up_to_date(&fqdn, &empty));
         assert_eq!(
-            desired_slice("ns", "greet", owner(), None, None).address_type,
+            desired_slice("ns", "greet", owner(), &[], None).address_type,
             "IPv4"
         );
     }

@@ -1,4 +1,4 @@
-//! Kubernetes Events (`events.k8s.io`) on Workloads. Publishing is best effort: a failed Event is
+//! Kubernetes Events (`events.k8s.io`) on Workloads and WorkloadDeployments. Publishing is best effort: a failed Event is
 //! logged and never fails a reconciliation.
 //!
 //! Each Event gets a fresh [`Recorder`]: a shared one merges Events with the same reason into a
@@ -8,7 +8,6 @@
 use kube::Client;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use weft_api::Workload;
 
 use crate::error::chain;
 
@@ -21,11 +20,15 @@ pub const MOVED: &str = "Moved";
 /// Reason of the Event emitted when a deleted Workload's finalizer is released.
 pub const STOPPED: &str = "Stopped";
 
-/// Publishes an Event about `workload`.
-pub async fn publish(
+/// Reason of the Event emitted when a WorkloadDeployment creates or deletes replicas (the
+/// Deployment controller's word).
+pub const SCALING: &str = "ScalingReplicaSet";
+
+/// Publishes an Event about `object`.
+pub async fn publish<K: Resource<DynamicType = ()>>(
     client: &Client,
     reporter: &Reporter,
-    workload: &Workload,
+    object: &K,
     type_: EventType,
     reason: &str,
     action: &str,
@@ -39,9 +42,9 @@ pub async fn publish(
         secondary: None,
     };
     let recorder = Recorder::new(client.clone(), reporter.clone());
-    if let Err(error) = recorder.publish(&event, &workload.object_ref(&())).await {
+    if let Err(error) = recorder.publish(&event, &object.object_ref(&())).await {
         tracing::warn!(
-            workload = %workload.meta().name.as_deref().unwrap_or_default(),
+            object = %object.meta().name.as_deref().unwrap_or_default(),
             reason,
             error = %chain(&error),
             "could not publish an Event"

@@ -14,6 +14,8 @@ use crate::scheduler::host_ready;
 pub const WORKLOAD_CONTROLLER: &str = "workload";
 /// Name of the Host controller in the `controller` label.
 pub const HOST_CONTROLLER: &str = "host";
+/// Name of the WorkloadDeployment controller in the `controller` label.
+pub const DEPLOYMENT_CONTROLLER: &str = "workloaddeployment";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ControllerLabels {
@@ -92,7 +94,7 @@ impl Default for Metrics {
         let workloads = Family::<PhaseLabels, Gauge>::default();
         registry.register("workloads", "Workloads by phase", workloads.clone());
         // Every series from the start, so rates and alerts work before the first error.
-        for controller in [WORKLOAD_CONTROLLER, HOST_CONTROLLER] {
+        for controller in [WORKLOAD_CONTROLLER, HOST_CONTROLLER, DEPLOYMENT_CONTROLLER] {
             let _ = reconciles.get_or_create(&ControllerLabels { controller });
             let _ = reconcile_errors.get_or_create(&ControllerLabels { controller });
         }

@@ -47,6 +47,8 @@ pub struct Candidate {
     pub capacity: Option<u32>,
     /// Workloads currently assigned to the Host (counted by label, not as the Host reports).
     pub assigned: u32,
+    /// Of those, replicas of the same WorkloadDeployment as the Workload being placed.
+    pub siblings: u32,
     /// Memory the Host promises Workloads (`status.capacity.memory`); `None`: not reported.
     pub memory: Option<u64>,
     /// Memory the Workloads assigned to it reserve.
@@ -74,6 +76,7 @@ impl Candidate {
                 .and_then(|status| status.capacity.as_ref())
                 .map(|capacity| capacity.workloads),
             assigned: load.workloads,
+            siblings: load.siblings,
             memory: host
                 .status
                 .as_ref()
@@ -249,7 +252,9 @@ pub struct Unschedulable {
     pub message: String,
 }
 
-/// Picks the Host for a Workload: among the Hosts that fit, the least loaded, ties broken by name.
+/// Picks the Host for a Workload: among the Hosts that fit, the one with fewest replicas of the
+/// same WorkloadDeployment (a soft anti-affinity: replicas share a Host only when they must),
+/// then the least loaded, ties broken by name.
 pub fn pick(
     requirements: &Requirements,
     candidates: &[Candidate],
@@ -260,8 +265,8 @@ pub fn pick(
         match candidate.refusal(requirements) {
             Some(refusal) => refusals.push((candidate.name.as_str(), refusal)),
             None => {
-                let better = best
-                    .is_none_or(|b| (candidate.assigned, &candidate.name) < (b.assigned, &b.name));
+                let rank = |c: &Candidate| (c.siblings, c.assigned, c.name.clone());
+                let better = best.is_none_or(|b| rank(candidate) < rank(b));
                 if better {
                     best = Some(candidate);
                 }
@@ -317,6 +322,7 @@ mod tests {
             unschedulable: false,
             capacity: Some(10),
             assigned,
+            siblings: 0,
             memory: Some(1 << 30),
             memory_assigned: 0,
             interfaces: vec![served("wasi:http@0.2.0", &["built-in"])],
@@ -344,6 +350,18 @@ mod tests {
             backends: Vec::new(),
             memory: 0,
         }
+    }
+
+    #[test]
+    fn replicas_spread_before_load_counts() {
+        let mut busy = candidate("a", 5);
+        let mut idle = candidate("b", 0);
+        idle.siblings = 2;
+        busy.siblings = 1;
+        let req = Requirements::default();
+        assert_eq!(pick(&req, &[idle.clone(), busy.clone()]), Ok("a".into()));
+        busy.siblings = 2;
+        assert_eq!(pick(&req, &[idle, busy]), Ok("b".into()));
     }
 
     #[test]
@@ -527,6 +545,7 @@ mod tests {
             Load {
                 workloads: 2,
                 memory: 0,
+                siblings: 0,
             },
         );
         assert!(c.ready);
@@ -552,6 +571,7 @@ mod tests {
             Load {
                 workloads: 3,
                 memory: 0,
+                siblings: 0,
             },
         );
         assert_eq!(c.refusal(&keyvalue()), Some(Refusal::Full { capacity: 3 }));

@@ -54,7 +54,12 @@ pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Act
     let workload = ensure_finalizer(&workload, &api).await?;
     let claims = {
         let all = ctx.caches.workloads.state();
-        claims::check(&workload, all.iter().map(Arc::as_ref), &ctx.hostname_grants)
+        claims::check(
+            &workload,
+            all.iter().map(Arc::as_ref),
+            &ctx.hostname_grants,
+            &|w| ctx.claimed_since(w),
+        )
     };
     let (workload, scheduling) = match claims {
         Ok(()) => place(workload, &namespace, &api, &ctx).await?,
@@ -63,11 +68,14 @@ pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Act
     let status = desired_status(&workload, &scheduling, false, Timestamp::now());
     apply_status(&workload, &status, &api).await?;
 
-    let ready_host = match (&status.phase, &status.host) {
-        (Phase::Running, Some(host)) => ctx.caches.hosts.get(&ObjectRef::new(host)),
-        _ => None,
-    };
-    endpoints::reconcile(&workload, ready_host.as_deref(), &ctx).await?;
+    // A replica's slices are its WorkloadDeployment's, written by that controller.
+    if workload.deployment_owner().is_none() {
+        let ready_host = match (&status.phase, &status.host) {
+            (Phase::Running, Some(host)) => ctx.caches.hosts.get(&ObjectRef::new(host)),
+            _ => None,
+        };
+        endpoints::reconcile(&workload, ready_host.as_deref(), &ctx).await?;
+    }
 
     Ok(match status.phase {
         Phase::Running | Phase::Failed => Action::requeue(SETTLED_REQUEUE),
@@ -173,7 +181,11 @@ async fn place(
             source,
         })?;
     let cached_workloads = ctx.caches.workloads.state();
-    let load = assignments.load(cached_workloads.iter().map(Arc::as_ref), Instant::now());
+    let load = assignments.load(
+        cached_workloads.iter().map(Arc::as_ref),
+        &workload.claimant(),
+        Instant::now(),
+    );
     let candidates = ctx.candidates(&load);
     let chosen = pick(&requirements, &candidates);
     let new_host = chosen.as_ref().ok().cloned();
@@ -450,7 +462,9 @@ async fn finalize(
     };
     let status = desired_status(workload, &scheduling, true, now);
     apply_status(workload, &status, api).await?;
-    endpoints::reconcile(workload, None, ctx).await?;
+    if workload.deployment_owner().is_none() {
+        endpoints::reconcile(workload, None, ctx).await?;
+    }
 
     let waited = workload
         .meta()

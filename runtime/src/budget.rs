@@ -240,6 +240,7 @@ mod tests {
             service: None,
             host_interfaces: Vec::new(),
             volumes: Vec::new(),
+            http_group: None,
         }
     }
 

@@ -1,25 +1,50 @@
 //! Which workload answers a request: by its `Host` header, matched against the hosts each
-//! workload's `wasi:http` interface config claims. Replacing a workload's route is one atomic
-//! swap, so an update never drops a request.
+//! workload's `wasi:http` interface config claims. Workloads of one group (the replicas of one
+//! WorkloadDeployment) share their hosts, and requests go round-robin among them; any other
+//! workload claims its hosts alone. Replacing a workload's route is one atomic swap, so an update
+//! never drops a request.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use wasmtime_wasi_http::p2::bindings::ProxyIndices;
+use weft_api::hostnames::normalize as normalize_host;
 
 use crate::instance::ComponentRuntime;
 
 /// One workload's HTTP entry point.
 pub struct Route {
     pub workload: String,
+    /// Who the workload's hosts belong to: itself, or the group of replicas it is one of.
+    pub group: String,
     pub component: Arc<ComponentRuntime>,
     pub indices: Arc<ProxyIndices>,
 }
 
+/// The routes answering one host (several only when they share a group).
+#[derive(Default)]
+struct Routes {
+    routes: Vec<Arc<Route>>,
+    next: AtomicUsize,
+}
+
+impl Routes {
+    fn pick(&self) -> Option<Arc<Route>> {
+        if self.routes.is_empty() {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        Some(self.routes[turn % self.routes.len()].clone())
+    }
+}
+
 #[derive(Default)]
 struct Table {
-    by_host: HashMap<String, Arc<Route>>,
+    by_host: HashMap<String, Routes>,
     by_workload: HashMap<String, (Vec<String>, Arc<Route>)>,
+    /// Every route, for a local run that answers any host when one group serves alone.
+    any: Routes,
 }
 
 #[derive(Default)]
@@ -28,10 +53,9 @@ pub struct Router {
     answer_any_host_when_alone: bool,
 }
 
-use weft_api::hostnames::normalize as normalize_host;
-
 impl Router {
-    /// In local mode a lone HTTP workload answers whatever host the request names.
+    /// In local mode a lone HTTP workload (or group of replicas) answers whatever host the
+    /// request names.
     pub fn new(answer_any_host_when_alone: bool) -> Self {
         Self {
             table: RwLock::default(),
@@ -41,22 +65,27 @@ impl Router {
 
     pub fn lookup(&self, host: Option<&str>) -> Option<Arc<Route>> {
         let table = self.table.read().expect("router lock");
-        if let Some(route) = host.and_then(|h| table.by_host.get(&normalize_host(h))) {
-            return Some(route.clone());
+        if let Some(routes) = host.and_then(|h| table.by_host.get(&normalize_host(h))) {
+            return routes.pick();
         }
-        if self.answer_any_host_when_alone && table.by_workload.len() == 1 {
-            return table.by_workload.values().next().map(|(_, r)| r.clone());
+        let alone = table
+            .any
+            .routes
+            .first()
+            .is_some_and(|first| table.any.routes.iter().all(|r| r.group == first.group));
+        if self.answer_any_host_when_alone && alone {
+            return table.any.pick();
         }
         None
     }
 
-    /// The workload other than `workload` that already claims `host`, if any.
-    pub fn claimed_by(&self, host: &str, workload: &str) -> Option<String> {
+    /// A workload outside `group` that already claims `host`, if any.
+    pub fn claimed_by(&self, host: &str, group: &str) -> Option<String> {
         let table = self.table.read().expect("router lock");
         table
             .by_host
             .get(&normalize_host(host))
-            .filter(|r| r.workload != workload)
+            .and_then(|routes| routes.routes.iter().find(|r| r.group != group))
             .map(|r| r.workload.clone())
     }
 
@@ -67,8 +96,13 @@ impl Router {
         let mut table = self.table.write().expect("router lock");
         Self::remove_locked(&mut table, &route.workload);
         for host in &hosts {
-            table.by_host.insert(host.clone(), route.clone());
+            let routes = &mut table.by_host.entry(host.clone()).or_default().routes;
+            // A claim check raced with another group's insert: the first keeps the host.
+            if routes.iter().all(|r| r.group == route.group) {
+                routes.push(route.clone());
+            }
         }
+        table.any.routes.push(route.clone());
         table
             .by_workload
             .insert(route.workload.clone(), (hosts, route));
@@ -79,16 +113,17 @@ impl Router {
     }
 
     fn remove_locked(table: &mut Table, workload: &str) {
-        if let Some((hosts, _)) = table.by_workload.remove(workload) {
-            for host in hosts {
-                if table
-                    .by_host
-                    .get(&host)
-                    .is_some_and(|r| r.workload == workload)
-                {
+        let Some((hosts, _)) = table.by_workload.remove(workload) else {
+            return;
+        };
+        for host in hosts {
+            if let Some(routes) = table.by_host.get_mut(&host) {
+                routes.routes.retain(|r| r.workload != workload);
+                if routes.routes.is_empty() {
                     table.by_host.remove(&host);
                 }
             }
         }
+        table.any.routes.retain(|r| r.workload != workload);
     }
 }

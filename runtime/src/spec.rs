@@ -18,9 +18,17 @@ pub struct WorkloadSpec {
     pub service: Option<ServiceSpec>,
     pub host_interfaces: Vec<InterfaceConfig>,
     pub volumes: Vec<VolumeSpec>,
+    /// Workloads of one group (replicas of one WorkloadDeployment) share their HTTP hosts, and
+    /// requests are balanced among them. `None`: the workload claims its hosts alone.
+    pub http_group: Option<String>,
 }
 
 impl WorkloadSpec {
+    /// The group whose workloads share this workload's HTTP hosts.
+    pub fn http_group(&self) -> String {
+        self.http_group.clone().unwrap_or_else(|| self.id())
+    }
+
     /// `namespace/name`, the key the host knows a workload by.
     pub fn id(&self) -> String {
         format!("{}/{}", self.namespace, self.name)

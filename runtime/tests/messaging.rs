@@ -40,6 +40,7 @@ fn echo(
         service: None,
         host_interfaces: vec![interface(MESSAGING, config)],
         volumes: Vec::new(),
+        http_group: None,
     }
 }
 

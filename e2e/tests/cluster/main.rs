@@ -18,6 +18,7 @@ use weft_e2e::Cluster;
 use weft_e2e::cluster::http_get;
 use weft_e2e::process::workspace_root;
 
+mod deployment;
 mod events;
 mod fencing;
 mod gc;
@@ -373,6 +374,8 @@ spec:
         vec![host.clone()],
         "hello runs on exactly one host"
     );
+
+    deployment::replicas_spread_scale_roll_and_autoscale(&cluster, &v1, &v2);
 
     // Everything so far ran with the chart's ServiceAccounts: nothing was refused.
     let forbidden = cluster.forbidden();

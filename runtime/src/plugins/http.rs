@@ -93,9 +93,9 @@ impl HostPlugin for HttpPlugin {
     }
 
     async fn on_workload_bind(&self, workload: &WorkloadSpec) -> wasmtime::Result<()> {
-        let id = workload.id();
+        let group = workload.http_group();
         for host in claimed_hosts(workload) {
-            if let Some(owner) = self.router.claimed_by(&host, &id) {
+            if let Some(owner) = self.router.claimed_by(&host, &group) {
                 wasmtime::bail!("host {host} is already served by workload {owner}");
             }
         }
@@ -131,6 +131,7 @@ impl HostPlugin for HttpPlugin {
         self.router.insert(
             Route {
                 workload: workload.id(),
+                group: workload.spec.http_group(),
                 component,
                 indices,
             },

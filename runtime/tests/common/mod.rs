@@ -47,6 +47,7 @@ pub fn http_workload(name: &str, components: Vec<ComponentSpec>) -> WorkloadSpec
             &[("host", &format!("{name}.test"))],
         )],
         volumes: Vec::new(),
+        http_group: None,
     }
 }
 
