@@ -74,6 +74,13 @@ fn crd_command_writes_one_file_per_crd() {
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     written.sort();
-    assert_eq!(written, ["hosts.weft.dev.yaml", "workloads.weft.dev.yaml"]);
+    assert_eq!(
+        written,
+        [
+            "hosts.weft.dev.yaml",
+            "workloaddeployments.weft.dev.yaml",
+            "workloads.weft.dev.yaml"
+        ]
+    );
     fs::remove_dir_all(&dir).unwrap();
 }
