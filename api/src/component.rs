@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::patterns::{
     ABSOLUTE_PATH, DNS_LABEL, DNS_SUBDOMAIN, DURATION, ENV_VAR_NAME, MEMORY_QUANTITY,
 };
+use crate::pool::Pool;
 use crate::quantity::{QuantityError, parse_duration, parse_memory};
 
 /// Most volume mounts one component may declare (bounds the cost of the CEL rules that check them).
@@ -19,6 +20,7 @@ pub const MAX_VOLUME_MOUNTS: u32 = 16;
 /// A WebAssembly component of the Workload.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = crate::workload_rules::pool_within_concurrency())]
 pub struct Component {
     /// Name of the component, unique within the Workload (a DNS label: lower-case letters, digits and '-', at most 63 characters).
     #[schemars(length(min = 1, max = 63), regex(pattern = DNS_LABEL))]
@@ -57,6 +59,10 @@ pub struct Component {
     /// Resources one instance of the component may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<Limits>,
+
+    /// Warm instances kept between invocations (docs/runtime.md). Unset: a fresh instance for every invocation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Pool>,
 
     /// Hosts the component may send outgoing HTTP requests to (`api.example.com`, `api.example.com:8443`). Empty allows none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

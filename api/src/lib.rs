@@ -16,6 +16,8 @@ pub mod limit_defaults;
 #[cfg(feature = "crd")]
 pub mod patterns;
 #[cfg(feature = "crd")]
+pub mod pool;
+#[cfg(feature = "crd")]
 pub mod quantity;
 #[cfg(feature = "crd")]
 pub mod replica;
@@ -37,6 +39,8 @@ pub use component::{Component, EnvVar, Limits, PullPolicy, SecretRef, Service, V
 pub use host::{Host, HostCapacity, HostSpec, HostStatus, ServedInterface};
 #[cfg(feature = "crd")]
 pub use host_interface::HostInterface;
+#[cfg(feature = "crd")]
+pub use pool::Pool;
 #[cfg(feature = "crd")]
 pub use quantity::{QuantityError, parse_duration, parse_memory};
 #[cfg(feature = "crd")]

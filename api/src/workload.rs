@@ -60,6 +60,7 @@ pub const MAX_COMPONENTS: u32 = 32;
     validation = workload_rules::component_mounts_name_volumes(),
     validation = workload_rules::service_mounts_name_volumes(),
     validation = workload_rules::service_name_is_unique(),
+    validation = workload_rules::service_has_no_pool(),
     validation = workload_rules::host_interfaces_are_distinct()
 )]
 pub struct WorkloadSpec {

@@ -51,6 +51,32 @@ pub fn service_name_is_unique() -> Rule {
         .reason(Reason::FieldValueDuplicate)
 }
 
+/// The service runs once, so it has no warm pool.
+pub fn service_has_no_pool() -> Rule {
+    Rule::new("!has(self.service) || !has(self.service.pool)")
+        .message(Message::Message(
+            "the service runs once and is restarted, never pooled; pool is for components".into(),
+        ))
+        .field_path(".service.pool")
+        .reason(Reason::FieldValueForbidden)
+}
+
+/// A component's `pool.size` is at most its `limits.maxConcurrency`: warm instances live within
+/// the memory the component reserves (`limits.memory × maxConcurrency`).
+pub fn pool_within_concurrency() -> Rule {
+    let default = crate::limit_defaults::MAX_CONCURRENCY;
+    Rule::new(format!(
+        "!has(self.pool) || self.pool.size <= \
+         (has(self.limits) && has(self.limits.maxConcurrency) ? self.limits.maxConcurrency : {default})"
+    ))
+    .message(Message::Message(format!(
+        "pool.size must be at most limits.maxConcurrency (default {default}): warm instances \
+         live within the memory the component reserves"
+    )))
+    .field_path(".pool.size")
+    .reason(Reason::FieldValueInvalid)
+}
+
 /// No two `hostInterfaces` share namespace, package and name (a missing name counts as one
 /// name): entries of one package need distinct names, and at most one may go without.
 pub fn host_interfaces_are_distinct() -> Rule {

@@ -187,6 +187,7 @@ fn spec_cel_rules() {
         weft_api::workload_rules::component_mounts_name_volumes(),
         weft_api::workload_rules::service_mounts_name_volumes(),
         weft_api::workload_rules::service_name_is_unique(),
+        weft_api::workload_rules::service_has_no_pool(),
         weft_api::workload_rules::host_interfaces_are_distinct(),
     ];
     assert_eq!(rules.len(), expected.len());
@@ -226,6 +227,7 @@ fn spec_cel_rules() {
             ".components",
             ".service.volumeMounts",
             ".service.name",
+            ".service.pool",
             ".hostInterfaces"
         ]
     );

@@ -82,6 +82,31 @@ fn the_api_server_rejects_invalid_workloads_naming_the_field() {
             &["spec.components[0].imagePullPolicy", "Unsupported value"],
         ),
         (
+            // Warm instances live within the memory reserved for maxConcurrency instances.
+            "pool-over-concurrency",
+            VALID.to_string() + "      limits: {maxConcurrency: 2}\n      pool: {size: 3}\n",
+            &[
+                "spec.components[0].pool.size",
+                "at most limits.maxConcurrency",
+            ],
+        ),
+        (
+            "pool-over-default-concurrency",
+            VALID.to_string() + "      pool: {size: 9}\n",
+            &["spec.components[0].pool.size", "default 8"],
+        ),
+        (
+            "pool-idle-timeout",
+            VALID.to_string() + "      pool: {size: 1, idleTimeout: forever}\n",
+            &["spec.components[0].pool.idleTimeout"],
+        ),
+        (
+            "pooled-service",
+            VALID.to_string()
+                + "  service:\n    name: svc\n    image: registry.example.com/team/svc:1\n    pool: {size: 1}\n",
+            &["spec.service.pool", "never pooled"],
+        ),
+        (
             "service-named-like-a-component",
             VALID.to_string()
                 + "  service:\n    name: api\n    image: registry.example.com/team/svc:1\n",

@@ -4,10 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use weft_api::{Component, Workload};
+use weft_api::{Component, Pool, Workload};
 use weft_runtime::{
-    ComponentSpec, InterfaceConfig, Limits, MountSpec, ServiceSpec, VolumeSource, VolumeSpec,
-    WorkloadSpec,
+    ComponentSpec, InterfaceConfig, Limits, MountSpec, PoolSpec, ServiceSpec, VolumeSource,
+    VolumeSpec, WorkloadSpec,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +70,13 @@ pub fn to_spec(
         .service
         .as_ref()
         .map(|s| {
+            if s.component.pool.is_some() {
+                return Err(ConvertError::Field {
+                    component: s.component.name.clone(),
+                    field: "pool",
+                    reason: "the service runs once and is restarted, never pooled; pool is for components".into(),
+                });
+            }
             Ok::<_, ConvertError>(ServiceSpec {
                 component: component(&s.component, images)?,
                 max_restarts: s.max_restarts,
@@ -139,6 +146,33 @@ pub fn to_spec(
     })
 }
 
+/// A component's pool for the runtime. The CRD checks the same in a cluster; a local manifest
+/// only meets this check.
+fn pool(pool: &Pool, max_concurrency: u32) -> Result<PoolSpec, (&'static str, String)> {
+    if pool.size > max_concurrency {
+        return Err((
+            "pool.size",
+            format!(
+                "{} is over limits.maxConcurrency {max_concurrency}: warm instances live within the memory the component reserves",
+                pool.size
+            ),
+        ));
+    }
+    let idle_timeout = pool
+        .idle_timeout()
+        .map_err(|e| ("pool.idleTimeout", e.to_string()))?;
+    if pool.max_concurrency.is_some_and(|n| n > 1) {
+        tracing::info!(
+            "pool.maxConcurrency above 1 has no effect: no wasi 0.2 world lets calls share an instance"
+        );
+    }
+    Ok(PoolSpec {
+        size: pool.size,
+        max_invocations: pool.max_invocations(),
+        idle_timeout,
+    })
+}
+
 fn component(
     c: &Component,
     images: &BTreeMap<String, Image>,
@@ -172,6 +206,11 @@ fn component(
             limits.max_request_body = bytes;
         }
     }
+    let pool = c
+        .pool
+        .as_ref()
+        .map(|p| pool(p, limits.max_concurrency).map_err(|(name, reason)| field(name, reason)))
+        .transpose()?;
     let image = images.get(&c.name).ok_or_else(|| ConvertError::Image {
         component: c.name.clone(),
         image: c.image.clone(),
@@ -198,5 +237,71 @@ fn component(
             .collect(),
         limits,
         allowed_hosts: c.allowed_hosts.clone(),
+        pool,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workload(component_extra: &str, service: &str) -> Workload {
+        serde_yaml::from_str(&format!(
+            "apiVersion: weft.dev/v1alpha1
+kind: Workload
+metadata: {{name: w}}
+spec:
+  components:
+    - name: c
+      image: r/c:1
+{component_extra}{service}"
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn pools_fit_the_reserved_concurrency_and_skip_the_service() {
+        let images = [(
+            "c".to_owned(),
+            Image {
+                wasm: Arc::from(Vec::new()),
+                image_id: None,
+            },
+        )]
+        .into();
+        let spec = to_spec(
+            &workload(
+                "      pool: {size: 2, maxInvocations: 5, idleTimeout: 2s}\n",
+                "",
+            ),
+            &images,
+        )
+        .unwrap();
+        assert_eq!(
+            spec.components[0].pool,
+            Some(PoolSpec {
+                size: 2,
+                max_invocations: 5,
+                idle_timeout: std::time::Duration::from_secs(2)
+            })
+        );
+
+        let over = check(&workload(
+            "      limits: {maxConcurrency: 2}\n      pool: {size: 3}\n",
+            "",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            over.contains("pool.size") && over.contains("maxConcurrency 2"),
+            "{over}"
+        );
+        let service = check(&workload(
+            "",
+            "  service: {name: s, image: r/s:1, pool: {size: 1}}\n",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(service.contains("never pooled"), "{service}");
+    }
 }

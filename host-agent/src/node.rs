@@ -119,6 +119,7 @@ impl Node {
             "host budget"
         );
         host.start().await?;
+        sweep_idle_instances(&host);
 
         let store = Arc::new(
             ImageStore::open(&image_dir)
@@ -158,6 +159,23 @@ impl Node {
             launcher: self.launcher.clone(),
         }
     }
+}
+
+/// How often warm instances idle past their pool's `idleTimeout` are dropped.
+const IDLE_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// One task for the whole host drops idle warm instances, so an idle Workload costs no task of
+/// its own. It ends with the host.
+fn sweep_idle_instances(host: &Arc<Host>) {
+    let host = Arc::downgrade(host);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(IDLE_SWEEP);
+        loop {
+            every.tick().await;
+            let Some(host) = host.upgrade() else { return };
+            host.sweep_idle_instances().await;
+        }
+    });
 }
 
 /// Sweeps the image store and compile cache, keeping what runs and what is assigned.

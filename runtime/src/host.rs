@@ -343,6 +343,17 @@ impl Host {
         all
     }
 
+    /// Drops warm instances idle past their pool's idle timeout, across every workload. The
+    /// host-agent calls it periodically: one sweep for the host, no task per workload.
+    pub async fn sweep_idle_instances(&self) {
+        let workloads = self.workloads.lock().await;
+        for running in workloads.values() {
+            for component in &running.workload.components {
+                component.sweep_idle();
+            }
+        }
+    }
+
     /// Stops every workload, then every plugin.
     pub async fn shutdown(&self) {
         let ids: Vec<String> = self.workloads.lock().await.keys().cloned().collect();

@@ -16,6 +16,7 @@ use crate::spec::ComponentSpec;
 use crate::stdio::{LogStream, Stream};
 use crate::store::{Ctx, Identity, Slots, StateFactory};
 use crate::volumes::Volumes;
+use crate::warm_pool::WarmPool;
 
 pub use crate::invoke::{Call, Failure};
 
@@ -41,6 +42,8 @@ pub struct ComponentRuntime {
     pub(crate) loopback: Loopback,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) metrics: RuntimeMetrics,
+    /// Warm instances, when the component has a pool (never for the service).
+    pub(crate) pool: Option<WarmPool>,
 }
 
 impl ComponentRuntime {
@@ -57,6 +60,10 @@ impl ComponentRuntime {
         metrics: RuntimeMetrics,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(spec.limits.max_concurrency as usize));
+        let pool = match role {
+            Role::Component => spec.pool.clone().map(WarmPool::new),
+            Role::Service => None,
+        };
         Self {
             identity,
             spec,
@@ -68,11 +75,20 @@ impl ComponentRuntime {
             loopback,
             slots,
             metrics,
+            pool,
         }
     }
 
     pub fn instance_pre(&self) -> &InstancePre<Ctx> {
         &self.pre
+    }
+
+    /// Drops warm instances idle past the pool's idle timeout.
+    pub fn sweep_idle(&self) {
+        if let Some(pool) = &self.pool {
+            let left = pool.sweep(std::time::Instant::now());
+            self.metrics.set_warm(&self.identity, left);
+        }
     }
 
     /// A fresh store for one invocation: the component's environment, mounts, plugin states

@@ -1,7 +1,9 @@
 //! The one way into a guest. An HTTP request, a linked call to a sibling, the service's `run`
 //! and message handlers all go through [`ComponentRuntime::invoke`]: it takes the component's
-//! concurrency slot, makes a fresh store, instantiates, arms the wall-clock deadline, records the
-//! invocation metrics and sorts a failure into timeout, memory, trap, overload or host error.
+//! concurrency slot, takes a warm instance from the component's pool or makes a fresh store and
+//! instance, arms the wall-clock deadline, records the invocation metrics, sorts a failure into
+//! timeout, memory, trap, overload or host error, and returns the instance to the pool only after
+//! a success.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -12,8 +14,10 @@ use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
 use crate::instance::{ComponentRuntime, Role};
 use crate::store::{Ctx, Identity};
+use crate::warm_pool::Warm;
 
-/// The guest call an invocation makes, given a fresh store and instance.
+/// The guest call an invocation makes, given a store and instance (fresh, or warm from the
+/// component's pool).
 pub type Call<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
 
 /// Why an invocation failed, in the words status and logs use.
@@ -76,8 +80,9 @@ impl std::fmt::Display for Failure {
 }
 
 impl ComponentRuntime {
-    /// Runs `call` on a fresh instance of this component, within its limits. Dropping the
-    /// returned future (a client that went away) cancels the guest and frees its slot.
+    /// Runs `call` on an instance of this component (warm from its pool, else fresh), within its
+    /// limits. Dropping the returned future (a client that went away) cancels the guest, frees
+    /// its slot and drops the instance.
     pub async fn invoke<R, F>(&self, call: F) -> Result<R, Failure>
     where
         R: Send,
@@ -98,17 +103,39 @@ impl ComponentRuntime {
         };
         let invocation = self.metrics.start_invocation(id);
         let run = async {
-            let mut store = self.new_store()?;
-            let start = Instant::now();
-            let instance = self
-                .pre
-                .instantiate_async(&mut store)
+            let taken = self.pool.as_ref().and_then(|pool| {
+                let warm = pool.take(Instant::now());
+                self.metrics.set_warm(id, pool.idle());
+                warm
+            });
+            let mut warm = match taken {
+                Some(mut warm) => {
+                    warm.store.set_epoch_deadline(1);
+                    warm
+                }
+                None => {
+                    let mut store = self.new_store()?;
+                    let start = Instant::now();
+                    let instance =
+                        self.pre.instantiate_async(&mut store).await.map_err(|e| {
+                            Failure::classify(&e, store.data().limiter.memory_refused)
+                        })?;
+                    invocation.instantiated(start.elapsed());
+                    Warm::new(store, instance)
+                }
+            };
+            let out = call(&mut warm.store, warm.instance)
                 .await
-                .map_err(|e| Failure::classify(&e, store.data().limiter.memory_refused))?;
-            invocation.instantiated(start.elapsed());
-            call(&mut store, instance)
-                .await
-                .map_err(|e| Failure::classify(&e, store.data().limiter.memory_refused))
+                .map_err(|e| Failure::classify(&e, warm.store.data().limiter.memory_refused))?;
+            // Only a call that succeeded puts its instance back; a memory refusal it survived
+            // still ends the instance's reuse, so the next failure is classified afresh.
+            if let Some(pool) = &self.pool
+                && !warm.store.data().limiter.memory_refused
+            {
+                pool.give_back(warm, Instant::now());
+                self.metrics.set_warm(id, pool.idle());
+            }
+            Ok(out)
         };
         // The deadline is wall-clock time: a guest blocked in a host call (a sleep, a read that
         // never completes) ends at it like a spinning one, its store and pool slot dropped.

@@ -32,6 +32,7 @@ pub mod status;
 mod stdio;
 pub mod store;
 pub mod volumes;
+mod warm_pool;
 pub mod workload;
 
 pub use digest::sha256;

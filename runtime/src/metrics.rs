@@ -47,6 +47,7 @@ struct Inner {
     duration: HistogramFamily<ComponentLabels>,
     instantiation: HistogramFamily<ComponentLabels>,
     active: Family<ComponentLabels, Gauge>,
+    warm: Family<ComponentLabels, Gauge>,
     queued: Family<ComponentLabels, Gauge>,
     compilations: Family<CompileLabels, Counter>,
     compile_time: Histogram,
@@ -60,6 +61,7 @@ impl Default for RuntimeMetrics {
             duration: Family::new_with_constructor(latency_histogram),
             instantiation: Family::new_with_constructor(latency_histogram),
             active: Family::default(),
+            warm: Family::default(),
             queued: Family::default(),
             compilations: Family::default(),
             compile_time: latency_histogram(),
@@ -100,6 +102,11 @@ impl RuntimeMetrics {
             m.active.clone(),
         );
         registry.register(
+            "weft_warm_instances",
+            "Idle instances kept in components' warm pools",
+            m.warm.clone(),
+        );
+        registry.register(
             "weft_queued_invocations",
             "Invocations waiting for a concurrency slot",
             m.queued.clone(),
@@ -130,6 +137,14 @@ impl RuntimeMetrics {
             })
             .inc();
         self.0.compile_time.observe(took.as_secs_f64());
+    }
+
+    /// How many idle instances a component's warm pool holds now.
+    pub(crate) fn set_warm(&self, id: &Identity, idle: usize) {
+        self.0
+            .warm
+            .get_or_create(&labels(id))
+            .set(i64::try_from(idle).unwrap_or(i64::MAX));
     }
 
     pub(crate) fn record_service_restart(&self, id: &Identity) {

@@ -57,6 +57,8 @@ pub struct ComponentSpec {
     pub limits: Limits,
     /// Hosts outgoing HTTP may reach; empty means none.
     pub allowed_hosts: Vec<String>,
+    /// Warm instances kept between invocations; `None`: a fresh instance for every one.
+    pub pool: Option<PoolSpec>,
 }
 
 impl ComponentSpec {
@@ -71,8 +73,23 @@ impl ComponentSpec {
             mounts: Vec::new(),
             limits: Limits::default(),
             allowed_hosts: Vec::new(),
+            pool: None,
         }
     }
+}
+
+/// A component's warm instance pool. What one invocation leaves in an instance, the next on that
+/// instance sees: that is the component's choice. An instance whose invocation failed in any way
+/// (trap, memory, timeout, cancellation) is never reused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// Most idle instances kept (at most `limits.max_concurrency`, which the host reserves
+    /// memory for, so warm instances are within the budget).
+    pub size: u32,
+    /// Invocations one instance serves before it is retired.
+    pub max_invocations: u32,
+    /// How long an idle instance is kept.
+    pub idle_timeout: Duration,
 }
 
 /// A volume mounted into a component as a preopened directory.

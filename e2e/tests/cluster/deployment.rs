@@ -226,7 +226,9 @@ pub(crate) fn replicas_spread_scale_roll_and_autoscale(cluster: &Cluster, v1: &s
         "-o",
         "jsonpath={.items[*].revision}",
     ]);
-    assert_eq!(revisions, "1 2", "one revision per template");
+    let mut revisions: Vec<&str> = revisions.split_whitespace().collect();
+    revisions.sort_unstable();
+    assert_eq!(revisions, ["1", "2"], "one revision per template");
 
     // --- a template whose image does not exist: the rollout stops at its deadline, and the
     // old replicas keep serving

@@ -3,9 +3,15 @@
 //! the request timeout), `/alloc` grows memory without bound (stopped by the memory
 //! limit). `/sleep` blocks in a host call for an hour (stopped by the wall-clock
 //! timeout), `/echo` reads the whole request body and answers its length (400 if reading
-//! fails, e.g. the body is over the limit or stalls). `/ok` answers normally.
+//! fails, e.g. the body is over the limit or stalls). `/ok` answers normally. `/count` answers
+//! how many times this instance has served `/count`: 1 on a fresh instance, more only on an
+//! instance kept warm in a pool.
 
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Lives in the instance's memory: what a pooled instance carries from one call to the next.
+static COUNT: AtomicU32 = AtomicU32::new(0);
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{IncomingBody, IncomingRequest, ResponseOutparam};
@@ -19,6 +25,10 @@ impl Guest for Faulty {
         let path = path_with_query.split('?').next().unwrap_or_default();
         match path {
             "/ok" => respond(out, 200, b"ok\n"),
+            "/count" => {
+                let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
+                respond(out, 200, format!("{n}\n").as_bytes());
+            }
             "/trap" => panic!("trap requested"),
             "/loop" => {
                 // black_box keeps the optimizer from proving the loop useless.

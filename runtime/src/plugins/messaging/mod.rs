@@ -303,10 +303,16 @@ impl Delivery {
                         state.replies.push(reply.clone());
                     }
                     let guest = indices.load(&mut *store, &instance)?;
-                    guest
+                    let handled = guest
                         .wasmcloud_messaging_handler()
                         .call_handle_message(&mut *store, &message)
-                        .await
+                        .await;
+                    // The reply subject is granted for this message only: an instance kept
+                    // warm in a pool keeps no grant into its next invocation.
+                    if let Some(state) = store.data_mut().try_state::<MessagingState>() {
+                        state.replies.clear();
+                    }
+                    handled
                 })
             })
             .await;
