@@ -41,7 +41,7 @@ crds:
 	$(CARGO) run --quiet -p operator -- crd --out-dir crds
 	cp crds/*.yaml charts/weft/crds/
 
-## bench: host-agent run vs wasmtime serve on hello-http, side by side (not part of test)
+## bench: host-agent run (fresh and pooled) vs wasmtime serve and native hyper, hello-http and a componentize-py Python hello, side by side (not part of test)
 bench: examples
 	scripts/bench.sh
 

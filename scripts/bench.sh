@@ -1,42 +1,56 @@
 #!/usr/bin/env bash
-# Benchmark: hello-http served by `host-agent run` with a fresh instance per request and with a
-# warm pool, by `wasmtime serve` (the reference) and by a native hyper server (`native-hello`, the
-# machine's limit), with the same load generator (wrk), side by side in one run, alternating
-# rounds so all see the same machine. Prints requests/s and p99 latency for each, Weft's ratios to
-# both, its mean instantiation time per fresh request and its mean time in the guest per pooled
-# request. Run on demand (`make bench`); not part of `make test`.
+# Benchmark, side by side in one run with the same load generator (wrk), alternating rounds
+# within each group so all servers of a group see the same machine:
+#   hello    hello-http on `host-agent run` with a fresh instance per request and with a warm pool,
+#            on `wasmtime serve` (the reference) and on a native hyper server (`native-hello`, the
+#            machine's limit);
+#   python   the same greeting written in Python and built with componentize-py, fresh and pooled
+#            on `host-agent run`, next to `wasmtime serve -S cli`;
+#   density  DENSITY (10000) hello Workloads, each its own host name, in one `host-agent run`:
+#            the time until every one has answered once, and the process's memory (RSS) then.
+# Prints requests/s and p99 latency for each, every ratio, Weft's mean instantiation time per fresh
+# request and its mean time per invocation, fresh and pooled. Run on demand (`make bench`); not
+# part of `make test`.
 #
-#   DURATION=10 CONNECTIONS=32 ROUNDS=3 scripts/bench.sh
+#   DURATION=10 CONNECTIONS=32 ROUNDS=3 DENSITY=10000 BENCH_GROUPS="hello python density" \
+#     scripts/bench.sh
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 rounds=${ROUNDS:-3}
+groups=${BENCH_GROUPS:-hello python density}
+density=${DENSITY:-10000}
 wasmtime_version=48.0.8
 tools=$HOME/.cache/weft/tools/wasmtime-cli-$wasmtime_version
-component=$root/examples/build/hello-http.wasm
+build=$root/examples/build
 
 "$root/scripts/ensure-packages.sh"
 if [[ ! -x $tools/bin/wasmtime ]]; then
   echo "installing wasmtime-cli $wasmtime_version (once, into $tools)..."
   cargo install --locked "wasmtime-cli@$wasmtime_version" --root "$tools"
 fi
+[[ $groups == *python* ]] && "$root/scripts/build-python-example.sh"
 cargo build --quiet --release -p host-agent -p weft-e2e --bin host-agent --bin native-hello \
   --manifest-path "$root/Cargo.toml"
 host_agent=${CARGO_TARGET_DIR:-$root/target}/release/host-agent
 native=${CARGO_TARGET_DIR:-$root/target}/release/native-hello
 
 pids=()
+manifests=()
 cleanup() {
   kill "${pids[@]}" 2>/dev/null || true
   wait 2>/dev/null || true
-  rm -f "${pooled:-}"
+  rm -f "${manifests[@]}"
 }
 trap cleanup EXIT
 
+# <name> → its address, and the admin address of Weft's servers.
+declare -A addr admin
+
 wait_for() {
-  for _ in $(seq 1 300); do
+  for _ in $(seq 1 1200); do
     curl -sf -o /dev/null "$1" && return 0
     sleep 0.1
   done
@@ -44,24 +58,32 @@ wait_for() {
   exit 1
 }
 
-RUST_LOG=warn "$host_agent" run "$root/examples/hello-http.yaml" \
-  --listen 127.0.0.1:18081 --admin-listen 127.0.0.1:19091 >/dev/null 2>&1 &
-pids+=($!)
-# The same Workload with a warm pool as large as its concurrency (the default 8).
-pooled=$(mktemp --suffix=.yaml -p "$root/examples")
-sed 's|      image: build/hello-http.wasm|      image: build/hello-http.wasm\n      pool: {size: 8}|' \
-  "$root/examples/hello-http.yaml" >"$pooled"
-RUST_LOG=warn "$host_agent" run "$pooled" \
-  --listen 127.0.0.1:18084 --admin-listen 127.0.0.1:19094 >/dev/null 2>&1 &
-pids+=($!)
-"$tools/bin/wasmtime" serve --addr 127.0.0.1:18082 "$component" >/dev/null 2>&1 &
-pids+=($!)
-"$native" 127.0.0.1:18083 &
-pids+=($!)
-wait_for http://127.0.0.1:18081/
-wait_for http://127.0.0.1:18084/
-wait_for http://127.0.0.1:18082/
-wait_for http://127.0.0.1:18083/
+# weft <name> <port> <manifest> [pool]: `host-agent run` on a copy of <manifest> (next to it, so
+# its `build/` paths resolve) with the component's pool removed, or set to <pool>.
+weft() {
+  local name=$1 port=$2 manifest=$3 pool=${4:-}
+  local copy
+  copy=$(mktemp --suffix=.yaml -p "$root/examples")
+  manifests+=("$copy")
+  grep -v '^      pool:' "$manifest" >"$copy"
+  if [[ -n $pool ]]; then
+    sed -i "s|^\(      image: build/.*\)$|\1\n      pool: $pool|" "$copy"
+  fi
+  RUST_LOG=warn "$host_agent" run "$copy" --listen "127.0.0.1:$port" \
+    --admin-listen "127.0.0.1:$((port + 1000))" >/dev/null 2>&1 &
+  pids+=($!)
+  addr[$name]=127.0.0.1:$port
+  admin[$name]=127.0.0.1:$((port + 1000))
+}
+
+# wasmtime <name> <port> <component> [flags]
+wasmtime() {
+  local name=$1 port=$2 component=$3
+  shift 3
+  "$tools/bin/wasmtime" serve "$@" --addr "127.0.0.1:$port" "$component" >/dev/null 2>&1 &
+  pids+=($!)
+  addr[$name]=127.0.0.1:$port
+}
 
 # Prints "<requests/s> <p99 in ms>" for one wrk run.
 load() {
@@ -72,46 +94,115 @@ load() {
     END { printf "%.0f %.3f\n", rps, p99 }'
 }
 
-declare -A rps p99 port=([weft]=18081 [pooled]=18084 [wasmtime]=18082 [native]=18083)
-servers=(weft pooled wasmtime native)
-for name in "${servers[@]}"; do rps[$name]=0; p99[$name]=0; done
-for round in $(seq 1 "$rounds"); do
-  for name in "${servers[@]}"; do
-    read -r r p < <(load "http://127.0.0.1:${port[$name]}/")
-    printf 'round %d  %-9s %8s req/s  p99 %7s ms\n' "$round" "$name" "$r" "$p"
-    rps[$name]=$(echo "${rps[$name]} + $r" | bc -l)
-    p99[$name]=$(echo "${p99[$name]} + $p" | bc -l)
+declare -A rps p99
+# compare <server>...: alternated rounds; leaves the means in rps[] and p99[].
+compare() {
+  local name r p
+  for name in "$@"; do wait_for "http://${addr[$name]}/"; rps[$name]=0; p99[$name]=0; done
+  for round in $(seq 1 "$rounds"); do
+    for name in "$@"; do
+      read -r r p < <(load "http://${addr[$name]}/")
+      printf 'round %d  %-16s %8s req/s  p99 %8s ms\n' "$round" "$name" "$r" "$p"
+      rps[$name]=$(echo "${rps[$name]} + $r" | bc -l)
+      p99[$name]=$(echo "${p99[$name]} + $p" | bc -l)
+    done
   done
-done
+  for name in "$@"; do
+    rps[$name]=$(echo "scale=1; ${rps[$name]} / $rounds" | bc -l)
+    p99[$name]=$(echo "scale=3; ${p99[$name]} / $rounds" | bc -l)
+  done
+}
 
-mean() { echo "scale=3; $1 / $rounds" | bc -l; }
-weft_rps=$(mean "${rps[weft]}"); ref_rps=$(mean "${rps[wasmtime]}")
-weft_p99=$(mean "${p99[weft]}"); ref_p99=$(mean "${p99[wasmtime]}")
-native_rps=$(mean "${rps[native]}"); native_p99=$(mean "${p99[native]}")
-pooled_rps=$(mean "${rps[pooled]}"); pooled_p99=$(mean "${p99[pooled]}")
-# Mean of a histogram on an admin port, in microseconds.
+# Mean of a histogram on a Weft server's admin port, in microseconds.
 histogram_mean() {
-  curl -s "http://$1/metrics" | awk -v h="$2" '
+  curl -s "http://${admin[$1]}/metrics" | awk -v h="$2" '
     $1 ~ "^"h"_sum" { s += $2 }
     $1 ~ "^"h"_count" { c += $2 }
     END { if (c) printf "%.1f", s / c * 1e6; else print "n/a" }'
 }
-instantiation=$(histogram_mean 127.0.0.1:19091 weft_instantiation_duration_seconds)
-fresh_guest=$(histogram_mean 127.0.0.1:19091 weft_invocation_duration_seconds)
-pooled_guest=$(histogram_mean 127.0.0.1:19094 weft_invocation_duration_seconds)
-pooled_made=$(curl -s http://127.0.0.1:19094/metrics | awk '/^weft_instantiation_duration_seconds_count/ { c += $2 } END { print c + 0 }')
+instances_made() {
+  curl -s "http://${admin[$1]}/metrics" |
+    awk '/^weft_instantiation_duration_seconds_count/ { c += $2 } END { print c + 0 }'
+}
+row() { printf '  %-22s %10s req/s   p99 %8s ms\n' "$1" "${rps[$2]}" "${p99[$2]}"; }
+ratio() { printf '  %-38s %.2fx\n' "$1" "$(echo "${rps[$2]} / ${rps[$3]}" | bc -l)"; }
+timing() {
+  echo "  $2: instantiation per fresh request $(histogram_mean "$1" weft_instantiation_duration_seconds) us;" \
+    "time per invocation $(histogram_mean "$1" weft_invocation_duration_seconds) us;" \
+    "instances made $(instances_made "$1")"
+}
+
+report=()
+if [[ $groups == *hello* ]]; then
+  weft hello-fresh 18081 "$root/examples/hello-http.yaml"
+  weft hello-pooled 18084 "$root/examples/hello-http.yaml" "{size: 8}"
+  wasmtime hello-wasmtime 18082 "$build/hello-http.wasm"
+  "$native" 127.0.0.1:18083 &
+  pids+=($!)
+  addr[hello-native]=127.0.0.1:18083
+  echo "== hello-http"
+  compare hello-fresh hello-pooled hello-wasmtime hello-native
+  report+=("$(
+    echo "hello-http, wrk -t2 -c$connections -d${duration}s, mean of $rounds alternated rounds:"
+    row "weft fresh" hello-fresh
+    row "weft pooled (size 8)" hello-pooled
+    row "wasmtime serve" hello-wasmtime
+    row "native hyper" hello-native
+    ratio "weft fresh / wasmtime serve:" hello-fresh hello-wasmtime
+    ratio "weft pooled / wasmtime serve:" hello-pooled hello-wasmtime
+    ratio "weft fresh / native:" hello-fresh hello-native
+    ratio "weft pooled / native:" hello-pooled hello-native
+    ratio "weft pooled / weft fresh:" hello-pooled hello-fresh
+    timing hello-fresh fresh
+    timing hello-pooled pooled
+  )")
+fi
+if [[ $groups == *python* ]]; then
+  weft python-fresh 18091 "$root/examples/hello-python.yaml"
+  weft python-pooled 18094 "$root/examples/hello-python.yaml" "{size: 4}"
+  wasmtime python-wasmtime 18092 "$build/hello-python.wasm" -S cli
+  echo "== python (componentize-py)"
+  compare python-fresh python-pooled python-wasmtime
+  report+=("$(
+    echo "python hello (componentize-py, $(du -h "$build/hello-python.wasm" | cut -f1)), same load:"
+    row "weft fresh" python-fresh
+    row "weft pooled (size 4)" python-pooled
+    row "wasmtime serve -S cli" python-wasmtime
+    ratio "weft fresh / wasmtime serve:" python-fresh python-wasmtime
+    ratio "weft pooled / wasmtime serve:" python-pooled python-wasmtime
+    ratio "weft pooled / weft fresh:" python-pooled python-fresh
+    timing python-fresh fresh
+    timing python-pooled pooled
+  )")
+fi
+
+if [[ $groups == *density* ]]; then
+  echo "== density: $density idle hello Workloads"
+  many=$(mktemp --suffix=.yaml -p "$root/examples")
+  manifests+=("$many")
+  awk -v n="$density" 'BEGIN { for (i = 1; i <= n; i++) printf "---\napiVersion: weft.dev/v1alpha1\nkind: Workload\nmetadata: {name: d%d}\nspec:\n  components:\n    - name: hello\n      image: build/hello-http.wasm\n      limits: {memory: 2Mi, maxConcurrency: 1}\n  hostInterfaces:\n    - {namespace: wasi, package: http, interfaces: [incoming-handler], version: 0.2.0, config: {host: d%d.localhost}}\n", i, i }' >"$many"
+  # Each Workload reserves 2 MiB and one instance slot: a budget and a pool that hold them all.
+  started=$(date +%s.%N)
+  RUST_LOG=warn "$host_agent" run "$many" --listen 127.0.0.1:18071 --admin-listen 127.0.0.1:19071 \
+    --memory-budget $((density * 2 + 1024))Mi --max-instances $((density + 100)) \
+    --max-instance-memory 16Mi >/dev/null 2>&1 &
+  density_pid=$!
+  pids+=($density_pid)
+  # One curl for all host names (a URL range), over kept-alive connections; until all are 200.
+  answered=0
+  until [[ $answered -eq $density ]]; do
+    answered=$(curl -s -o /dev/null -w '%{http_code}\n' --connect-to ::127.0.0.1:18071 \
+      "http://d[1-$density].localhost/" 2>/dev/null | grep -c '^200$' || true)
+    kill -0 "$density_pid" 2>/dev/null || { echo "host-agent exited" >&2; exit 1; }
+  done
+  all_answered=$(echo "$(date +%s.%N) - $started" | bc -l)
+  rss_kib=$(awk '/^VmRSS/ { print $2 }' "/proc/$density_pid/status")
+  report+=("$(
+    echo "density: $density idle hello Workloads in one host-agent run:"
+    printf '  every one answered within %.1f s of the process start (manifest read, compile, start)\n' "$all_answered"
+    printf '  RSS then: %.0f MiB (%.1f KiB per Workload)\n' "$(echo "$rss_kib / 1024" | bc -l)" "$(echo "$rss_kib / $density" | bc -l)"
+  )")
+fi
 
 echo
-echo "hello-http, wrk -t2 -c$connections -d${duration}s, mean of $rounds rounds each:"
-printf '  %-16s %10s req/s   p99 %8s ms\n' "host-agent run" "$weft_rps" "$weft_p99"
-printf '  %-16s %10s req/s   p99 %8s ms\n' "  ...pooled" "$pooled_rps" "$pooled_p99"
-printf '  %-16s %10s req/s   p99 %8s ms\n' "wasmtime serve" "$ref_rps" "$ref_p99"
-printf '  %-16s %10s req/s   p99 %8s ms\n' "native hyper" "$native_rps" "$native_p99"
-printf '  throughput ratio (weft / wasmtime): %.2fx\n' "$(echo "$weft_rps / $ref_rps" | bc -l)"
-printf '  throughput ratio (weft / native):   %.2fx\n' "$(echo "$weft_rps / $native_rps" | bc -l)"
-printf '  p99 ratio        (weft / wasmtime): %.2fx (lower is better)\n' "$(echo "$weft_p99 / $ref_p99" | bc -l)"
-printf '  pooled ratio     (pooled / wasmtime): %.2fx\n' "$(echo "$pooled_rps / $ref_rps" | bc -l)"
-printf '  pooled ratio     (pooled / native):   %.2fx\n' "$(echo "$pooled_rps / $native_rps" | bc -l)"
-printf '  pooled ratio     (pooled / fresh):    %.2fx\n' "$(echo "$pooled_rps / $weft_rps" | bc -l)"
-echo "  weft mean instantiation per fresh request: ${instantiation} us"
-echo "  weft mean time per invocation: fresh ${fresh_guest} us, pooled ${pooled_guest} us (instances made by the pooled run: ${pooled_made})"
+printf '%s\n\n' "${report[@]}"
