@@ -53,7 +53,7 @@ bench-pull: examples
 bench-data: examples
 	scripts/bench-data.sh
 
-## bench-cluster: apply-to-first-response and 200 Workloads to Ready on a real control plane
+## bench-cluster: apply-to-first-response, a 3-replica WorkloadDeployment and its rolling update, and 200 Workloads to Ready on a real control plane
 bench-cluster: examples tools
 	$(CARGO) build --quiet --release -p host-agent -p operator -p weft-e2e
 	$(CARGO) run --quiet --release -p weft-e2e --bin bench-cluster

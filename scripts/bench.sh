@@ -7,12 +7,15 @@
 #   python   the same greeting written in Python and built with componentize-py, fresh and pooled
 #            on `host-agent run`, next to `wasmtime serve -S cli`;
 #   density  DENSITY (10000) hello Workloads, each its own host name, in one `host-agent run`:
-#            the time until every one has answered once, and the process's memory (RSS) then.
+#            the time until every one has answered once, and the process's memory (RSS) then;
+#   cluster  on a real control plane with two host-agents (`bench-cluster`): apply to first
+#            response, a 3-replica WorkloadDeployment to all answering and its rolling update,
+#            CLUSTER_WORKLOADS (200) Workloads to Ready.
 # Prints requests/s and p99 latency for each, every ratio, Weft's mean instantiation time per fresh
 # request and its mean time per invocation, fresh and pooled. Run on demand (`make bench`); not
 # part of `make test`.
 #
-#   DURATION=10 CONNECTIONS=32 ROUNDS=3 DENSITY=10000 BENCH_GROUPS="hello python density" \
+#   DURATION=10 CONNECTIONS=32 ROUNDS=3 DENSITY=10000 BENCH_GROUPS="hello python density cluster" \
 #     scripts/bench.sh
 set -euo pipefail
 
@@ -20,7 +23,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 rounds=${ROUNDS:-3}
-groups=${BENCH_GROUPS:-hello python density}
+groups=${BENCH_GROUPS:-hello python density cluster}
 density=${DENSITY:-10000}
 wasmtime_version=48.0.8
 tools=$HOME/.cache/weft/tools/wasmtime-cli-$wasmtime_version
@@ -201,6 +204,17 @@ if [[ $groups == *density* ]]; then
     echo "density: $density idle hello Workloads in one host-agent run:"
     printf '  every one answered within %.1f s of the process start (manifest read, compile, start)\n' "$all_answered"
     printf '  RSS then: %.0f MiB (%.1f KiB per Workload)\n' "$(echo "$rss_kib / 1024" | bc -l)" "$(echo "$rss_kib / $density" | bc -l)"
+  )")
+fi
+
+if [[ $groups == *cluster* ]]; then
+  echo "== cluster"
+  "$root/scripts/ensure-tools.sh"
+  cargo build --quiet --release -p host-agent -p operator -p weft-e2e --manifest-path "$root/Cargo.toml"
+  report+=("$(
+    echo "real control plane, two host-agents (bench-cluster):"
+    cargo run --quiet --release -p weft-e2e --bin bench-cluster --manifest-path "$root/Cargo.toml" \
+      -- "${CLUSTER_WORKLOADS:-200}" 2>/dev/null | grep -E '^(apply|WorkloadDeployment|rolling|[0-9]+ Workloads)' | sed 's/^/  /'
   )")
 fi
 

@@ -1,6 +1,7 @@
 //! `make bench-cluster`: control-plane figures on a real API server with two host-agents —
-//! `kubectl apply` to the first successful response (uncached, then cached image), and how long
-//! N Workloads (default 200) take to become Ready. Not part of `make test`.
+//! `kubectl apply` to the first successful response (uncached, then cached image), a
+//! 3-replica WorkloadDeployment from apply to every replica answering and through a rolling
+//! update, and how long N Workloads (default 200) take to become Ready. Not part of `make test`.
 
 use std::time::{Duration, Instant};
 
@@ -34,6 +35,54 @@ fn apply_to_first_response(cluster: &Cluster, name: &str, image: &str) -> Durati
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A 3-replica WorkloadDeployment of `image`.
+fn deployment_manifest(image: &str) -> String {
+    format!(
+        "apiVersion: weft.dev/v1alpha1\nkind: WorkloadDeployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  strategy: {{rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}}}\n  template:\n    spec:\n      components:\n        - name: hello\n          image: {image}\n          limits: {{memory: 16Mi, maxConcurrency: 4}}\n      hostInterfaces:\n        - namespace: wasi\n          package: http\n          interfaces: [incoming-handler]\n          config:\n            host: web.localhost\n"
+    )
+}
+
+/// Every replica of the current template Ready, none left over.
+fn rolled_out(cluster: &Cluster) -> bool {
+    let status = cluster.control_plane.jsonpath(
+        &["wd", "web"],
+        "{.status.updatedReplicas}/{.status.readyReplicas}/{.status.replicas}/{.status.conditions[?(@.type==\"Progressing\")].reason}",
+    );
+    status == "3/3/3/NewReplicaSetAvailable"
+}
+
+/// apply → 3 replicas answering on every host; then a rolling update to another image.
+fn deployment(cluster: &Cluster, image: &str) {
+    let start = Instant::now();
+    let out = cluster.control_plane.apply(&deployment_manifest(image));
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait("3 replicas", Duration::from_secs(120), |c| {
+        rolled_out(c)
+            && c.agents
+                .values()
+                .all(|a| matches!(http_get(&a.http(), "web.localhost", "/"), Ok((200, _))))
+    });
+    println!(
+        "WorkloadDeployment of 3 replicas: apply -> all Ready and answering on both hosts: {:?}",
+        start.elapsed()
+    );
+    let v2 = cluster.push_example("hello-http-v2", "bench");
+    let start = Instant::now();
+    let out = cluster.control_plane.apply(&deployment_manifest(&v2));
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait("the rolling update", Duration::from_secs(120), |c| {
+        c.control_plane
+            .jsonpath(&["wd", "web"], "{.status.observedGeneration}")
+            == "2"
+            && rolled_out(c)
+    });
+    println!(
+        "rolling update of 3 replicas (maxSurge 1, maxUnavailable 0): {:?}",
+        start.elapsed()
+    );
+    cluster.kubectl_ok(&["delete", "wd", "web"]);
 }
 
 fn main() {
@@ -76,6 +125,8 @@ fn main() {
         cached[cached.len() - 1],
         cached.len()
     );
+
+    deployment(&cluster, &image);
 
     let start = Instant::now();
     let mut all = String::new();
