@@ -57,11 +57,12 @@ impl Assignments {
     }
 
     /// What each Host has assigned, with the cache corrected by recent assignments; forgets
-    /// assignments the cache has caught up with. Workloads of `claimant` count as siblings.
+    /// assignments the cache has caught up with. Replicas of the WorkloadDeployment with uid
+    /// `deployment` count as siblings.
     pub fn load<'a>(
         &mut self,
         workloads: impl IntoIterator<Item = &'a Workload>,
-        claimant: &str,
+        deployment: Option<&str>,
         now: Instant,
     ) -> HashMap<String, Load> {
         self.recent
@@ -87,7 +88,9 @@ impl Assignments {
                 let entry = load.entry(host).or_default();
                 entry.workloads += 1;
                 entry.memory = entry.memory.saturating_add(workload.spec.reserved_memory());
-                if workload.deployment_owner().is_some() && workload.claimant() == claimant {
+                if deployment.is_some()
+                    && workload.deployment_owner().map(|o| o.uid.as_str()) == deployment
+                {
                     entry.siblings += 1;
                 }
             }
@@ -123,7 +126,7 @@ mod tests {
         assignments.record("ns", "b", Some("1".into()), Some("h2".into()), now);
 
         let count = |load: &HashMap<String, Load>, host: &str| load.get(host).map(|l| l.workloads);
-        let load = assignments.load([&a, &b], "", now);
+        let load = assignments.load([&a, &b], None, now);
         assert_eq!(count(&load, "h1"), Some(1));
         assert_eq!(
             count(&load, "h2"),
@@ -133,7 +136,7 @@ mod tests {
 
         // The cache shows a newer version: trust it and forget the overlay.
         let b_new = workload("b", "2", Some("h1"));
-        let load = assignments.load([&a, &b_new], "", now);
+        let load = assignments.load([&a, &b_new], None, now);
         assert_eq!(count(&load, "h1"), Some(2));
         assert_eq!(count(&load, "h2"), None);
         assert!(assignments.recent.is_empty());
@@ -145,7 +148,7 @@ mod tests {
         let mut assignments = Assignments::default();
         assignments.record("ns", "b", Some("1".into()), Some("h2".into()), now);
         let b = workload("b", "1", None);
-        let load = assignments.load([&b], "", now + REMEMBER_FOR);
+        let load = assignments.load([&b], None, now + REMEMBER_FOR);
         assert!(load.is_empty());
     }
 }

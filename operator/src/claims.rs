@@ -210,6 +210,22 @@ spec:
                 .to_string(),
             "host shop.example.com is claimed by WorkloadDeployment a/shop, which claimed it first"
         );
+        // A Workload in another namespace naming the same WorkloadDeployment (even its uid)
+        // is its own claimant: owner references point only within a namespace.
+        let mut forged = replica("shop-x", 1);
+        forged.metadata.namespace = Some("b".into());
+        assert_eq!(forged.claimant(), "b/WorkloadDeployment/shop");
+        let with_forged = [r1.clone(), forged.clone()];
+        let by_namespace = |w: &Workload| match w.namespace().as_deref() {
+            Some("a") => Some(Timestamp::from_second(10).unwrap()),
+            _ => None,
+        };
+        assert!(
+            check(&forged, &with_forged, &grants(), &by_namespace)
+                .unwrap_err()
+                .to_string()
+                .contains("claimed by WorkloadDeployment a/shop")
+        );
         // Without the WorkloadDeployment's age the replicas claim from nothing: the rival wins.
         let unknown = |w: &Workload| w.deployment_owner().map_or_else(|| created(w), |_| None);
         assert!(check(&r1, &all, &grants(), &unknown).is_err());

@@ -53,8 +53,15 @@ pub async fn reconcile(
     let hash = deployment.spec.template.hash();
     let workloads: Api<Workload> = Api::namespaced(ctx.client.clone(), &namespace);
 
-    let mut changes = ctx.replica_changes.lock().await;
-    let replicas = changes.correct(&key, replicas_of(&deployment, &ctx), Instant::now());
+    let owned = owned_workloads(&deployment, &ctx);
+    let cached = owned.iter().map(|w| replica_view(w)).collect();
+    // The lock guards the map only: kube-runtime never reconciles one WorkloadDeployment twice
+    // at once, so no other reconciliation changes this key between the calls below.
+    let replicas = ctx
+        .replica_changes
+        .lock()
+        .await
+        .correct(&key, cached, Instant::now());
     let step = next_step(&deployment.spec, &hash, &replicas);
     let mut after = replicas;
     for _ in 0..step.create {
@@ -71,7 +78,10 @@ pub async fn reconcile(
                 "creating a replica of WorkloadDeployment {key}"
             )))?;
         let created = replica_view(&created);
-        changes.created(&key, created.clone(), Instant::now());
+        ctx.replica_changes
+            .lock()
+            .await
+            .created(&key, created.clone(), Instant::now());
         after.push(created);
     }
     for victim in &step.delete {
@@ -87,16 +97,18 @@ pub async fn reconcile(
                 });
             }
         }
-        changes.deleted(&key, victim.clone(), Instant::now());
+        ctx.replica_changes
+            .lock()
+            .await
+            .deleted(&key, victim.clone(), Instant::now());
         if let Some(r) = after.iter_mut().find(|r| &r.name == victim) {
             r.terminating = true;
         }
     }
-    drop(changes);
     announce(&deployment, &step, &ctx).await;
 
     revisions::reconcile(&deployment, &hash, &ctx).await?;
-    endpoint_slices(&deployment, &ctx).await?;
+    endpoint_slices(&deployment, &owned, &ctx).await?;
 
     let observed = Observed {
         name: &name,
@@ -157,42 +169,40 @@ pub fn error_policy(
 }
 
 /// The cached replicas of `deployment`: Workloads in its namespace it controls (by uid).
-fn replicas_of(deployment: &WorkloadDeployment, ctx: &Context) -> Vec<Replica> {
+fn owned_workloads(deployment: &WorkloadDeployment, ctx: &Context) -> Vec<Arc<Workload>> {
     let namespace = deployment.namespace();
     let uid = deployment.uid();
     ctx.caches
         .workloads
         .state()
-        .iter()
+        .into_iter()
         .filter(|w| {
             w.namespace() == namespace && w.deployment_owner().map(|o| &o.uid) == uid.as_ref()
         })
-        .map(|w| replica_view(w))
         .collect()
 }
 
 /// The EndpointSlices of the Services the template and the live replicas name, each listing the
 /// Hosts where a replica runs Ready. A replica being deleted is no longer listed.
-async fn endpoint_slices(deployment: &WorkloadDeployment, ctx: &Context) -> Result<(), Error> {
+async fn endpoint_slices(
+    deployment: &WorkloadDeployment,
+    owned: &[Arc<Workload>],
+    ctx: &Context,
+) -> Result<(), Error> {
     let owner = deployment
         .controller_owner_ref(&())
         .ok_or(Error::MissingField {
             kind: "WorkloadDeployment",
             field: "metadata.uid",
         })?;
-    let namespace = deployment.namespace().unwrap_or_default();
-    let workloads = ctx.caches.workloads.state();
-    let hosts: Vec<_> = workloads
+    let hosts: Vec<_> = owned
         .iter()
-        .filter(|w| {
-            w.namespace().as_deref() == Some(namespace.as_str())
-                && w.deployment_owner().is_some_and(|o| o.uid == owner.uid)
-                && w.meta().deletion_timestamp.is_none()
-        })
+        .filter(|w| w.meta().deletion_timestamp.is_none())
         .filter_map(|w| {
             let service = endpoints::service_of(w)?.to_owned();
-            let status = w.status.as_ref();
-            let host = status
+            let host = w
+                .status
+                .as_ref()
                 .filter(|s| s.phase == Some(Phase::Running))
                 .and_then(|s| s.host.as_deref())
                 .and_then(|h| ctx.caches.hosts.get(&ObjectRef::new(h)));
@@ -211,9 +221,12 @@ async fn endpoint_slices(deployment: &WorkloadDeployment, ctx: &Context) -> Resu
         wanted.entry(service.name.clone()).or_default();
     }
     for (service, host) in &hosts {
-        let listed = wanted.entry(service.clone()).or_default();
-        listed.extend(host.as_deref());
+        wanted
+            .entry(service.clone())
+            .or_default()
+            .extend(host.as_deref());
     }
+    let namespace = deployment.namespace().unwrap_or_default();
     endpoints::apply(&namespace, owner, wanted, ctx).await
 }
 

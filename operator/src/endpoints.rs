@@ -274,19 +274,19 @@ mod tests {
 
     #[test]
     fn address_types() {
-        assert_eq!(address_type("10.1.2.3"), "IPv4");
+        assert_eq!(address_type("198.18.2.3"), "IPv4");
         assert_eq!(address_type("fd00::1"), "IPv6");
         assert_eq!(address_type("agent-0.weft.svc"), "FQDN");
     }
 
     #[test]
     fn slice_for_a_ready_workload() {
-        let slice = desired_slice("ns", "greet", owner(), &[&host("10.1.2.3")], None);
+        let slice = desired_slice("ns", "greet", owner(), &[&host("198.18.2.3")], None);
         assert_eq!(slice.metadata.name.as_deref(), Some("greet-weft"));
         assert_eq!(slice.labels()[SERVICE_NAME_LABEL], "greet");
         assert_eq!(slice.labels()[MANAGED_BY_LABEL], "weft.dev-operator");
         assert_eq!(slice.address_type, "IPv4");
-        assert_eq!(slice.endpoints[0].addresses, ["10.1.2.3"]);
+        assert_eq!(slice.endpoints[0].addresses, ["198.18.2.3"]);
         let ports = slice.ports.clone().unwrap();
         assert_eq!(ports[0].name.as_deref(), Some("http"));
         assert_eq!(ports[0].port, Some(8080));
@@ -296,14 +296,14 @@ mod tests {
 
     #[test]
     fn a_slice_lists_every_host_once() {
-        let (a, b) = (host("10.1.2.4"), host("10.1.2.3"));
+        let (a, b) = (host("198.18.2.4"), host("198.18.2.3"));
         let slice = desired_slice("ns", "greet", owner(), &[&a, &b, &a], None);
         let addresses: Vec<&str> = slice
             .endpoints
             .iter()
             .map(|e| e.addresses[0].as_str())
             .collect();
-        assert_eq!(addresses, ["10.1.2.3", "10.1.2.4"]);
+        assert_eq!(addresses, ["198.18.2.3", "198.18.2.4"]);
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! cluster.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, LabelSelector};
 use weft_api::labels::condition;
@@ -12,6 +11,9 @@ use crate::assignments::Load;
 use crate::lease_clock::LeaseState;
 use crate::selector;
 use weft_api::{Host, WitInterface, WitParseError, WorkloadSpec};
+
+mod refusal;
+pub use refusal::Refusal;
 
 /// How many per-host reasons an Unschedulable message lists before summarising the rest.
 const MAX_LISTED_REFUSALS: usize = 8;
@@ -157,57 +159,6 @@ impl Candidate {
             }
         }
         None
-    }
-}
-
-/// Why a Host was refused; displayed after the Host's name.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Refusal {
-    /// With the Ready condition's reason, if any.
-    NotReady(Option<String>),
-    LeaseExpired,
-    NoLease,
-    Unschedulable,
-    Full {
-        capacity: u32,
-    },
-    /// The memory the Workload reserves is more than the Host has left (bytes).
-    InsufficientMemory {
-        requested: u64,
-        free: u64,
-    },
-    SelectorMismatch,
-    MissingInterfaces(Vec<String>),
-    /// A `hostInterfaces` entry asks for a backend (`config.backend`) the Host does not offer.
-    MissingBackend {
-        package: String,
-        backend: String,
-    },
-}
-
-impl fmt::Display for Refusal {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NotReady(None) => f.write_str("is not ready"),
-            Self::NotReady(Some(reason)) => write!(f, "is not ready ({reason})"),
-            Self::LeaseExpired => f.write_str("has an expired lease"),
-            Self::NoLease => f.write_str("has no lease"),
-            Self::Unschedulable => f.write_str("is unschedulable"),
-            Self::Full { capacity } => write!(f, "is full ({capacity} workloads)"),
-            Self::InsufficientMemory { requested, free } => write!(
-                f,
-                "has {}Mi of memory left, the Workload reserves {}Mi",
-                free >> 20,
-                requested.div_ceil(1 << 20)
-            ),
-            Self::SelectorMismatch => f.write_str("does not match the host selector"),
-            Self::MissingInterfaces(missing) => {
-                write!(f, "does not serve {}", missing.join(", "))
-            }
-            Self::MissingBackend { package, backend } => {
-                write!(f, "does not offer backend {backend} for {package}")
-            }
-        }
     }
 }
 

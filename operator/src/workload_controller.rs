@@ -183,7 +183,7 @@ async fn place(
     let cached_workloads = ctx.caches.workloads.state();
     let load = assignments.load(
         cached_workloads.iter().map(Arc::as_ref),
-        &workload.claimant(),
+        workload.deployment_owner().map(|o| o.uid.as_str()),
         Instant::now(),
     );
     let candidates = ctx.candidates(&load);

@@ -68,15 +68,14 @@ impl Router {
         if let Some(routes) = host.and_then(|h| table.by_host.get(&normalize_host(h))) {
             return routes.pick();
         }
-        let alone = table
-            .any
-            .routes
-            .first()
-            .is_some_and(|first| table.any.routes.iter().all(|r| r.group == first.group));
-        if self.answer_any_host_when_alone && alone {
-            return table.any.pick();
+        if !self.answer_any_host_when_alone {
+            return None;
         }
-        None
+        let routes = &table.any.routes;
+        let alone = routes
+            .first()
+            .is_some_and(|first| routes.iter().all(|r| r.group == first.group));
+        if alone { table.any.pick() } else { None }
     }
 
     /// A workload outside `group` that already claims `host`, if any.
