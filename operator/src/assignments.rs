@@ -30,19 +30,21 @@ pub struct Assignments {
 #[derive(Debug)]
 struct Recent {
     host: Option<String>,
-    /// The `resourceVersion` the Workload had before the patch: while the cache still shows it,
-    /// the cache is behind.
-    patched_from: Option<String>,
+    /// The `resourceVersion` the patch produced: until the cache shows it (or the label it set),
+    /// the cache is behind, however far. A version before the patch is not always the one the
+    /// patch started from: the finalizer patch comes first, and the cache may not show it yet.
+    patched_to: Option<String>,
     at: Instant,
 }
 
 impl Assignments {
-    /// Remembers that the Workload `namespace/name`, seen at `patched_from`, now goes to `host`.
+    /// Remembers that the Workload `namespace/name` now goes to `host`, by the patch that made
+    /// its version `patched_to`.
     pub fn record(
         &mut self,
         namespace: &str,
         name: &str,
-        patched_from: Option<String>,
+        patched_to: Option<String>,
         host: Option<String>,
         now: Instant,
     ) {
@@ -50,7 +52,7 @@ impl Assignments {
             (namespace.to_owned(), name.to_owned()),
             Recent {
                 host,
-                patched_from,
+                patched_to,
                 at: now,
             },
         );
@@ -75,13 +77,14 @@ impl Assignments {
             );
             let cached = workload.labels().get(HOST_LABEL).cloned();
             let host = match self.recent.get(&key) {
-                Some(recent) if recent.patched_from == workload.resource_version() => {
-                    recent.host.clone()
-                }
-                Some(_) => {
+                Some(recent)
+                    if recent.patched_to == workload.resource_version()
+                        || recent.host == cached =>
+                {
                     self.recent.remove(&key);
                     cached
                 }
+                Some(recent) => recent.host.clone(),
                 None => cached,
             };
             if let Some(host) = host {
@@ -123,7 +126,7 @@ mod tests {
         let mut assignments = Assignments::default();
         let a = workload("a", "1", Some("h1"));
         let b = workload("b", "1", None);
-        assignments.record("ns", "b", Some("1".into()), Some("h2".into()), now);
+        assignments.record("ns", "b", Some("2".into()), Some("h2".into()), now);
 
         let count = |load: &HashMap<String, Load>, host: &str| load.get(host).map(|l| l.workloads);
         let load = assignments.load([&a, &b], None, now);
@@ -134,7 +137,13 @@ mod tests {
             "cache is behind: use what was patched"
         );
 
-        // The cache shows a newer version: trust it and forget the overlay.
+        // The cache is further behind than the version the patch started from (the finalizer
+        // patch it has not seen either): still the overlay.
+        let b_older = workload("b", "0", None);
+        let load = assignments.load([&a, &b_older], None, now);
+        assert_eq!(count(&load, "h2"), Some(1));
+
+        // The cache shows the patched version: trust it and forget the overlay.
         let b_new = workload("b", "2", Some("h1"));
         let load = assignments.load([&a, &b_new], None, now);
         assert_eq!(count(&load, "h1"), Some(2));

@@ -201,7 +201,7 @@ async fn place(
         assignments.record(
             namespace,
             &name,
-            workload.resource_version(),
+            patched.resource_version(),
             new_host.clone(),
             Instant::now(),
         );
@@ -293,7 +293,7 @@ async fn refuse(
             assignments.record(
                 &workload.namespace().unwrap_or_default(),
                 &workload.name_any(),
-                workload.resource_version(),
+                patched.resource_version(),
                 None,
                 Instant::now(),
             );
