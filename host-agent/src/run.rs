@@ -1,5 +1,6 @@
 //! `host-agent run`: Workload manifests, on this machine, with no cluster.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -147,15 +148,16 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// Loads and checks every manifest before anything starts.
 fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Workload)>> {
     let mut workloads: Vec<(PathBuf, Workload)> = Vec::new();
+    let mut defined: HashMap<String, &PathBuf> = HashMap::new();
     for path in paths {
         for workload in manifest::load(path).map_err(|e| BadInput(e.into()))? {
             convert::check(&workload).map_err(|e| bad_input(e, path))?;
-            if let Some((other, _)) = workloads.iter().find(|(_, w)| id_of(w) == id_of(&workload)) {
+            let id = id_of(&workload);
+            if let Some(other) = defined.insert(id.clone(), path) {
                 return Err(BadInput(anyhow::anyhow!(
-                    "{} and {} both define the Workload {}",
+                    "{} and {} both define the Workload {id}",
                     other.display(),
                     path.display(),
-                    id_of(&workload)
                 ))
                 .into());
             }

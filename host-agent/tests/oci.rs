@@ -339,9 +339,14 @@ fn two_workloads_on_one_digest_download_and_compile_once() {
         host.metric("weft_compilations_total{source=\"compiler\"}"),
         1.0
     );
+    // The second shares the first's code in memory: not even loaded from disk again.
+    assert_eq!(
+        host.metric("weft_compilations_total{source=\"memory\"}"),
+        1.0
+    );
     assert_eq!(
         host.metric("weft_compilations_total{source=\"cache\"}"),
-        1.0
+        0.0
     );
 }
 

@@ -19,6 +19,20 @@ pub struct Reservation {
 }
 
 impl Reservation {
+    fn plus(self, other: Self) -> Self {
+        Self {
+            memory: self.memory.saturating_add(other.memory),
+            instances: self.instances.saturating_add(other.instances),
+        }
+    }
+
+    fn minus(self, other: Self) -> Self {
+        Self {
+            memory: self.memory.saturating_sub(other.memory),
+            instances: self.instances.saturating_sub(other.instances),
+        }
+    }
+
     /// What `spec` needs.
     pub fn of(spec: &WorkloadSpec) -> Self {
         let components = spec.components.iter().map(|c| {
@@ -33,9 +47,8 @@ impl Reservation {
             .map(|s| (reserved_memory(s.component.limits.memory_bytes, 1), 1));
         components
             .chain(service)
-            .fold(Self::default(), |sum, (memory, instances)| Self {
-                memory: sum.memory.saturating_add(memory),
-                instances: sum.instances.saturating_add(instances),
+            .fold(Self::default(), |sum, (memory, instances)| {
+                sum.plus(Self { memory, instances })
             })
     }
 }
@@ -44,7 +57,31 @@ pub struct Budget {
     total: Reservation,
     /// The most memory one instance may have (the pooling allocator's slot size).
     max_instance_memory: u64,
-    held: Mutex<HashMap<String, Reservation>>,
+    held: Mutex<Held>,
+}
+
+/// What each workload holds, and the sum kept alongside so a reservation costs the same with
+/// ten thousand workloads as with one.
+#[derive(Default)]
+struct Held {
+    by_workload: HashMap<String, Reservation>,
+    sum: Reservation,
+}
+
+impl Held {
+    fn set(&mut self, id: &str, reservation: Option<Reservation>) -> Option<Reservation> {
+        let before = match reservation {
+            Some(r) => {
+                self.sum = self.sum.plus(r);
+                self.by_workload.insert(id.to_string(), r)
+            }
+            None => self.by_workload.remove(id),
+        };
+        if let Some(before) = before {
+            self.sum = self.sum.minus(before);
+        }
+        before
+    }
 }
 
 impl Budget {
@@ -62,12 +99,7 @@ impl Budget {
 
     /// What is reserved now, across workloads.
     pub fn reserved(&self) -> Reservation {
-        let held = self.held.lock().expect("budget lock");
-        held.values()
-            .fold(Reservation::default(), |sum, r| Reservation {
-                memory: sum.memory + r.memory,
-                instances: sum.instances + r.instances,
-            })
+        self.held.lock().expect("budget lock").sum
     }
 
     /// Reserves what `spec` needs, in place of what the workload with its id holds now (an
@@ -95,13 +127,8 @@ impl Budget {
         }
         let need = Reservation::of(spec);
         let mut held = self.held.lock().expect("budget lock");
-        let others = held.iter().filter(|(other, _)| **other != id).fold(
-            Reservation::default(),
-            |sum, (_, r)| Reservation {
-                memory: sum.memory + r.memory,
-                instances: sum.instances + r.instances,
-            },
-        );
+        let mine = held.by_workload.get(&id).copied().unwrap_or_default();
+        let others = held.sum.minus(mine);
         let free_memory = self.total.memory.saturating_sub(others.memory);
         if need.memory > free_memory {
             return Err(refuse(format!(
@@ -119,20 +146,16 @@ impl Budget {
                 need.instances, free_instances, self.total.instances
             )));
         }
-        Ok(held.insert(id, need))
+        Ok(held.set(&id, Some(need)))
     }
 
     /// Puts back what a workload held before a [`Budget::reserve`] whose start then failed.
     pub fn restore(&self, id: &str, previous: Option<Reservation>) {
-        let mut held = self.held.lock().expect("budget lock");
-        match previous {
-            Some(previous) => held.insert(id.to_string(), previous),
-            None => held.remove(id),
-        };
+        self.held.lock().expect("budget lock").set(id, previous);
     }
 
     pub fn release(&self, id: &str) {
-        self.held.lock().expect("budget lock").remove(id);
+        self.held.lock().expect("budget lock").set(id, None);
     }
 }
 

@@ -29,6 +29,15 @@ impl ComponentInfo {
         }
     }
 
+    /// Whether the component imports an interface of `package` (`wasi:config`) at `version`
+    /// (`0.2.0-draft`); plugins serving several versions link only the ones imported.
+    pub fn imports_version(&self, package: &str, version: &str) -> bool {
+        self.imports.iter().any(|i| {
+            i.strip_prefix(package)
+                .is_some_and(|rest| rest.starts_with('/') && rest.ends_with(&format!("@{version}")))
+        })
+    }
+
     /// The export whose name is `interface` at any version (e.g. `wasi:cli/run`).
     pub fn export_of(&self, interface: &str) -> Option<&str> {
         self.exports

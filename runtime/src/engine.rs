@@ -1,5 +1,6 @@
 //! The Wasmtime engine Weft runs every component on: pooling allocator, async support, epoch
-//! interruption driven by a ticker thread, and an optional on-disk cache of compiled components.
+//! interruption driven by a ticker thread, compiled code shared by digest, and an optional
+//! on-disk cache of compiled components.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 use crate::compile_cache::CompileCache;
 use crate::component_info::ComponentInfo;
 use crate::error::{Error, Result, chain};
+use crate::shared::Shared;
 
 /// How often the epoch advances. Timeouts are enforced to this granularity, and long-running
 /// guests yield to the executor this often.
@@ -83,6 +85,7 @@ impl EngineBuilder {
         Ok(Engine(Arc::new(EngineInner {
             inner,
             cache,
+            loaded: Shared::default(),
             max_instances: self.max_instances,
             max_instance_memory: self.max_instance_memory,
             _ticker: ticker,
@@ -97,19 +100,52 @@ pub struct Engine(Arc<EngineInner>);
 struct EngineInner {
     inner: wasmtime::Engine,
     cache: Option<CompileCache>,
+    loaded: Shared<String, Code>,
     max_instances: u32,
     max_instance_memory: u64,
     _ticker: EpochTicker,
 }
 
-/// A component compiled (or loaded from the cache), with what it imports and exports.
+/// A component's native code and what it imports and exports: one per digest in the host,
+/// however many workloads run it.
+pub struct Code {
+    pub component: Component,
+    pub info: Arc<ComponentInfo>,
+}
+
+/// Where [`Engine::compile`] found a component's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeSource {
+    /// Already loaded for another workload.
+    Memory,
+    /// The on-disk cache.
+    Disk,
+    Compiler,
+}
+
+impl CodeSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Disk => "cache",
+            Self::Compiler => "compiler",
+        }
+    }
+}
+
+/// A component compiled, or found compiled in memory or on disk.
 #[derive(Clone)]
 pub struct CompiledComponent {
-    pub component: Component,
-    pub info: ComponentInfo,
-    /// Whether it came from the on-disk cache instead of the compiler.
-    pub from_cache: bool,
+    pub code: Arc<Code>,
+    pub source: CodeSource,
     pub compile_time: Duration,
+}
+
+impl CompiledComponent {
+    /// Whether the compiler was spared.
+    pub fn from_cache(&self) -> bool {
+        self.source != CodeSource::Compiler
+    }
 }
 
 impl Engine {
@@ -136,21 +172,39 @@ impl Engine {
         self.0.max_instance_memory
     }
 
-    /// Compiles a component, or loads it from the cache when these exact bytes were compiled
-    /// before by a compatible engine.
+    /// Compiles a component, or finds it compiled: loaded for another workload, or in the
+    /// on-disk cache when these exact bytes were compiled before by a compatible engine.
+    /// Concurrent calls for one digest compile it once.
     pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<CompiledComponent> {
         check_is_component(name, wasm)?;
         let digest = crate::digest::sha256(wasm);
         let start = Instant::now();
-        let engine = &self.0.inner;
-        if let Some(component) = self.0.cache.as_ref().and_then(|c| c.load(engine, &digest)) {
-            let info = ComponentInfo::read(engine, &component, digest);
-            return Ok(CompiledComponent {
+        let mut source = CodeSource::Memory;
+        let (code, _) = self.0.loaded.get_or_make(&digest, || {
+            let (component, from_disk) = self.load_or_compile(name, wasm, &digest)?;
+            source = if from_disk {
+                CodeSource::Disk
+            } else {
+                CodeSource::Compiler
+            };
+            let info = ComponentInfo::read(&self.0.inner, &component, digest.clone());
+            Ok::<_, Error>(Code {
                 component,
-                info,
-                from_cache: true,
-                compile_time: start.elapsed(),
-            });
+                info: Arc::new(info),
+            })
+        })?;
+        Ok(CompiledComponent {
+            code,
+            source,
+            compile_time: start.elapsed(),
+        })
+    }
+
+    /// The component from the on-disk cache (true), or compiled now and stored there.
+    fn load_or_compile(&self, name: &str, wasm: &[u8], digest: &str) -> Result<(Component, bool)> {
+        let engine = &self.0.inner;
+        if let Some(component) = self.0.cache.as_ref().and_then(|c| c.load(engine, digest)) {
+            return Ok((component, true));
         }
         let component = Component::new(engine, wasm).map_err(|e| Error::Compile {
             component: name.to_string(),
@@ -158,17 +212,11 @@ impl Engine {
         })?;
         if let Some(cache) = &self.0.cache {
             // A cache that cannot be written costs time on the next start, nothing more.
-            if let Err(err) = cache.store(&component, &digest) {
+            if let Err(err) = cache.store(&component, digest) {
                 tracing::warn!(%err, component = name, "could not write the compile cache");
             }
         }
-        let info = ComponentInfo::read(engine, &component, digest);
-        Ok(CompiledComponent {
-            component,
-            info,
-            from_cache: false,
-            compile_time: start.elapsed(),
-        })
+        Ok((component, false))
     }
 }
 

@@ -12,11 +12,13 @@ use weft_api::WitInterface;
 use crate::budget::{Budget, default_memory_budget};
 use crate::engine::Engine;
 use crate::error::{BackendUnavailable, Error, Result};
+use crate::id_locks::IdLocks;
 use crate::metrics::RuntimeMetrics;
 use crate::plugin::HostPlugin;
 use crate::service::Supervisor;
 use crate::spec::WorkloadSpec;
 use crate::status::{ComponentState, ComponentStatus, StatusEvent, WorkloadStatus};
+use crate::template::Templates;
 use crate::volumes::VolumePolicy;
 use crate::workload::{ResolvedWorkload, resolve};
 
@@ -129,6 +131,8 @@ impl HostBuilder {
             plugins: self.plugins,
             metrics: self.metrics,
             workloads: Mutex::new(HashMap::new()),
+            changing: IdLocks::default(),
+            templates: Templates::default(),
             events: broadcast::channel(256).0,
         })
     }
@@ -147,6 +151,9 @@ pub struct Host {
     plugins: Vec<Arc<dyn HostPlugin>>,
     metrics: RuntimeMetrics,
     workloads: Mutex<HashMap<String, Running>>,
+    /// Serializes the starts, updates and stops of each workload, not of the host.
+    changing: IdLocks,
+    templates: Templates,
     events: broadcast::Sender<StatusEvent>,
 }
 
@@ -213,9 +220,15 @@ impl Host {
     /// ready. On error the old version (if any) keeps running.
     pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadStatus> {
         let id = spec.id();
-        let mut workloads = self.workloads.lock().await;
+        // Only this workload's own changes wait; the map is locked just to read and to swap.
+        let _changing = self.changing.lock(&id).await;
         let previous = self.budget.reserve(&spec)?;
-        let previous_version = workloads.get(&id).map(|r| r.workload.clone());
+        let previous_version = self
+            .workloads
+            .lock()
+            .await
+            .get(&id)
+            .map(|r| r.workload.clone());
         let running = match self.prepare(spec, previous_version).await {
             Ok(running) => running,
             Err(err) => {
@@ -223,10 +236,12 @@ impl Host {
                 return Err(err);
             }
         };
-        if let Some(old) = workloads.insert(id.clone(), running) {
+        let status = status_of(&running);
+        let still = running.workload.plugins.clone();
+        let old = self.workloads.lock().await.insert(id.clone(), running);
+        if let Some(old) = old {
             // Routes were swapped by on_workload_resolved; plugins the new version no longer
             // uses let go of it now.
-            let still = &workloads[&id].workload.plugins;
             for plugin in &self.plugins {
                 if old.workload.plugins.contains(&plugin.id()) && !still.contains(&plugin.id()) {
                     let _ = plugin.on_workload_unbind(&id).await;
@@ -236,7 +251,7 @@ impl Host {
         } else {
             tracing::info!(workload = %id, "workload started");
         }
-        Ok(status_of(&workloads[&id]))
+        Ok(status)
     }
 
     /// Resolves a workload, hands it to its plugins and starts its service. If a plugin
@@ -249,6 +264,7 @@ impl Host {
         let workload = Arc::new(
             resolve(
                 &self.engine,
+                &self.templates,
                 &self.plugins,
                 &self.metrics,
                 &self.volumes,
@@ -307,6 +323,7 @@ impl Host {
 
     /// Stops a workload: its routes go first, then its service and instances.
     pub async fn stop_workload(&self, id: &str) -> Result<()> {
+        let _changing = self.changing.lock(id).await;
         let running = self
             .workloads
             .lock()

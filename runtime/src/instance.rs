@@ -1,4 +1,4 @@
-//! A component ready to run: its `InstancePre`, what each of its stores is given, and
+//! A component ready to run: its instance template, what each of its stores is given, and
 //! [`ComponentRuntime::invoke`], the one way into a guest.
 
 use std::sync::Arc;
@@ -15,6 +15,7 @@ use crate::metrics::RuntimeMetrics;
 use crate::spec::ComponentSpec;
 use crate::stdio::{LogStream, Stream};
 use crate::store::{Ctx, Identity, Slots, StateFactory};
+use crate::template::Template;
 use crate::volumes::Volumes;
 use crate::warm_pool::WarmPool;
 
@@ -32,9 +33,9 @@ pub enum Role {
 pub struct ComponentRuntime {
     pub identity: Identity,
     pub spec: ComponentSpec,
-    pub info: ComponentInfo,
+    pub info: Arc<ComponentInfo>,
     pub role: Role,
-    pub(crate) pre: InstancePre<Ctx>,
+    pub(crate) template: Arc<Template>,
     pub(crate) volumes: Arc<Volumes>,
     /// One per plugin bound to the component: each makes that plugin's state in a new store.
     pub(crate) states: Vec<StateFactory>,
@@ -51,9 +52,8 @@ impl ComponentRuntime {
     pub(crate) fn new(
         identity: Identity,
         spec: ComponentSpec,
-        info: ComponentInfo,
         role: Role,
-        pre: InstancePre<Ctx>,
+        template: Arc<Template>,
         volumes: Arc<Volumes>,
         states: Vec<StateFactory>,
         loopback: Loopback,
@@ -67,9 +67,9 @@ impl ComponentRuntime {
         Self {
             identity,
             spec,
-            info,
+            info: template.code.info.clone(),
             role,
-            pre,
+            template,
             volumes,
             states,
             loopback,
@@ -80,7 +80,7 @@ impl ComponentRuntime {
     }
 
     pub fn instance_pre(&self) -> &InstancePre<Ctx> {
-        &self.pre
+        &self.template.pre
     }
 
     /// Drops warm instances idle past the pool's idle timeout.
@@ -110,7 +110,7 @@ impl ComponentRuntime {
             NetState::new(self.loopback.clone(), self.role),
             Slots::from_factories(&self.states),
         );
-        let mut store = Store::new(self.pre.engine(), ctx);
+        let mut store = Store::new(self.template.pre.engine(), ctx);
         store.limiter(|ctx| &mut ctx.limiter);
         store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
         store.set_epoch_deadline(1);

@@ -116,10 +116,11 @@ impl ComponentRuntime {
                 None => {
                     let mut store = self.new_store()?;
                     let start = Instant::now();
-                    let instance =
-                        self.pre.instantiate_async(&mut store).await.map_err(|e| {
-                            Failure::classify(&e, store.data().limiter.memory_refused)
-                        })?;
+                    let instance = self
+                        .instance_pre()
+                        .instantiate_async(&mut store)
+                        .await
+                        .map_err(|e| Failure::classify(&e, store.data().limiter.memory_refused))?;
                     invocation.instantiated(start.elapsed());
                     Warm::new(store, instance)
                 }

@@ -113,7 +113,7 @@ pub(crate) fn wire(
     else {
         return Err(err("only whole interfaces can be linked".into()));
     };
-    let provided = provider.pre.component();
+    let provided = provider.instance_pre().component();
     let export = exports_match(&provider.info.exports, import)
         .and_then(|name| provided.get_export_index(None, name))
         .ok_or_else(|| {

@@ -4,6 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::engine::CodeSource;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -113,7 +115,7 @@ impl RuntimeMetrics {
         );
         registry.register(
             "weft_compilations",
-            "Components made ready, by source (compiler or cache)",
+            "Components made ready, by source (compiler, cache on disk, or memory: already loaded for another workload)",
             m.compilations.clone(),
         );
         registry.register(
@@ -128,15 +130,17 @@ impl RuntimeMetrics {
         );
     }
 
-    pub(crate) fn record_compile(&self, from_cache: bool, took: Duration) {
-        let source = if from_cache { "cache" } else { "compiler" };
+    /// Only real loads count in the duration; code found in memory took no time worth a bucket.
+    pub(crate) fn record_compile(&self, source: CodeSource, took: Duration) {
         self.0
             .compilations
             .get_or_create(&CompileLabels {
-                source: source.into(),
+                source: source.label().into(),
             })
             .inc();
-        self.0.compile_time.observe(took.as_secs_f64());
+        if source != CodeSource::Memory {
+            self.0.compile_time.observe(took.as_secs_f64());
+        }
     }
 
     /// How many idle instances a component's warm pool holds now.

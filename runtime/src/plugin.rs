@@ -78,15 +78,6 @@ impl ComponentBinding<'_> {
             .copied()
             .find(|i| i.name.as_deref() == name)
     }
-
-    /// Whether the component imports an interface of `package` (`wasi:config`) at `version`
-    /// (`0.2.0-draft`); plugins serving several versions link only the ones imported.
-    pub fn imports_version(&self, package: &str, version: &str) -> bool {
-        self.info.imports.iter().any(|i| {
-            i.strip_prefix(package)
-                .is_some_and(|rest| rest.starts_with('/') && rest.ends_with(&format!("@{version}")))
-        })
-    }
 }
 
 /// A capability provider, modelled on wash-runtime's `HostPlugin`. Hooks return
@@ -115,11 +106,23 @@ pub trait HostPlugin: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Adds the plugin's host functions to a component's linker, and returns what makes the
-    /// plugin's state in each store of the component (see [`Ctx::state`]), if it keeps any.
-    fn on_component_bind(
+    /// Adds the plugin's host functions to the linker of a component that imports what the
+    /// plugin provides. What is linked may depend on `component` (its imports) only, never on a
+    /// workload: every component of one digest shares one linked template, whoever runs it.
+    /// Everything of a workload goes in the state made by [`HostPlugin::on_component_bind`].
+    fn add_to_linker(
         &self,
         _linker: &mut Linker<Ctx>,
+        _component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
+        Ok(())
+    }
+
+    /// Returns what makes the plugin's state in each store of the component (see
+    /// [`Ctx::state`]), if it keeps any: the place to read the workload's configuration for
+    /// this component, and to refuse it.
+    fn on_component_bind(
+        &self,
         _binding: &ComponentBinding<'_>,
     ) -> wasmtime::Result<Option<StateFactory>> {
         Ok(None)

@@ -22,6 +22,14 @@ pub struct Route {
     pub indices: Arc<ProxyIndices>,
 }
 
+/// A host another workload already serves.
+#[derive(Debug, thiserror::Error)]
+#[error("host {host} is already served by workload {owner}")]
+pub struct HostTaken {
+    pub host: String,
+    pub owner: String,
+}
+
 /// The routes answering one host (several only when they share a group).
 #[derive(Default)]
 struct Routes {
@@ -88,23 +96,37 @@ impl Router {
             .map(|r| r.workload.clone())
     }
 
-    /// Installs (or replaces) a workload's route for `hosts`.
-    pub fn insert(&self, route: Route, hosts: &[String]) {
+    /// Installs (or replaces) a workload's route for `hosts`, unless a workload outside its
+    /// group claims one of them: then nothing changes, and the claimant is named. Workloads
+    /// start concurrently, so this, not an earlier [`Router::claimed_by`], is what decides.
+    pub fn insert(&self, route: Route, hosts: &[String]) -> Result<(), HostTaken> {
         let route = Arc::new(route);
         let hosts: Vec<String> = hosts.iter().map(|h| normalize_host(h)).collect();
         let mut table = self.table.write().expect("router lock");
+        for host in &hosts {
+            let owner = table.by_host.get(host).and_then(|routes| {
+                routes
+                    .routes
+                    .iter()
+                    .find(|r| r.group != route.group && r.workload != route.workload)
+            });
+            if let Some(owner) = owner {
+                return Err(HostTaken {
+                    host: host.clone(),
+                    owner: owner.workload.clone(),
+                });
+            }
+        }
         Self::remove_locked(&mut table, &route.workload);
         for host in &hosts {
             let routes = &mut table.by_host.entry(host.clone()).or_default().routes;
-            // A claim check raced with another group's insert: the first keeps the host.
-            if routes.iter().all(|r| r.group == route.group) {
-                routes.push(route.clone());
-            }
+            routes.push(route.clone());
         }
         table.any.routes.push(route.clone());
         table
             .by_workload
             .insert(route.workload.clone(), (hosts, route));
+        Ok(())
     }
 
     pub fn remove(&self, workload: &str) {

@@ -46,7 +46,9 @@ impl WorkloadSpec {
 #[derive(Clone, Debug)]
 pub struct ComponentSpec {
     pub name: String,
-    /// The component binary (already pulled and verified by the caller).
+    /// The component binary (already pulled and verified by the caller). A running workload
+    /// keeps its compiled code, shared by digest, not these bytes: they are empty in
+    /// [`ResolvedWorkload::spec`](crate::workload::ResolvedWorkload).
     pub wasm: Arc<[u8]>,
     /// The digest reference the image resolved to (`registry/repo@sha256:…`).
     pub image_id: Option<String>,

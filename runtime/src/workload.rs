@@ -1,6 +1,6 @@
 //! Turning a [`WorkloadSpec`] into running parts: compile every component, check the host
 //! serves what the workload asks for, bind plugins by the interfaces each component really
-//! imports, link siblings, and prepare an `InstancePre` per component.
+//! imports, link siblings, and find or make each component's instance template.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use wasmtime::component::Linker;
 use weft_api::WitInterface;
 
-use crate::component_info::unversioned;
+use crate::component_info::{ComponentInfo, unversioned};
 use crate::engine::{CompiledComponent, Engine};
 use crate::error::{Error, Result};
 use crate::instance::{ComponentRuntime, Role};
@@ -19,6 +19,7 @@ use crate::plugin::{self, ComponentBinding, HostPlugin};
 use crate::service::EntryPoint;
 use crate::spec::{ComponentSpec, WorkloadSpec};
 use crate::store::{Ctx, Identity};
+use crate::template::{Template, Templates};
 use crate::volumes::{VolumePolicy, Volumes};
 
 /// A workload whose components are compiled, bound and ready to instantiate.
@@ -49,12 +50,21 @@ impl ResolvedWorkload {
 
 pub(crate) async fn resolve(
     engine: &Engine,
+    templates: &Templates,
     plugins: &[Arc<dyn HostPlugin>],
     metrics: &RuntimeMetrics,
     volume_policy: &VolumePolicy,
-    spec: WorkloadSpec,
+    mut spec: WorkloadSpec,
 ) -> Result<ResolvedWorkload> {
     let id = spec.id();
+    // The bytes are compiled once and then never needed: ten thousand workloads of one image
+    // must not each keep a copy.
+    let wasms: Vec<Arc<[u8]>> = spec
+        .components
+        .iter_mut()
+        .chain(spec.service.as_mut().map(|s| &mut s.component))
+        .map(|c| std::mem::replace(&mut c.wasm, Arc::from(Vec::new())))
+        .collect();
     let invalid = |reason: String| Error::InvalidWorkload {
         workload: id.clone(),
         reason,
@@ -98,9 +108,10 @@ pub(crate) async fn resolve(
         volumes.check_mounts(&item.name, &item.mounts)?;
     }
 
-    let compiled = compile_all(engine, metrics, &items).await?;
+    let compiled = compile_all(engine, metrics, &items, wasms).await?;
     if let Some(service) = &spec.service
-        && let Err(reason) = EntryPoint::of(engine.wasmtime(), &compiled[service_index].component)
+        && let Err(reason) =
+            EntryPoint::of(engine.wasmtime(), &compiled[service_index].code.component)
     {
         return Err(Error::InvalidComponent {
             component: service.component.name.clone(),
@@ -109,7 +120,7 @@ pub(crate) async fn resolve(
     }
 
     let names: Vec<&str> = items.iter().map(|c| c.name.as_str()).collect();
-    let infos: Vec<_> = compiled.iter().map(|c| &c.info).collect();
+    let infos: Vec<&ComponentInfo> = compiled.iter().map(|c| &*c.code.info).collect();
     let (mut links, order) = linking::plan(&names, &infos)?;
     if has_service {
         // Components cannot call into the service; such an import must come from a plugin.
@@ -169,13 +180,14 @@ pub(crate) async fn resolve(
     for &i in &order {
         let item = items[i];
         let is_service = has_service && i == service_index;
-        let mut linker = Linker::<Ctx>::new(engine.wasmtime());
+        let code = &compiled[i].code;
+        bound[i].sort_unstable();
         let mut states = Vec::new();
         for &p in &bound[i] {
             let binding = ComponentBinding {
                 workload: &spec,
                 component: item,
-                info: &compiled[i].info,
+                info: &code.info,
                 is_service,
                 interfaces: spec
                     .host_interfaces
@@ -184,29 +196,31 @@ pub(crate) async fn resolve(
                     .collect(),
             };
             let state = plugins[p]
-                .on_component_bind(&mut linker, &binding)
+                .on_component_bind(&binding)
                 .map_err(|e| plugin_error(plugins[p].as_ref(), &e))?;
             states.extend(state);
         }
-        for (import, provider) in &links[i] {
-            let provider = runtimes[*provider]
-                .clone()
-                .expect("providers are prepared first");
-            linking::wire(
-                &mut linker,
-                &compiled[i].component,
-                &item.name,
-                import,
-                provider,
-            )?;
-        }
-        let pre = linker
-            .instantiate_pre(&compiled[i].component)
-            .map_err(|e| Error::Link {
-                component: item.name.clone(),
-                interface: "*".into(),
-                reason: format!("{e:#}"),
-            })?;
+        let linked: Vec<&Arc<dyn HostPlugin>> = bound[i].iter().map(|&p| &plugins[p]).collect();
+        let link = |extra: &dyn Fn(&mut Linker<Ctx>) -> Result<()>| {
+            Template::link(engine.wasmtime(), &item.name, code, &linked, extra)
+        };
+        let template = if links[i].is_empty() {
+            let key = (
+                code.info.digest.clone(),
+                linked.iter().map(|p| p.id()).collect(),
+            );
+            templates.get_or_make(&key, || link(&|_| Ok(())))?.0
+        } else {
+            Arc::new(link(&|linker| {
+                for (import, provider) in &links[i] {
+                    let provider = runtimes[*provider]
+                        .clone()
+                        .expect("providers are prepared first");
+                    linking::wire(linker, &code.component, &item.name, import, provider)?;
+                }
+                Ok(())
+            })?)
+        };
         let role = if is_service {
             Role::Service
         } else {
@@ -218,9 +232,8 @@ pub(crate) async fn resolve(
                 component: item.name.as_str().into(),
             },
             item.clone(),
-            compiled[i].info.clone(),
             role,
-            pre,
+            template,
             volumes.clone(),
             states,
             loopback.clone(),
@@ -244,14 +257,15 @@ async fn compile_all(
     engine: &Engine,
     metrics: &RuntimeMetrics,
     items: &[&ComponentSpec],
+    wasms: Vec<Arc<[u8]>>,
 ) -> Result<Vec<CompiledComponent>> {
     let mut compiled = Vec::with_capacity(items.len());
-    for item in items {
-        let (engine, name, wasm) = (engine.clone(), item.name.clone(), item.wasm.clone());
+    for (item, wasm) in items.iter().zip(wasms) {
+        let (engine, name) = (engine.clone(), item.name.clone());
         let result = tokio::task::spawn_blocking(move || engine.compile(&name, &wasm))
             .await
             .map_err(|e| Error::Engine(format!("compile task failed: {e}")))??;
-        metrics.record_compile(result.from_cache, result.compile_time);
+        metrics.record_compile(result.source, result.compile_time);
         compiled.push(result);
     }
     Ok(compiled)

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use weft_runtime::{ComponentSpec, Engine};
+use weft_runtime::{CodeSource, ComponentSpec, Engine};
 
 #[tokio::test]
 async fn a_core_module_is_refused_naming_the_component() {
@@ -105,6 +105,23 @@ async fn siblings_are_linked() {
     );
 }
 
+#[test]
+fn one_digest_is_loaded_once_while_it_is_in_use() {
+    let engine = Engine::builder().max_instances(10).build().unwrap();
+    let first = engine.compile("a", &wasm("hello-http")).unwrap();
+    let second = engine.compile("b", &wasm("hello-http")).unwrap();
+    assert_eq!(first.source, CodeSource::Compiler);
+    assert_eq!(second.source, CodeSource::Memory);
+    assert!(std::sync::Arc::ptr_eq(&first.code, &second.code));
+    // Other bytes are other code.
+    let other = engine.compile("c", &wasm("greet-http")).unwrap();
+    assert_eq!(other.source, CodeSource::Compiler);
+    // Once nobody runs it, the code is let go (no cache dir here: compiled again).
+    drop((first, second));
+    let again = engine.compile("a", &wasm("hello-http")).unwrap();
+    assert_eq!(again.source, CodeSource::Compiler);
+}
+
 #[tokio::test]
 async fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().unwrap();
@@ -116,12 +133,12 @@ async fn compiled_components_are_cached_on_disk() {
             .unwrap()
     };
     let first = engine().compile("hello", &wasm("hello-http")).unwrap();
-    assert!(!first.from_cache);
+    assert_eq!(first.source, CodeSource::Compiler);
     // A new engine (a restarted host) loads it instead of compiling.
     let second = engine().compile("hello", &wasm("hello-http")).unwrap();
-    assert!(second.from_cache);
-    assert_eq!(first.info, second.info);
-    assert!(first.info.digest.starts_with("sha256:"));
+    assert_eq!(second.source, CodeSource::Disk);
+    assert_eq!(first.code.info, second.code.info);
+    assert!(first.code.info.digest.starts_with("sha256:"));
 
     let t = TestHost::with_engine(engine()).await;
     t.run(http_workload(

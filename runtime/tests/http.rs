@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::*;
+use weft_runtime::budget::Reservation;
 
 #[tokio::test]
 async fn serves_hello_from_a_real_component() {
@@ -60,6 +61,83 @@ async fn a_host_claimed_twice_is_refused() {
     )];
     let err = t.host.start_workload(other).await.unwrap_err().to_string();
     assert!(err.contains("already served by workload test/one"), "{err}");
+}
+
+/// Workloads start side by side, so the claim check before binding can race; the router's
+/// insert decides, and every loser is refused by name, never left running without its host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_claiming_one_host_at_once_are_refused_but_one() {
+    let t = Arc::new(TestHost::start().await);
+    let contender = |i: usize| {
+        let mut w = http_workload(&format!("w{i}"), vec![component("hello", "hello-http")]);
+        w.host_interfaces = vec![interface(
+            "wasi:http/incoming-handler@0.2.0",
+            &[("host", "contested.test")],
+        )];
+        w
+    };
+    let one = Reservation::of(&contender(0));
+    let starts: Vec<_> = (0..8)
+        .map(|i| {
+            let t = t.clone();
+            let w = contender(i);
+            tokio::spawn(async move { (i, t.host.start_workload(w).await) })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut refusals = Vec::new();
+    for start in starts {
+        match start.await.unwrap() {
+            (i, Ok(_)) => winners.push(format!("test/w{i}")),
+            (_, Err(err)) => refusals.push(err.to_string()),
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?} {refusals:?}");
+    for err in &refusals {
+        let named = format!(
+            "host contested.test is already served by workload {}",
+            winners[0]
+        );
+        assert!(err.contains(&named), "{err}");
+    }
+    // The losers hold nothing: neither a route nor their reservation.
+    assert_eq!(t.host.workload_ids().await, winners);
+    assert_eq!(t.host.budget().reserved(), one);
+    assert_eq!(t.get("contested.test", "/").await.0, 200);
+}
+
+/// Workloads of one image share its compiled code and instance template; what each was given
+/// stays its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workloads_of_one_digest_share_code_but_not_configuration() {
+    let t = Arc::new(TestHost::start().await);
+    let starts: Vec<_> = (0..12)
+        .map(|i| {
+            let t = t.clone();
+            let mut c = component("config", "config-http");
+            c.config = [("greeting".to_string(), format!("hello {i}"))].into();
+            let w = http_workload(&format!("c{i}"), vec![c]);
+            tokio::spawn(async move { t.host.start_workload(w).await.unwrap() })
+        })
+        .collect();
+    for start in starts {
+        start.await.unwrap();
+    }
+    for i in 0..12 {
+        assert_eq!(
+            t.get(&format!("c{i}.test"), "/").await,
+            (200, format!("hello {i}\n"))
+        );
+    }
+    let metrics = t.metrics_text();
+    assert!(
+        metrics.contains(r#"weft_compilations_total{source="compiler"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"weft_compilations_total{source="memory"} 11"#),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 use wasmtime::component::{HasData, Linker, Resource};
+use weft_runtime::component_info::ComponentInfo;
 use weft_runtime::plugin::ComponentBinding;
 use weft_runtime::{Ctx, HostPlugin, PluginView, StateFactory, WitWorld};
 
@@ -80,14 +81,20 @@ impl HostPlugin for TallyPlugin {
         }
     }
 
-    fn on_component_bind(
+    fn add_to_linker(
         &self,
         linker: &mut Linker<Ctx>,
-        binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<Option<StateFactory>> {
+        _component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
         bindings::weft::examples::tally::add_to_linker::<Ctx, Tally>(linker, |ctx| {
             ctx.plugin_view::<TallyState>()
-        })?;
+        })
+    }
+
+    fn on_component_bind(
+        &self,
+        binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<Option<StateFactory>> {
         // Each entry's own config: the unnamed one under "".
         let starts: HashMap<String, u64> = binding
             .interfaces

@@ -321,6 +321,9 @@ spec:
         ) + weft_e2e::process::metric(
             &c.agents[name].admin(),
             "weft_compilations_total{source=\"cache\"}",
+        ) + weft_e2e::process::metric(
+            &c.agents[name].admin(),
+            "weft_compilations_total{source=\"memory\"}",
         )
     };
     let before: Vec<f64> = cluster

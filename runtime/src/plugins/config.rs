@@ -10,6 +10,7 @@ use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi_config::{WasiConfig, WasiConfigVariables};
 
 use super::iface;
+use crate::component_info::ComponentInfo;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
 use crate::store::{Ctx, StateFactory};
 
@@ -102,17 +103,24 @@ impl HostPlugin for ConfigPlugin {
         }
     }
 
-    fn on_component_bind(
+    fn add_to_linker(
         &self,
         linker: &mut Linker<Ctx>,
-        binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<Option<StateFactory>> {
-        if binding.imports_version("wasi:config", "0.2.0-rc.1") {
+        component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
+        if component.imports_version("wasi:config", "0.2.0-rc.1") {
             wasmtime_wasi_config::add_to_linker(linker, view)?;
         }
-        if binding.imports_version("wasi:config", "0.2.0-draft") {
+        if component.imports_version("wasi:config", "0.2.0-draft") {
             draft_store::add_to_linker::<Ctx, Draft>(linker, values)?;
         }
+        Ok(())
+    }
+
+    fn on_component_bind(
+        &self,
+        binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<Option<StateFactory>> {
         let values = Arc::new(values_for(binding));
         Ok(Some(StateFactory::new(move || ConfigState(values.clone()))))
     }

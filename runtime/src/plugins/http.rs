@@ -16,6 +16,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::iface;
+use crate::component_info::ComponentInfo;
 use crate::egress::{EgressPolicy, EgressRules};
 use crate::instance::Failure;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
@@ -102,12 +103,18 @@ impl HostPlugin for HttpPlugin {
         Ok(())
     }
 
-    fn on_component_bind(
+    fn add_to_linker(
         &self,
         linker: &mut Linker<Ctx>,
+        _component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+    }
+
+    fn on_component_bind(
+        &self,
         binding: &ComponentBinding<'_>,
     ) -> wasmtime::Result<Option<StateFactory>> {
-        wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
         let egress = EgressPolicy::new(&binding.component.allowed_hosts, self.egress.clone());
         Ok(Some(StateFactory::new(move || HttpState {
             ctx: WasiHttpCtx::new(),
@@ -136,7 +143,7 @@ impl HostPlugin for HttpPlugin {
                 indices,
             },
             &hosts,
-        );
+        )?;
         Ok(())
     }
 

@@ -3,8 +3,9 @@
 use wasmtime::component::{HasSelf, Linker};
 
 use super::iface;
-use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
-use crate::store::{Ctx, StateFactory};
+use crate::component_info::ComponentInfo;
+use crate::plugin::{HostPlugin, WitWorld};
+use crate::store::Ctx;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -55,12 +56,11 @@ impl HostPlugin for LoggingPlugin {
         }
     }
 
-    fn on_component_bind(
+    fn add_to_linker(
         &self,
         linker: &mut Linker<Ctx>,
-        _binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<Option<StateFactory>> {
-        bindings::wasi::logging::logging::add_to_linker::<Ctx, HasSelf<Ctx>>(linker, |ctx| ctx)?;
-        Ok(None)
+        _component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
+        bindings::wasi::logging::logging::add_to_linker::<Ctx, HasSelf<Ctx>>(linker, |ctx| ctx)
     }
 }

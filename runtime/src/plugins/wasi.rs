@@ -5,8 +5,9 @@
 use wasmtime::component::Linker;
 
 use super::iface;
-use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
-use crate::store::{Ctx, StateFactory};
+use crate::component_info::ComponentInfo;
+use crate::plugin::{HostPlugin, WitWorld};
+use crate::store::Ctx;
 
 #[derive(Default)]
 pub struct WasiPlugin;
@@ -34,13 +35,12 @@ impl HostPlugin for WasiPlugin {
         }
     }
 
-    fn on_component_bind(
+    fn add_to_linker(
         &self,
         linker: &mut Linker<Ctx>,
-        _binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<Option<StateFactory>> {
+        _component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
         wasmtime_wasi::p2::add_to_linker_async(linker)?;
-        crate::loopback::add_to_linker(linker)?;
-        Ok(None)
+        crate::loopback::add_to_linker(linker)
     }
 }

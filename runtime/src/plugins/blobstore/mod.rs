@@ -24,6 +24,7 @@ use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
 
 use super::backend_set::BackendSet;
 use super::iface;
+use crate::component_info::ComponentInfo;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
 use crate::spec::WorkloadSpec;
 use crate::store::{Ctx, PluginView, StateFactory};
@@ -137,15 +138,21 @@ impl HostPlugin for BlobstorePlugin {
         Ok(())
     }
 
-    fn on_component_bind(
+    fn add_to_linker(
         &self,
         linker: &mut Linker<Ctx>,
-        binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<Option<StateFactory>> {
+        _component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
         // wasi:io comes from the WASI plugin; only the blobstore's own interfaces here.
         blobstore::add_to_linker::<Ctx, Blobs>(linker, view)?;
         container::add_to_linker::<Ctx, Blobs>(linker, view)?;
-        types::add_to_linker::<Ctx, Blobs>(linker, view)?;
+        types::add_to_linker::<Ctx, Blobs>(linker, view)
+    }
+
+    fn on_component_bind(
+        &self,
+        binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<Option<StateFactory>> {
         let backend = self
             .backend_for(binding.workload)
             .map_err(wasmtime::Error::msg)?;

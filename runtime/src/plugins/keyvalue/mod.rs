@@ -20,6 +20,7 @@ use wasmtime::component::{HasData, Linker, Resource};
 
 use super::backend_set::BackendSet;
 use super::iface;
+use crate::component_info::ComponentInfo;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
 use crate::spec::WorkloadSpec;
 use crate::store::{Ctx, PluginView, StateFactory};
@@ -126,14 +127,20 @@ impl HostPlugin for KeyValuePlugin {
         Ok(())
     }
 
-    fn on_component_bind(
+    fn add_to_linker(
         &self,
         linker: &mut Linker<Ctx>,
-        binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<Option<StateFactory>> {
+        _component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
         bindings::Imports::add_to_linker::<Ctx, KeyValue>(linker, |ctx| {
             ctx.plugin_view::<KeyValueState>()
-        })?;
+        })
+    }
+
+    fn on_component_bind(
+        &self,
+        binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<Option<StateFactory>> {
         let entry = |config: &BTreeMap<String, String>| -> wasmtime::Result<Entry> {
             Ok(Entry {
                 backend: self.backends.pick(config).map_err(wasmtime::Error::msg)?,

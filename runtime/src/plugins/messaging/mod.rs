@@ -26,6 +26,7 @@ use wasmtime::component::{HasData, Linker};
 
 use super::backend_set::BackendSet;
 use super::iface;
+use crate::component_info::ComponentInfo;
 use crate::error::BackendUnavailable;
 use crate::instance::ComponentRuntime;
 use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
@@ -156,14 +157,20 @@ impl HostPlugin for MessagingPlugin {
         Ok(())
     }
 
-    fn on_component_bind(
+    fn add_to_linker(
         &self,
         linker: &mut Linker<Ctx>,
-        binding: &ComponentBinding<'_>,
-    ) -> wasmtime::Result<Option<StateFactory>> {
+        _component: &ComponentInfo,
+    ) -> wasmtime::Result<()> {
         bindings::Messaging::add_to_linker::<Ctx, Consumer>(linker, |ctx| {
             ctx.plugin_view::<MessagingState>()
-        })?;
+        })
+    }
+
+    fn on_component_bind(
+        &self,
+        binding: &ComponentBinding<'_>,
+    ) -> wasmtime::Result<Option<StateFactory>> {
         let backend = self
             .settings(binding.workload)
             .map_err(wasmtime::Error::msg)?

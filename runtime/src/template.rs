@@ -1,0 +1,56 @@
+//! Instance templates: a component's code linked to the host functions of the plugins bound to
+//! it, ready to instantiate. Every component of one digest bound to the same plugins shares one,
+//! whichever workload runs it, since plugins link from the component's imports alone; a
+//! component importing from a sibling has its own, as those links are its workload's.
+
+use std::sync::Arc;
+
+use wasmtime::component::{InstancePre, Linker};
+
+use crate::engine::Code;
+use crate::error::{Error, Result};
+use crate::plugin::HostPlugin;
+use crate::shared::Shared;
+use crate::store::Ctx;
+
+pub struct Template {
+    pub(crate) pre: InstancePre<Ctx>,
+    /// Keeps the code shared by digest while any template of it lives.
+    pub(crate) code: Arc<Code>,
+}
+
+/// Templates by (digest, ids of the bound plugins in the host's order).
+pub(crate) type Templates = Shared<(String, Vec<&'static str>), Template>;
+
+impl Template {
+    /// Links `code` to `plugins`, then whatever `extra` adds (a sibling's exports).
+    pub(crate) fn link(
+        engine: &wasmtime::Engine,
+        component: &str,
+        code: &Arc<Code>,
+        plugins: &[&Arc<dyn HostPlugin>],
+        extra: impl FnOnce(&mut Linker<Ctx>) -> Result<()>,
+    ) -> Result<Self> {
+        let mut linker = Linker::<Ctx>::new(engine);
+        for plugin in plugins {
+            plugin
+                .add_to_linker(&mut linker, &code.info)
+                .map_err(|e| Error::Plugin {
+                    plugin: plugin.id().to_string(),
+                    reason: format!("{e:#}"),
+                })?;
+        }
+        extra(&mut linker)?;
+        let pre = linker
+            .instantiate_pre(&code.component)
+            .map_err(|e| Error::Link {
+                component: component.to_string(),
+                interface: "*".into(),
+                reason: format!("{e:#}"),
+            })?;
+        Ok(Self {
+            pre,
+            code: code.clone(),
+        })
+    }
+}
