@@ -305,16 +305,11 @@ impl Host {
         }
         let service = match (&workload.service, &workload.spec.service) {
             (Some(runtime), Some(spec)) => Some(
-                Supervisor::start(
-                    runtime.clone(),
-                    spec.max_restarts,
-                    self.metrics.clone(),
-                    self.events.clone(),
-                )
-                .map_err(|e| Error::InvalidComponent {
-                    component: spec.component.name.clone(),
-                    reason: format!("{e:#}"),
-                })?,
+                Supervisor::start(runtime.clone(), spec.max_restarts, self.events.clone())
+                    .map_err(|e| Error::InvalidComponent {
+                        component: spec.component.name.clone(),
+                        reason: format!("{e:#}"),
+                    })?,
             ),
             _ => None,
         };
@@ -336,6 +331,14 @@ impl Host {
             {
                 tracing::warn!(plugin = plugin.id(), workload = id, err = %format!("{err:#}"), "unbind failed");
             }
+        }
+        for component in running
+            .workload
+            .components
+            .iter()
+            .chain(&running.workload.service)
+        {
+            component.forget_metrics();
         }
         drop(running);
         self.budget.release(id);

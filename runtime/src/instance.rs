@@ -1,7 +1,7 @@
 //! A component ready to run: its instance template, what each of its stores is given, and
 //! [`ComponentRuntime::invoke`], the one way into a guest.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 use wasmtime::component::InstancePre;
@@ -11,7 +11,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use crate::component_info::ComponentInfo;
 use crate::limiter::Limiter;
 use crate::loopback::{Loopback, NetState};
-use crate::metrics::RuntimeMetrics;
+use crate::metrics::{RuntimeMetrics, Series};
 use crate::spec::ComponentSpec;
 use crate::stdio::{LogStream, Stream};
 use crate::store::{Ctx, Identity, Slots, StateFactory};
@@ -43,6 +43,8 @@ pub struct ComponentRuntime {
     pub(crate) loopback: Loopback,
     pub(crate) slots: Arc<Semaphore>,
     pub(crate) metrics: RuntimeMetrics,
+    /// Its metric series, looked up on first use: an idle component has none.
+    series: OnceLock<Arc<Series>>,
     /// Warm instances, when the component has a pool (never for the service).
     pub(crate) pool: Option<WarmPool>,
 }
@@ -75,8 +77,22 @@ impl ComponentRuntime {
             loopback,
             slots,
             metrics,
+            series: OnceLock::new(),
             pool,
         }
+    }
+
+    /// Drops the component's metric series once its workload has stopped.
+    pub(crate) fn forget_metrics(&self) {
+        let series = self.series.get().map(|s| &**s);
+        self.metrics.forget(&self.identity, series);
+    }
+
+    pub(crate) fn series(&self) -> &Arc<Series> {
+        self.series.get_or_init(|| {
+            let pooled = self.pool.is_some();
+            Arc::new(self.metrics.series(&self.identity, pooled))
+        })
     }
 
     pub fn instance_pre(&self) -> &InstancePre<Ctx> {
@@ -87,7 +103,7 @@ impl ComponentRuntime {
     pub fn sweep_idle(&self) {
         if let Some(pool) = &self.pool {
             let left = pool.sweep(std::time::Instant::now());
-            self.metrics.set_warm(&self.identity, left);
+            self.series().set_warm(left);
         }
     }
 

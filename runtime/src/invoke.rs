@@ -89,23 +89,24 @@ impl ComponentRuntime {
         F: for<'a> FnOnce(&'a mut Store<Ctx>, Instance) -> Call<'a, R> + Send,
     {
         let id = &self.identity;
+        let series = self.series();
         let permit = {
-            let _queued = self.metrics.queued(id);
+            let _queued = series.queued();
             self.acquire().await
         };
         let _permit = match permit {
             Ok(permit) => permit,
             Err(failure) => {
-                self.metrics.count_refused(id, failure.label());
+                series.count_refused(failure.label());
                 log_failure(id, &failure);
                 return Err(failure);
             }
         };
-        let invocation = self.metrics.start_invocation(id);
+        let invocation = series.start_invocation();
         let run = async {
             let taken = self.pool.as_ref().and_then(|pool| {
                 let warm = pool.take(Instant::now());
-                self.metrics.set_warm(id, pool.idle());
+                series.set_warm(pool.idle());
                 warm
             });
             let mut warm = match taken {
@@ -134,7 +135,7 @@ impl ComponentRuntime {
                 && !warm.store.data().limiter.memory_refused
             {
                 pool.give_back(warm, Instant::now());
-                self.metrics.set_warm(id, pool.idle());
+                series.set_warm(pool.idle());
             }
             Ok(out)
         };
@@ -178,4 +179,27 @@ fn log_failure(id: &Identity, failure: &Failure) {
         outcome = failure.label(),
         "invocation failed: {failure}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_is_one_the_metrics_forget() {
+        let failures = [
+            Failure::Timeout,
+            Failure::MemoryLimit,
+            Failure::Trap(String::new()),
+            Failure::Busy,
+            Failure::Overloaded(String::new()),
+            Failure::Host(String::new()),
+        ];
+        for failure in failures {
+            assert!(
+                crate::metrics::OUTCOMES.contains(&failure.label()),
+                "{failure}"
+            );
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! time, active instances, compilations and service restarts.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::engine::CodeSource;
@@ -143,52 +144,126 @@ impl RuntimeMetrics {
         }
     }
 
-    /// How many idle instances a component's warm pool holds now.
-    pub(crate) fn set_warm(&self, id: &Identity, idle: usize) {
-        self.0
-            .warm
-            .get_or_create(&labels(id))
-            .set(i64::try_from(idle).unwrap_or(i64::MAX));
+    /// One component's series, looked up once (when it first runs): after that an invocation
+    /// records without hashing labels or allocating.
+    /// The warm-instance gauge exists only for a component with a pool.
+    pub(crate) fn series(&self, id: &Identity, pooled: bool) -> Series {
+        let labels = labels(id);
+        let m = &self.0;
+        Series {
+            metrics: self.clone(),
+            duration: m.duration.get_or_create(&labels).clone(),
+            instantiation: m.instantiation.get_or_create(&labels).clone(),
+            active: m.active.get_or_create(&labels).clone(),
+            warm: pooled.then(|| m.warm.get_or_create(&labels).clone()),
+            queued: m.queued.get_or_create(&labels).clone(),
+            ok: m.invocations.get_or_create(&labels.outcome("ok")).clone(),
+            labels,
+            forgotten: AtomicBool::new(false),
+        }
     }
 
-    pub(crate) fn record_service_restart(&self, id: &Identity) {
-        self.0.restarts.get_or_create(&labels(id)).inc();
+    /// Drops a stopped component's series: workloads that come and go under new names must not
+    /// grow the agent's memory (or its `/metrics`) without bound. An invocation still finishing
+    /// records nowhere instead of bringing a series back.
+    pub(crate) fn forget(&self, id: &Identity, series: Option<&Series>) {
+        if let Some(series) = series {
+            series.forgotten.store(true, Ordering::Relaxed);
+        }
+        let labels = labels(id);
+        let m = &self.0;
+        m.duration.remove(&labels);
+        m.instantiation.remove(&labels);
+        m.active.remove(&labels);
+        m.warm.remove(&labels);
+        m.queued.remove(&labels);
+        m.restarts.remove(&labels);
+        for outcome in OUTCOMES {
+            m.invocations.remove(&labels.outcome(outcome));
+        }
+    }
+}
+
+/// Every `outcome` an invocation can have (see `Failure::label`).
+pub(crate) const OUTCOMES: [&str; 7] = [
+    "ok",
+    "timeout",
+    "memory_limit",
+    "trap",
+    "busy",
+    "overloaded",
+    "error",
+];
+
+impl ComponentLabels {
+    fn outcome(&self, outcome: &str) -> InvocationLabels {
+        InvocationLabels {
+            workload: self.workload.clone(),
+            component: self.component.clone(),
+            outcome: outcome.into(),
+        }
+    }
+}
+
+/// One component's series; see [`RuntimeMetrics::series`].
+pub(crate) struct Series {
+    metrics: RuntimeMetrics,
+    labels: ComponentLabels,
+    duration: Histogram,
+    instantiation: Histogram,
+    active: Gauge,
+    warm: Option<Gauge>,
+    queued: Gauge,
+    ok: Counter,
+    forgotten: AtomicBool,
+}
+
+impl Series {
+    /// How many idle instances the component's warm pool holds now.
+    pub(crate) fn set_warm(&self, idle: usize) {
+        if let Some(warm) = &self.warm {
+            warm.set(i64::try_from(idle).unwrap_or(i64::MAX));
+        }
+    }
+
+    pub(crate) fn record_restart(&self) {
+        if !self.forgotten.load(Ordering::Relaxed) {
+            self.metrics.0.restarts.get_or_create(&self.labels).inc();
+        }
     }
 
     /// Counts an invocation refused before it started (e.g. at the concurrency limit).
-    pub fn count_refused(&self, id: &Identity, outcome: &str) {
-        let labels = labels(id);
-        self.0
-            .invocations
-            .get_or_create(&InvocationLabels {
-                workload: labels.workload,
-                component: labels.component,
-                outcome: outcome.into(),
-            })
-            .inc();
+    pub(crate) fn count_refused(&self, outcome: &str) {
+        self.count(outcome);
+    }
+
+    fn count(&self, outcome: &str) {
+        if outcome == "ok" {
+            self.ok.inc();
+        } else if !self.forgotten.load(Ordering::Relaxed) {
+            let labels = self.labels.outcome(outcome);
+            self.metrics.0.invocations.get_or_create(&labels).inc();
+        }
     }
 
     /// Counts an invocation as waiting for a concurrency slot until the guard drops.
-    pub fn queued(&self, id: &Identity) -> Queued {
-        let gauge = self.0.queued.get_or_create(&labels(id)).clone();
-        gauge.inc();
-        Queued(gauge)
+    pub(crate) fn queued(&self) -> Queued {
+        self.queued.inc();
+        Queued(self.queued.clone())
     }
 
     /// Starts counting one invocation; finish it with [`Invocation::finish`].
-    pub fn start_invocation(&self, id: &Identity) -> Invocation {
-        let labels = labels(id);
-        self.0.active.get_or_create(&labels).inc();
+    pub(crate) fn start_invocation(self: &Arc<Self>) -> Invocation {
+        self.active.inc();
         Invocation {
-            metrics: self.clone(),
-            labels,
+            series: self.clone(),
             start: std::time::Instant::now(),
             finished: false,
         }
     }
 }
 
-/// An invocation waiting for a slot; see [`RuntimeMetrics::queued`].
+/// An invocation waiting for a slot; see [`Series::queued`].
 pub struct Queued(Gauge);
 
 impl Drop for Queued {
@@ -199,19 +274,14 @@ impl Drop for Queued {
 
 /// One invocation in flight; counted as an error if dropped unfinished.
 pub struct Invocation {
-    metrics: RuntimeMetrics,
-    labels: ComponentLabels,
+    series: Arc<Series>,
     start: std::time::Instant,
     finished: bool,
 }
 
 impl Invocation {
     pub fn instantiated(&self, took: Duration) {
-        self.metrics
-            .0
-            .instantiation
-            .get_or_create(&self.labels)
-            .observe(took.as_secs_f64());
+        self.series.instantiation.observe(took.as_secs_f64());
     }
 
     pub fn finish(mut self, outcome: &str) {
@@ -220,18 +290,11 @@ impl Invocation {
 
     fn record(&mut self, outcome: &str) {
         self.finished = true;
-        let m = &self.metrics.0;
-        m.active.get_or_create(&self.labels).dec();
-        m.duration
-            .get_or_create(&self.labels)
+        self.series.active.dec();
+        self.series
+            .duration
             .observe(self.start.elapsed().as_secs_f64());
-        m.invocations
-            .get_or_create(&InvocationLabels {
-                workload: self.labels.workload.clone(),
-                component: self.labels.component.clone(),
-                outcome: outcome.into(),
-            })
-            .inc();
+        self.series.count(outcome);
     }
 }
 

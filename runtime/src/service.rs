@@ -13,7 +13,6 @@ use wasmtime_wasi::p2::bindings::CommandIndices;
 
 use crate::component_info::unversioned;
 use crate::instance::ComponentRuntime;
-use crate::metrics::RuntimeMetrics;
 use crate::status::{ComponentState, StatusEvent};
 
 const BACKOFF_START: Duration = Duration::from_millis(100);
@@ -127,7 +126,6 @@ impl Supervisor {
     pub(crate) fn start(
         runtime: Arc<ComponentRuntime>,
         max_restarts: Option<u32>,
-        metrics: RuntimeMetrics,
         events: broadcast::Sender<StatusEvent>,
     ) -> wasmtime::Result<Self> {
         let entry = Arc::new(Entry::prepare(&runtime)?);
@@ -141,7 +139,7 @@ impl Supervisor {
             status: status.clone(),
             events,
         };
-        let task = tokio::spawn(supervise(runtime, entry, max_restarts, metrics, reporter));
+        let task = tokio::spawn(supervise(runtime, entry, max_restarts, reporter));
         Ok(Self { status, task })
     }
 
@@ -206,7 +204,6 @@ async fn supervise(
     runtime: Arc<ComponentRuntime>,
     entry: Arc<Entry>,
     max_restarts: Option<u32>,
-    metrics: RuntimeMetrics,
     reporter: Reporter,
 ) {
     let mut restarts = 0;
@@ -227,7 +224,7 @@ async fn supervise(
             return;
         }
         restarts += 1;
-        metrics.record_service_restart(&runtime.identity);
+        runtime.series().record_restart();
         reporter.set(
             ComponentState::Restarting,
             restarts,

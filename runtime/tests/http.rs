@@ -190,15 +190,31 @@ async fn updating_a_workload_fails_no_request() {
 }
 
 #[tokio::test]
-async fn stopping_a_workload_removes_its_route() {
+async fn stopping_a_workload_removes_its_route_and_its_metrics() {
     let t = TestHost::start().await;
     t.run(http_workload(
         "gone",
         vec![component("hello", "hello-http")],
     ))
     .await;
+    t.run(http_workload(
+        "kept",
+        vec![component("hello", "hello-http")],
+    ))
+    .await;
     assert_eq!(t.get("gone.test", "/").await.0, 200);
+    assert_eq!(t.get("kept.test", "/").await.0, 200);
+    assert!(t.metrics_text().contains(r#"workload="test/gone""#));
     t.host.stop_workload("test/gone").await.unwrap();
     assert_eq!(t.get("gone.test", "/").await.0, 404);
     assert!(t.host.status("test/gone").await.is_none());
+    // Workloads that come and go under new names do not pile up series in the agent.
+    let metrics = t.metrics_text();
+    assert!(!metrics.contains(r#"workload="test/gone""#), "{metrics}");
+    assert!(
+        metrics.contains(
+            r#"weft_invocations_total{workload="test/kept",component="hello",outcome="ok"} 1"#
+        ),
+        "{metrics}"
+    );
 }
