@@ -364,3 +364,64 @@ async fn a_nats_backend_that_cannot_be_reached_fails_its_workload_alone() {
         (200, "hello".into())
     );
 }
+
+/// A handler's reply subject is granted for its own message only. A pooled instance can keep
+/// the subject of an earlier message in its memory (another tenant's request inbox, say) and
+/// publish to it later: the host then treats it as an ordinary subject, scoped into the
+/// handler's own namespace, so it never reaches the raw inbox.
+#[tokio::test]
+async fn a_pooled_handler_cannot_reply_to_an_earlier_message_later() {
+    let nats = NatsServer::start();
+    let t = nats_host(&nats).await;
+    let mut w = echo(
+        "test",
+        "echo",
+        &[],
+        &[("subscriptions", "echo.>"), ("backend", "nats")],
+    );
+    w.components[0].limits.max_concurrency = 1;
+    w.components[0].pool = Some(weft_runtime::PoolSpec {
+        size: 1,
+        max_invocations: 100,
+        idle_timeout: Duration::from_secs(60),
+    });
+    t.run(w).await;
+
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut victim = client.subscribe("_INBOX.victim").await.unwrap();
+    let mut scoped = client.subscribe("test._INBOX.victim").await.unwrap();
+    let mut attacker = client.subscribe("_INBOX.attacker").await.unwrap();
+    client.flush().await.unwrap();
+
+    // A request answered on its own reply subject, as granted.
+    client
+        .publish_with_reply("test.echo.a", "_INBOX.victim", "first".into())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut victim).await, "first");
+
+    // The same warm instance (it remembers the subject) publishes to it again, later.
+    client
+        .publish_with_reply("test.echo.b", "_INBOX.attacker", "replay".into())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut attacker).await, "published to _INBOX.victim");
+    // One host connection sent both, in order, to this one client: had the raw inbox been
+    // reached, that message would be here before the reply just received.
+    client.flush().await.unwrap();
+    assert!(
+        futures::FutureExt::now_or_never(victim.next()).is_none(),
+        "the earlier reply subject was reached after its message"
+    );
+    // It landed in the handler's own namespace instead.
+    assert_eq!(next(&mut scoped).await, "stolen");
+}
+
+/// The next message's body on `sub`, within 10 s.
+async fn next(sub: &mut async_nats::Subscriber) -> String {
+    let message = tokio::time::timeout(Duration::from_secs(10), sub.next())
+        .await
+        .expect("a message within 10 s")
+        .unwrap();
+    String::from_utf8(message.payload.to_vec()).unwrap()
+}
