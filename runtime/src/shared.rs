@@ -8,13 +8,23 @@ use std::hash::Hash;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 pub(crate) struct Shared<K, V> {
-    slots: Mutex<HashMap<K, Arc<Mutex<Weak<V>>>>>,
+    slots: Mutex<Slots<K, V>>,
+}
+
+struct Slots<K, V> {
+    by_key: HashMap<K, Arc<Mutex<Weak<V>>>>,
+    /// The size at which dead keys are next swept: twice what was left after the last sweep,
+    /// so ten thousand distinct keys cost a few sweeps, not one per key.
+    sweep_at: usize,
 }
 
 impl<K, V> Default for Shared<K, V> {
     fn default() -> Self {
         Self {
-            slots: Mutex::default(),
+            slots: Mutex::new(Slots {
+                by_key: HashMap::new(),
+                sweep_at: 1,
+            }),
         }
     }
 }
@@ -40,20 +50,24 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
 
     fn slot(&self, key: &K) -> Arc<Mutex<Weak<V>>> {
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(slot) = slots.get(key) {
+        if let Some(slot) = slots.by_key.get(key) {
             return slot.clone();
         }
-        // A new key: forget the ones nobody holds or waits on, so the map stays as small as
-        // what is live. A slot being made (locked) is kept.
-        slots.retain(|_, slot| {
-            Arc::strong_count(slot) > 1 || slot.try_lock().map_or(true, |v| v.strong_count() > 0)
-        });
-        slots.entry(key.clone()).or_default().clone()
+        // A new key: now and then forget the ones nobody holds or waits on, so the map stays
+        // about as small as what is live. A slot being made (locked) is kept.
+        if slots.by_key.len() >= slots.sweep_at {
+            slots.by_key.retain(|_, slot| {
+                Arc::strong_count(slot) > 1
+                    || slot.try_lock().map_or(true, |v| v.strong_count() > 0)
+            });
+            slots.sweep_at = (slots.by_key.len() * 2).max(1);
+        }
+        slots.by_key.entry(key.clone()).or_default().clone()
     }
 
     #[cfg(test)]
     fn keys(&self) -> usize {
-        self.slots.lock().unwrap().len()
+        self.slots.lock().unwrap().by_key.len()
     }
 }
 
@@ -96,6 +110,25 @@ mod tests {
             1,
             "the dead key 1 is forgotten when 2 arrives"
         );
+    }
+
+    #[test]
+    fn many_distinct_keys_stay_bounded_by_what_is_live() {
+        let shared = Shared::<u32, u32>::default();
+        let mut live = Vec::new();
+        for key in 0..10_000 {
+            let (value, _) = shared.get_or_make(&key, || Ok::<_, ()>(key)).unwrap();
+            // One in ten is kept; the rest die at once.
+            if key % 10 == 0 {
+                live.push(value);
+            }
+        }
+        assert!(
+            shared.keys() <= 2 * live.len() + 1,
+            "{} keys",
+            shared.keys()
+        );
+        assert!(shared.keys() >= live.len());
     }
 
     #[test]
