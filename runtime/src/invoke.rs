@@ -97,7 +97,7 @@ impl ComponentRuntime {
         let _permit = match permit {
             Ok(permit) => permit,
             Err(failure) => {
-                series.count_refused(failure.label());
+                series.count(failure.label());
                 log_failure(id, &failure);
                 return Err(failure);
             }

@@ -232,12 +232,9 @@ impl Series {
         }
     }
 
-    /// Counts an invocation refused before it started (e.g. at the concurrency limit).
-    pub(crate) fn count_refused(&self, outcome: &str) {
-        self.count(outcome);
-    }
-
-    fn count(&self, outcome: &str) {
+    /// Counts one invocation by outcome: a finished one, or one refused before it started (at
+    /// the concurrency limit, say).
+    pub(crate) fn count(&self, outcome: &str) {
         if outcome == "ok" {
             self.ok.inc();
         } else if !self.forgotten.load(Ordering::Relaxed) {

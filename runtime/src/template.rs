@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::plugin::HostPlugin;
 use crate::shared::Shared;
 use crate::store::Ctx;
+use crate::workload::plugin_error;
 
 pub struct Template {
     pub(crate) pre: InstancePre<Ctx>,
@@ -35,10 +36,7 @@ impl Template {
         for plugin in plugins {
             plugin
                 .add_to_linker(&mut linker, &code.info)
-                .map_err(|e| Error::Plugin {
-                    plugin: plugin.id().to_string(),
-                    reason: format!("{e:#}"),
-                })?;
+                .map_err(|e| plugin_error(plugin.as_ref(), &e))?;
         }
         extra(&mut linker)?;
         let pre = linker

@@ -271,7 +271,7 @@ async fn compile_all(
     Ok(compiled)
 }
 
-fn plugin_error(plugin: &dyn HostPlugin, err: &wasmtime::Error) -> Error {
+pub(crate) fn plugin_error(plugin: &dyn HostPlugin, err: &wasmtime::Error) -> Error {
     Error::Plugin {
         plugin: plugin.id().to_string(),
         reason: format!("{err:#}"),
