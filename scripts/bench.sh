@@ -4,6 +4,11 @@
 #   hello    hello-http on `host-agent run` with a fresh instance per request and with a warm pool,
 #            on `wasmtime serve` (the reference) and on a native hyper server (`native-hello`, the
 #            machine's limit);
+#   p3       hello-p3 (WASI 0.3) on `host-agent run` fresh, pooled (one call per instance) and
+#            shared (16 calls per instance), next to `wasmtime serve` (which reuses a 0.3 instance
+#            for up to 16 calls itself) and native hyper; then slow I/O: sleep-p3 awaiting a 10 ms
+#            timer per request on one shared instance, next to `wasmtime serve` and native hyper
+#            with the same sleep;
 #   python   the same greeting written in Python and built with componentize-py, fresh and pooled
 #            on `host-agent run`, next to `wasmtime serve -S cli`;
 #   density  DENSITY (10000) hello Workloads, each its own host name, in one `host-agent run`:
@@ -15,7 +20,7 @@
 # request and its mean time per invocation, fresh and pooled. Run on demand (`make bench`); not
 # part of `make test`.
 #
-#   DURATION=10 CONNECTIONS=32 ROUNDS=3 DENSITY=10000 BENCH_GROUPS="hello python density cluster" \
+#   DURATION=10 CONNECTIONS=32 ROUNDS=3 DENSITY=10000 BENCH_GROUPS="hello p3 python density cluster" \
 #     scripts/bench.sh
 set -euo pipefail
 
@@ -23,7 +28,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 rounds=${ROUNDS:-3}
-groups=${BENCH_GROUPS:-hello python density cluster}
+groups=${BENCH_GROUPS:-hello p3 python density cluster}
 density=${DENSITY:-10000}
 wasmtime_version=48.0.8
 tools=$HOME/.cache/weft/tools/wasmtime-cli-$wasmtime_version
@@ -98,13 +103,13 @@ load() {
 }
 
 declare -A rps p99
-# compare <server>...: alternated rounds; leaves the means in rps[] and p99[].
+# compare <server>...: alternated rounds on PATH (default /); leaves the means in rps[] and p99[].
 compare() {
-  local name r p
-  for name in "$@"; do wait_for "http://${addr[$name]}/"; rps[$name]=0; p99[$name]=0; done
+  local name r p path=${PATH_QUERY:-/}
+  for name in "$@"; do wait_for "http://${addr[$name]}$path"; rps[$name]=0; p99[$name]=0; done
   for round in $(seq 1 "$rounds"); do
     for name in "$@"; do
-      read -r r p < <(load "http://${addr[$name]}/")
+      read -r r p < <(load "http://${addr[$name]}$path")
       printf 'round %d  %-16s %8s req/s  p99 %8s ms\n' "$round" "$name" "$r" "$p"
       rps[$name]=$(echo "${rps[$name]} + $r" | bc -l)
       p99[$name]=$(echo "${p99[$name]} + $p" | bc -l)
@@ -158,6 +163,49 @@ if [[ $groups == *hello* ]]; then
     ratio "weft pooled / weft fresh:" hello-pooled hello-fresh
     timing hello-fresh fresh
     timing hello-pooled pooled
+  )")
+fi
+if [[ $groups == *p3* ]]; then
+  weft p3-fresh 18101 "$root/examples/hello-p3.yaml"
+  weft p3-pooled 18104 "$root/examples/hello-p3.yaml" "{size: 8}"
+  weft p3-shared 18105 "$root/examples/hello-p3.yaml" "{size: 4, maxConcurrency: 16}"
+  wasmtime p3-wasmtime 18102 "$build/hello-p3.wasm"
+  "$native" 127.0.0.1:18103 &
+  pids+=($!)
+  addr[p3-native]=127.0.0.1:18103
+  echo "== hello-p3 (WASI 0.3)"
+  compare p3-fresh p3-pooled p3-shared p3-wasmtime p3-native
+  report+=("$(
+    echo "hello-p3 (WASI 0.3), wrk -t2 -c$connections -d${duration}s, mean of $rounds alternated rounds:"
+    row "weft fresh" p3-fresh
+    row "weft pooled (size 8)" p3-pooled
+    row "weft shared (16/inst)" p3-shared
+    row "wasmtime serve" p3-wasmtime
+    row "native hyper" p3-native
+    ratio "weft fresh / wasmtime serve:" p3-fresh p3-wasmtime
+    ratio "weft pooled / wasmtime serve:" p3-pooled p3-wasmtime
+    ratio "weft shared / wasmtime serve:" p3-shared p3-wasmtime
+    ratio "weft pooled / native:" p3-pooled p3-native
+    ratio "weft shared / native:" p3-shared p3-native
+    timing p3-fresh fresh
+    timing p3-pooled pooled
+    timing p3-shared shared
+  )")
+  weft slow-shared 18111 "$root/examples/sleep-p3.yaml" "{size: 1, maxConcurrency: 50}"
+  wasmtime slow-wasmtime 18112 "$build/sleep-p3.wasm"
+  "$native" 127.0.0.1:18113 &
+  pids+=($!)
+  addr[slow-native]=127.0.0.1:18113
+  echo "== slow I/O: every request awaits a 10 ms timer"
+  PATH_QUERY="/?ms=10" compare slow-shared slow-wasmtime slow-native
+  report+=("$(
+    echo "slow I/O (each request awaits a 10 ms timer), same load:"
+    row "weft shared (sleep-p3)" slow-shared
+    row "wasmtime serve" slow-wasmtime
+    row "native hyper + sleep" slow-native
+    ratio "weft shared / wasmtime serve:" slow-shared slow-wasmtime
+    ratio "weft shared / native:" slow-shared slow-native
+    timing slow-shared shared
   )")
 fi
 if [[ $groups == *python* ]]; then

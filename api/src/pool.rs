@@ -28,7 +28,7 @@ pub struct Pool {
     #[schemars(range(min = 1, max = 1_000_000))]
     pub max_invocations: Option<u32>,
 
-    /// Invocations one instance may serve at the same time, where the component's world allows calls to share an instance; no wasi 0.2 world does, so today every instance serves one call at a time. Defaults to 1.
+    /// Invocations one instance may serve at the same time. Only a component whose exports are `async` (WASI 0.3) shares an instance among calls; a WASI 0.2 instance serves one call at a time whatever this says. Defaults to 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 10000))]
     pub max_concurrency: Option<u32>,
@@ -44,6 +44,11 @@ impl Pool {
     /// `maxInvocations`, default filled in.
     pub fn max_invocations(&self) -> u32 {
         self.max_invocations.unwrap_or(DEFAULT_MAX_INVOCATIONS)
+    }
+
+    /// `maxConcurrency`, default filled in.
+    pub fn max_concurrency(&self) -> u32 {
+        self.max_concurrency.unwrap_or(1)
     }
 
     /// `idleTimeout`, default filled in.

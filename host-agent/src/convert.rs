@@ -161,15 +161,11 @@ fn pool(pool: &Pool, max_concurrency: u32) -> Result<PoolSpec, (&'static str, St
     let idle_timeout = pool
         .idle_timeout()
         .map_err(|e| ("pool.idleTimeout", e.to_string()))?;
-    if pool.max_concurrency.is_some_and(|n| n > 1) {
-        tracing::info!(
-            "pool.maxConcurrency above 1 has no effect: no wasi 0.2 world lets calls share an instance"
-        );
-    }
     Ok(PoolSpec {
         size: pool.size,
         max_invocations: pool.max_invocations(),
         idle_timeout,
+        max_concurrency: pool.max_concurrency(),
     })
 }
 
@@ -282,7 +278,8 @@ spec:
             Some(PoolSpec {
                 size: 2,
                 max_invocations: 5,
-                idle_timeout: std::time::Duration::from_secs(2)
+                idle_timeout: std::time::Duration::from_secs(2),
+                max_concurrency: 1,
             })
         );
 

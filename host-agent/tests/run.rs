@@ -81,6 +81,26 @@ fn runs_the_hello_example_and_serves_metrics() {
 }
 
 #[test]
+fn serves_a_wasi_0_3_component_from_one_shared_instance() {
+    let running = start(&examples().join("sleep-p3.yaml"));
+    // Twenty 300 ms requests at once through curl's own parallel mode.
+    let url = format!("http://{}/?ms=300", running.http);
+    let mut args = vec!["--parallel", "--parallel-immediate", "--parallel-max", "20"];
+    args.extend(std::iter::repeat_n(url.as_str(), 20));
+    let bodies = curl(&args);
+    assert_eq!(bodies, "slept 300 ms\n".repeat(20));
+    let metrics = curl(&[&format!("http://{}/metrics", running.admin)]);
+    for series in [
+        r#"weft_invocations_total{workload="default/sleep-p3",component="sleep",outcome="ok"} 20"#,
+        r#"weft_instantiation_duration_seconds_count{workload="default/sleep-p3",component="sleep"} 1"#,
+    ] {
+        assert!(metrics.contains(series), "missing {series} in\n{metrics}");
+    }
+    let workloads = curl(&[&format!("http://{}/workloads", running.admin)]);
+    assert!(workloads.contains("wasi:http/handler@0.3.2"), "{workloads}");
+}
+
+#[test]
 fn stops_cleanly_on_sigterm() {
     let mut running = start(&examples().join("hello-http.yaml"));
     let pid = running.child.id().to_string();
@@ -273,6 +293,11 @@ fn every_example_manifest_starts() {
         "service-loop",
         "tcp-service",
         "volume-http",
+        "hello-p3",
+        "sleep-p3",
+        "greet-p3",
+        "plugins-p3",
+        "service-p3",
     ] {
         let running = start(&examples().join(format!("{name}.yaml")));
         let workloads = curl(&[&format!("http://{}/workloads", running.admin)]);

@@ -349,6 +349,40 @@ mod tests {
     }
 
     #[test]
+    fn wasi_0_3_http_goes_only_to_hosts_that_serve_it() {
+        // An agent from before WASI 0.3 reports 0.2's HTTP interfaces only.
+        let mut old = candidate("old", 0);
+        old.interfaces = vec![served(
+            "wasi:http/incoming-handler,outgoing-handler,types@0.2.0",
+            &["built-in"],
+        )];
+        let mut new = candidate("new", 5);
+        new.interfaces = vec![
+            served(
+                "wasi:http/incoming-handler,outgoing-handler,types@0.2.0",
+                &["built-in"],
+            ),
+            served("wasi:http/handler,client,types@0.3.0", &["built-in"]),
+        ];
+        let p3 = Requirements {
+            interfaces: vec!["wasi:http/handler@0.3.2".parse().unwrap()],
+            ..Requirements::default()
+        };
+        assert_eq!(pick(&p3, &[old.clone(), new.clone()]), Ok("new".into()));
+        let err = pick(&p3, &[old.clone()]).unwrap_err();
+        assert_eq!(
+            err.message,
+            "0/1 hosts fit: old does not serve wasi:http/handler@0.3.2"
+        );
+        // 0.2 still goes to the least loaded of both.
+        let p2 = Requirements {
+            interfaces: vec!["wasi:http/incoming-handler@0.2.6".parse().unwrap()],
+            ..Requirements::default()
+        };
+        assert_eq!(pick(&p2, &[new, old]), Ok("old".into()));
+    }
+
+    #[test]
     fn filters_by_the_backend_an_entry_picks() {
         let mut redis = candidate("redis", 5);
         redis.interfaces.push(served(

@@ -137,7 +137,7 @@ async fn route(
     plugin: &HttpPlugin,
     limits: &ServerLimits,
     request: hyper::Request<hyper::body::Incoming>,
-) -> hyper::Response<wasmtime_wasi_http::p2::body::HyperOutgoingBody> {
+) -> hyper::Response<wasmtime_wasi_http::WasiBody> {
     let host = request
         .headers()
         .get(http::header::HOST)

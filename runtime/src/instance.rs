@@ -4,14 +4,15 @@
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
+use wasmtime::Store;
 use wasmtime::component::InstancePre;
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 
 use crate::component_info::ComponentInfo;
 use crate::limiter::Limiter;
 use crate::loopback::{Loopback, NetState};
 use crate::metrics::{RuntimeMetrics, Series};
+use crate::shared_pool::SharedPool;
 use crate::spec::ComponentSpec;
 use crate::stdio::{LogStream, Stream};
 use crate::store::{Ctx, Identity, Slots, StateFactory};
@@ -19,7 +20,7 @@ use crate::template::Template;
 use crate::volumes::Volumes;
 use crate::warm_pool::WarmPool;
 
-pub use crate::invoke::{Call, Failure};
+pub use crate::invoke::{Call, Failure, Guest};
 
 /// Whether a component answers invocations (each bounded by its timeout) or is the workload's
 /// long-running service (its `run` has no deadline).
@@ -45,8 +46,12 @@ pub struct ComponentRuntime {
     pub(crate) metrics: RuntimeMetrics,
     /// Its metric series, looked up on first use: an idle component has none.
     series: OnceLock<Arc<Series>>,
-    /// Warm instances, when the component has a pool (never for the service).
+    /// Warm instances, each serving one call at a time, when the component has a pool (never
+    /// for the service).
     pub(crate) pool: Option<WarmPool>,
+    /// Instances that serve up to `pool.maxConcurrency` calls at once, when the pool allows more
+    /// than one and the component's exports are `async` (WASI 0.3).
+    pub(crate) shared: Option<SharedPool>,
 }
 
 impl ComponentRuntime {
@@ -62,14 +67,19 @@ impl ComponentRuntime {
         metrics: RuntimeMetrics,
     ) -> Self {
         let slots = Arc::new(Semaphore::new(spec.limits.max_concurrency as usize));
-        let pool = match role {
-            Role::Component => spec.pool.clone().map(WarmPool::new),
-            Role::Service => None,
-        };
+        let info = template.code.info.clone();
+        let (mut pool, mut shared) = (None, None);
+        match (&spec.pool, role) {
+            (Some(p), Role::Component) if p.max_concurrency > 1 && info.concurrent => {
+                shared = Some(SharedPool::new(p.clone()));
+            }
+            (Some(p), Role::Component) => pool = Some(WarmPool::new(p.clone())),
+            _ => {}
+        }
         Self {
             identity,
             spec,
-            info: template.code.info.clone(),
+            info,
             role,
             template,
             volumes,
@@ -79,6 +89,7 @@ impl ComponentRuntime {
             metrics,
             series: OnceLock::new(),
             pool,
+            shared,
         }
     }
 
@@ -90,7 +101,7 @@ impl ComponentRuntime {
 
     pub(crate) fn series(&self) -> &Arc<Series> {
         self.series.get_or_init(|| {
-            let pooled = self.pool.is_some();
+            let pooled = self.pool.is_some() || self.shared.is_some();
             Arc::new(self.metrics.series(&self.identity, pooled))
         })
     }
@@ -101,15 +112,18 @@ impl ComponentRuntime {
 
     /// Drops warm instances idle past the pool's idle timeout.
     pub fn sweep_idle(&self) {
+        let now = std::time::Instant::now();
         if let Some(pool) = &self.pool {
-            let left = pool.sweep(std::time::Instant::now());
-            self.series().set_warm(left);
+            self.series().set_warm(pool.sweep(now));
+        }
+        if let Some(shared) = &self.shared {
+            self.series().set_warm(shared.sweep(now));
         }
     }
 
-    /// A fresh store for one invocation: the component's environment, mounts, plugin states
-    /// and memory limit. Every epoch tick the guest yields to the executor, so a busy guest
-    /// never starves others and its deadline (see `invoke`) can end it.
+    /// A fresh store for one instance: the component's environment, mounts, plugin states and
+    /// memory limit. Every epoch tick the guest yields to the executor, so a busy guest never
+    /// starves others and its deadline (see `invoke` and `deadlines`) can end it.
     pub(crate) fn new_store(&self) -> Result<Store<Ctx>, Failure> {
         let mut wasi = WasiCtxBuilder::new();
         wasi.envs(&self.spec.env)
@@ -128,7 +142,7 @@ impl ComponentRuntime {
         );
         let mut store = Store::new(self.template.pre.engine(), ctx);
         store.limiter(|ctx| &mut ctx.limiter);
-        store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+        store.epoch_deadline_callback(crate::deadlines::on_epoch);
         store.set_epoch_deadline(1);
         Ok(store)
     }

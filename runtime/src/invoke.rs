@@ -1,24 +1,44 @@
 //! The one way into a guest. An HTTP request, a linked call to a sibling, the service's `run`
 //! and message handlers all go through [`ComponentRuntime::invoke`]: it takes the component's
-//! concurrency slot, takes a warm instance from the component's pool or makes a fresh store and
-//! instance, arms the wall-clock deadline, records the invocation metrics, sorts a failure into
-//! timeout, memory, trap, overload or host error, and returns the instance to the pool only after
-//! a success.
+//! concurrency slot, finds an instance (warm from the component's pool, shared with other calls
+//! where the component's world allows it, or fresh), runs the call inside that instance's event
+//! loop within the call's deadline, records the invocation metrics, sorts a failure into timeout,
+//! memory, trap, overload or host error, and keeps the instance only after a success.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use wasmtime::component::Instance;
+use wasmtime::component::{Accessor, GuestTaskId, Instance};
 use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 
 use crate::instance::{ComponentRuntime, Role};
 use crate::store::{Ctx, Identity};
 use crate::warm_pool::Warm;
 
-/// The guest call an invocation makes, given a store and instance (fresh, or warm from the
-/// component's pool).
+/// The guest call an invocation makes (see [`Guest`]).
 pub type Call<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send + 'a>>;
+
+/// What a guest call is given: the instance, and the accessor of the store's event loop the call
+/// runs in. Calls start guest functions with `start_call_concurrent` on the accessor, so that
+/// several calls can share a WASI 0.3 instance.
+pub struct Guest<'a> {
+    pub accessor: &'a Accessor<Ctx>,
+    pub instance: Instance,
+    /// When the call must be done; `None` for the service.
+    pub deadline: Option<Instant>,
+}
+
+impl Guest<'_> {
+    /// Records `task` as the guest task of this call: where calls share an instance, a task
+    /// that computes past its call's deadline traps (see `deadlines.rs`).
+    pub fn track(&self, task: GuestTaskId) {
+        if let Some(deadline) = self.deadline {
+            self.accessor
+                .with(|mut access| access.data_mut().deadlines.track(task, deadline));
+        }
+    }
+}
 
 /// Why an invocation failed, in the words status and logs use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,13 +100,15 @@ impl std::fmt::Display for Failure {
 }
 
 impl ComponentRuntime {
-    /// Runs `call` on an instance of this component (warm from its pool, else fresh), within its
-    /// limits. Dropping the returned future (a client that went away) cancels the guest, frees
-    /// its slot and drops the instance.
+    /// Runs `call` on an instance of this component within its limits: alone on a warm or fresh
+    /// instance, or beside other calls on a shared one where the component allows it. Dropping
+    /// the returned future (a client that went away) cancels the call where it has its instance
+    /// to itself; on a shared instance the call runs on to its deadline, as Wasmtime cannot
+    /// cancel one task of several.
     pub async fn invoke<R, F>(&self, call: F) -> Result<R, Failure>
     where
-        R: Send,
-        F: for<'a> FnOnce(&'a mut Store<Ctx>, Instance) -> Call<'a, R> + Send,
+        R: Send + 'static,
+        F: for<'a> FnOnce(Guest<'a>) -> Call<'a, R> + Send + 'static,
     {
         let id = &self.identity;
         let series = self.series();
@@ -103,49 +125,13 @@ impl ComponentRuntime {
             }
         };
         let invocation = series.start_invocation();
-        let run = async {
-            let taken = self.pool.as_ref().and_then(|pool| {
-                let warm = pool.take(Instant::now());
-                series.set_warm(pool.idle());
-                warm
-            });
-            let mut warm = match taken {
-                Some(mut warm) => {
-                    warm.store.set_epoch_deadline(1);
-                    warm
-                }
-                None => {
-                    let mut store = self.new_store()?;
-                    let start = Instant::now();
-                    let instance = self
-                        .instance_pre()
-                        .instantiate_async(&mut store)
-                        .await
-                        .map_err(|e| Failure::classify(&e, store.data().limiter.memory_refused))?;
-                    invocation.instantiated(start.elapsed());
-                    Warm::new(store, instance)
-                }
-            };
-            let out = call(&mut warm.store, warm.instance)
-                .await
-                .map_err(|e| Failure::classify(&e, warm.store.data().limiter.memory_refused))?;
-            // Only a call that succeeded puts its instance back; a memory refusal it survived
-            // still ends the instance's reuse, so the next failure is classified afresh.
-            if let Some(pool) = &self.pool
-                && !warm.store.data().limiter.memory_refused
-            {
-                pool.give_back(warm, Instant::now());
-                series.set_warm(pool.idle());
-            }
-            Ok(out)
+        let deadline = match self.role {
+            Role::Service => None,
+            Role::Component => Some(Instant::now() + self.spec.limits.timeout),
         };
-        // The deadline is wall-clock time: a guest blocked in a host call (a sleep, a read that
-        // never completes) ends at it like a spinning one, its store and pool slot dropped.
-        let result = match self.role {
-            Role::Service => run.await,
-            Role::Component => tokio::time::timeout(self.spec.limits.timeout, run)
-                .await
-                .unwrap_or(Err(Failure::Timeout)),
+        let result = match &self.shared {
+            Some(shared) => shared.call(self, call, deadline).await,
+            None => self.run_alone(call, deadline).await,
         };
         match &result {
             Ok(_) => invocation.finish("ok"),
@@ -155,6 +141,79 @@ impl ComponentRuntime {
             }
         }
         result
+    }
+
+    /// Runs `call` on an instance of its own: warm from the pool, or fresh. The deadline is
+    /// wall-clock time: a guest blocked in a host call (a sleep, a read that never completes)
+    /// ends at it like a spinning one, its store and pool slot dropped.
+    async fn run_alone<R, F>(&self, call: F, deadline: Option<Instant>) -> Result<R, Failure>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(Guest<'a>) -> Call<'a, R> + Send + 'static,
+    {
+        let run = async {
+            let mut warm = self.warm_or_fresh().await?;
+            let instance = warm.instance;
+            let out = warm
+                .store
+                .run_concurrent(async move |accessor| {
+                    call(Guest {
+                        accessor,
+                        instance,
+                        deadline,
+                    })
+                    .await
+                })
+                .await
+                .and_then(|result| result)
+                .map_err(|e| Failure::classify(&e, warm.store.data().limiter.memory_refused))?;
+            Ok::<_, Failure>((out, warm))
+        };
+        let (out, warm) = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), run)
+                .await
+                .unwrap_or(Err(Failure::Timeout))?,
+            None => run.await?,
+        };
+        self.keep(warm, deadline).await;
+        Ok(out)
+    }
+
+    /// The most recently used warm instance, else a fresh one.
+    async fn warm_or_fresh(&self) -> Result<Warm, Failure> {
+        if let Some(pool) = &self.pool {
+            let warm = pool.take(Instant::now());
+            self.series().set_warm(pool.idle());
+            if let Some(mut warm) = warm {
+                warm.store.set_epoch_deadline(1);
+                return Ok(warm);
+            }
+        }
+        let mut store = self.new_store()?;
+        let start = Instant::now();
+        let instance = self
+            .instance_pre()
+            .instantiate_async(&mut store)
+            .await
+            .map_err(|e| Failure::classify(&e, store.data().limiter.memory_refused))?;
+        self.series().instantiated(start.elapsed());
+        Ok(Warm::new(store, instance))
+    }
+
+    /// Puts an instance whose call succeeded back into the pool, if it has one. A memory
+    /// refusal the call survived still ends the instance's reuse, so the next failure is
+    /// classified afresh; a WASI 0.3 instance goes back only once the tasks its call left
+    /// running have ended, within the call's deadline.
+    async fn keep(&self, mut warm: Warm, deadline: Option<Instant>) {
+        let Some(pool) = &self.pool else { return };
+        if warm.store.data().limiter.memory_refused {
+            return;
+        }
+        if self.info.concurrent && !settle(&mut warm.store, deadline).await {
+            return;
+        }
+        pool.give_back(warm, Instant::now());
+        self.series().set_warm(pool.idle());
     }
 
     /// Waits for a concurrency slot for at most half the invocation timeout, so an invocation
@@ -172,7 +231,22 @@ impl ComponentRuntime {
     }
 }
 
-fn log_failure(id: &Identity, failure: &Failure) {
+/// Runs the store's event loop until no guest task is left in it, or the deadline: whether it
+/// settled in time.
+pub(crate) async fn settle(store: &mut Store<Ctx>, deadline: Option<Instant>) -> bool {
+    let quiet = store.run_concurrent(async |accessor| {
+        std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await
+    });
+    match deadline {
+        Some(deadline) => matches!(
+            tokio::time::timeout_at(deadline.into(), quiet).await,
+            Ok(Ok(()))
+        ),
+        None => quiet.await.is_ok(),
+    }
+}
+
+pub(crate) fn log_failure(id: &Identity, failure: &Failure) {
     tracing::warn!(
         workload = &*id.workload,
         component = &*id.component,

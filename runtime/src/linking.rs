@@ -1,9 +1,13 @@
 //! Links components of one workload: an import that a sibling exports is wired to that sibling.
-//! Each call into a sibling runs in a fresh store of the sibling, with the sibling's own limits
-//! and capabilities, so linking never widens what either component can do.
+//! Each call into a sibling is an invocation of the sibling, in a store of its own, with the
+//! sibling's own limits and capabilities, so linking never widens what either component can do.
+//! WASI 0.2 and 0.3 components link either way: the export is called as its component's world
+//! says, and an `async func` import is a concurrent host function (the caller's other tasks go
+//! on while it waits).
 
 use std::sync::Arc;
 
+use wasmtime::AsContextMut;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, Linker, Val};
 use weft_api::WitInterface;
@@ -126,7 +130,7 @@ pub(crate) fn wire(
     let mut root = linker.instance(import).map_err(|e| err(format!("{e:#}")))?;
     for (name, item) in instance.exports(engine) {
         match item.ty {
-            ComponentItem::ComponentFunc(_) => {
+            ComponentItem::ComponentFunc(func) => {
                 let index = provided
                     .get_export_index(Some(&export), name)
                     .ok_or_else(|| {
@@ -136,11 +140,20 @@ pub(crate) fn wire(
                         ))
                     })?;
                 let provider = provider.clone();
-                root.func_new_async(name, move |_store, _ty, params, results| {
-                    let provider = provider.clone();
-                    Box::new(async move { call(&provider, index, params, results).await })
-                })
-                .map_err(|e| err(format!("{e:#}")))?;
+                // An `async func` import lets the caller's other tasks go on while it waits; a
+                // plain one blocks its caller, as the component model says.
+                let defined = if func.async_() {
+                    root.func_new_concurrent(name, move |_accessor, _ty, params, results| {
+                        let provider = provider.clone();
+                        Box::pin(async move { call(provider, index, params, results).await })
+                    })
+                } else {
+                    root.func_new_async(name, move |_store, _ty, params, results| {
+                        let provider = provider.clone();
+                        Box::new(async move { call(provider, index, params, results).await })
+                    })
+                };
+                defined.map_err(|e| err(format!("{e:#}")))?;
             }
             ComponentItem::Type(_) => {}
             ComponentItem::Resource(_) => {
@@ -155,35 +168,52 @@ pub(crate) fn wire(
 }
 
 /// A call into the sibling: one invocation of it, through the same path as any other, so the
-/// provider's `maxConcurrency`, timeout, memory limit and metrics all apply.
+/// provider's `maxConcurrency`, timeout, memory limit and metrics all apply. It runs in a task of
+/// its own: a store's event loop cannot run inside another's (Wasmtime forbids nesting them).
 async fn call(
-    provider: &ComponentRuntime,
+    provider: Arc<ComponentRuntime>,
     index: ComponentExportIndex,
     params: &[Val],
     results: &mut [Val],
 ) -> wasmtime::Result<()> {
     let params = params.to_vec();
     let count = results.len();
-    let values = provider
-        .invoke(move |store, instance| {
-            Box::pin(async move {
-                let func = instance
-                    .get_func(&mut *store, index)
-                    .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
-                let mut values = vec![Val::Bool(false); count];
-                func.call_async(&mut *store, &params, &mut values).await?;
-                Ok(values)
+    let name = provider.identity.component.clone();
+    let task = tokio::spawn(async move {
+        provider
+            .invoke(move |guest| {
+                Box::pin(async move {
+                    let func = guest
+                        .accessor
+                        .with(|mut access| guest.instance.get_func(&mut access, index))
+                        .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
+                    let mut values = vec![Val::Bool(false); count];
+                    let call = guest.accessor.with(|mut access| {
+                        func.start_call_concurrent(access.as_context_mut(), &params, &mut values)
+                    })?;
+                    guest.track(call.task());
+                    func.finish_call_concurrent(guest.accessor, call).await?;
+                    Ok(values)
+                })
             })
-        })
+            .await
+    });
+    // The caller going away (its own deadline, say) ends the linked call too.
+    let mut task = AbortOnDrop(task);
+    let values = (&mut task.0)
         .await
-        .map_err(|failure| {
-            wasmtime::format_err!(
-                "linked call to {} failed: {failure}",
-                provider.identity.component
-            )
-        })?;
+        .map_err(|e| wasmtime::format_err!("linked call to {name} failed: {e}"))?
+        .map_err(|failure| wasmtime::format_err!("linked call to {name} failed: {failure}"))?;
     results.clone_from_slice(&values);
     Ok(())
+}
+
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 #[cfg(test)]
@@ -192,6 +222,7 @@ mod tests {
 
     fn info(imports: &[&str], exports: &[&str]) -> ComponentInfo {
         ComponentInfo {
+            concurrent: false,
             digest: String::new(),
             imports: imports.iter().map(|s| s.to_string()).collect(),
             exports: exports.iter().map(|s| s.to_string()).collect(),

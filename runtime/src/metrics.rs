@@ -249,6 +249,11 @@ impl Series {
         Queued(self.queued.clone())
     }
 
+    /// How long making a fresh instance took.
+    pub(crate) fn instantiated(&self, took: Duration) {
+        self.instantiation.observe(took.as_secs_f64());
+    }
+
     /// Starts counting one invocation; finish it with [`Invocation::finish`].
     pub(crate) fn start_invocation(self: &Arc<Self>) -> Invocation {
         self.active.inc();
@@ -277,10 +282,6 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    pub fn instantiated(&self, took: Duration) {
-        self.series.instantiation.observe(took.as_secs_f64());
-    }
-
     pub fn finish(mut self, outcome: &str) {
         self.record(outcome);
     }

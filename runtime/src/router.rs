@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
-use wasmtime_wasi_http::p2::bindings::ProxyIndices;
 use weft_api::hostnames::normalize as normalize_host;
 
 use crate::instance::ComponentRuntime;
+use crate::plugins::http::HttpExport;
 
 /// One workload's HTTP entry point.
 pub struct Route {
@@ -19,7 +19,7 @@ pub struct Route {
     /// Who the workload's hosts belong to: itself, or the group of replicas it is one of.
     pub group: String,
     pub component: Arc<ComponentRuntime>,
-    pub indices: Arc<ProxyIndices>,
+    pub export: Arc<HttpExport>,
 }
 
 /// A host another workload already serves.

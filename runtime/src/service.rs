@@ -9,7 +9,6 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 use wasmtime::component::types::ComponentItem;
 use wasmtime::component::{Component, ComponentExportIndex, Val};
-use wasmtime_wasi::p2::bindings::CommandIndices;
 
 use crate::component_info::unversioned;
 use crate::instance::ComponentRuntime;
@@ -80,33 +79,35 @@ impl EntryPoint {
     }
 }
 
-/// The entry point, prepared to be called on a fresh instance.
-enum Entry {
-    CliRun(CommandIndices),
-    Custom(ComponentExportIndex),
-}
+/// The entry point's function, found once: `run` of `wasi:cli/run` (0.2, or 0.3's `async`
+/// one), or the custom interface's one function. Each is called the same way.
+struct Entry(ComponentExportIndex);
 
 impl Entry {
     fn prepare(runtime: &ComponentRuntime) -> wasmtime::Result<Self> {
         let pre = runtime.instance_pre();
-        Ok(
-            match EntryPoint::of(pre.engine(), pre.component()).map_err(wasmtime::Error::msg)? {
-                EntryPoint::CliRun => Self::CliRun(CommandIndices::new(pre)?),
+        let component = pre.component();
+        let (interface, function) =
+            match EntryPoint::of(pre.engine(), component).map_err(wasmtime::Error::msg)? {
+                EntryPoint::CliRun => {
+                    let name = runtime
+                        .info
+                        .export_of(CLI_RUN)
+                        .ok_or_else(|| wasmtime::format_err!("no export {CLI_RUN}"))?;
+                    (name.to_string(), "run".to_string())
+                }
                 EntryPoint::Custom {
                     interface,
                     function,
-                } => {
-                    let component = pre.component();
-                    let interface = component
-                        .get_export_index(None, &interface)
-                        .ok_or_else(|| wasmtime::format_err!("no export {interface}"))?;
-                    let function = component
-                        .get_export_index(Some(&interface), &function)
-                        .ok_or_else(|| wasmtime::format_err!("no function {function}"))?;
-                    Self::Custom(function)
-                }
-            },
-        )
+                } => (interface, function),
+            };
+        let interface = component
+            .get_export_index(None, &interface)
+            .ok_or_else(|| wasmtime::format_err!("no export {interface}"))?;
+        let function = component
+            .get_export_index(Some(&interface), &function)
+            .ok_or_else(|| wasmtime::format_err!("no function {function}"))?;
+        Ok(Self(function))
     }
 }
 
@@ -239,26 +240,20 @@ async fn supervise(
 async fn run_once(runtime: &ComponentRuntime, entry: &Arc<Entry>) -> String {
     let entry = entry.clone();
     let result = runtime
-        .invoke(move |store, instance| {
+        .invoke(move |guest| {
             Box::pin(async move {
-                match &*entry {
-                    Entry::CliRun(indices) => {
-                        let command = indices.load(&mut *store, &instance)?;
-                        command.wasi_cli_run().call_run(&mut *store).await
-                    }
-                    Entry::Custom(function) => {
-                        let func = instance
-                            .get_func(&mut *store, function)
-                            .ok_or_else(|| wasmtime::format_err!("entry point not found"))?;
-                        let mut results = vec![Val::Bool(false); func.ty(&*store).results().len()];
-                        func.call_async(&mut *store, &[], &mut results).await?;
-                        // A `result` returned as an error counts as exiting with one.
-                        Ok(match results.first() {
-                            Some(Val::Result(Err(_))) => Err(()),
-                            _ => Ok(()),
-                        })
-                    }
-                }
+                let accessor = guest.accessor;
+                let func = accessor
+                    .with(|mut access| guest.instance.get_func(&mut access, entry.0))
+                    .ok_or_else(|| wasmtime::format_err!("entry point not found"))?;
+                let count = accessor.with(|access| func.ty(&access).results().len());
+                let mut results = vec![Val::Bool(false); count];
+                func.call_concurrent(accessor, &[], &mut results).await?;
+                // A `result` returned as an error counts as exiting with one.
+                Ok(match results.first() {
+                    Some(Val::Result(Err(_))) => Err(()),
+                    _ => Ok(()),
+                })
             })
         })
         .await;

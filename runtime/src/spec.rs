@@ -92,6 +92,9 @@ pub struct PoolSpec {
     pub max_invocations: u32,
     /// How long an idle instance is kept.
     pub idle_timeout: Duration,
+    /// Calls one instance serves at once, where the component's exports are `async` (WASI
+    /// 0.3); a WASI 0.2 instance always serves one.
+    pub max_concurrency: u32,
 }
 
 /// A volume mounted into a component as a preopened directory.

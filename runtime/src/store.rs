@@ -9,6 +9,7 @@ use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::deadlines::TaskDeadlines;
 use crate::limiter::Limiter;
 use crate::loopback::NetState;
 
@@ -26,6 +27,8 @@ pub struct Ctx {
     pub(crate) limiter: Limiter,
     /// The workload's own loopback, as this store sees it (part of WASI sockets).
     pub(crate) net: NetState,
+    /// When calls share this instance: each call's guest task and its deadline.
+    pub(crate) deadlines: TaskDeadlines,
     slots: Slots,
 }
 
@@ -43,6 +46,7 @@ impl Ctx {
             table: ResourceTable::new(),
             limiter,
             net,
+            deadlines: TaskDeadlines::default(),
             slots,
         }
     }

@@ -6,28 +6,6 @@ mod common;
 
 use common::*;
 
-/// A real upstream on loopback, standing for the host's admin port (or anything else local).
-async fn upstream() -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(|_req| async {
-                    Ok::<_, std::convert::Infallible>(hyper::Response::new(
-                        http_body_util::Full::new(bytes::Bytes::from_static(b"upstream says hi")),
-                    ))
-                });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
-}
-
 fn fetcher(name: &str, allowed_hosts: &[&str]) -> weft_runtime::WorkloadSpec {
     let mut c = component("fetch", "fetch-http");
     c.allowed_hosts = allowed_hosts.iter().map(|h| h.to_string()).collect();

@@ -384,6 +384,7 @@ async fn a_pooled_handler_cannot_reply_to_an_earlier_message_later() {
         size: 1,
         max_invocations: 100,
         idle_timeout: Duration::from_secs(60),
+        max_concurrency: 1,
     });
     t.run(w).await;
 

@@ -22,6 +22,7 @@ fn pooled(size: u32, max_invocations: u32, idle_timeout: Duration) -> weft_runti
         size,
         max_invocations,
         idle_timeout,
+        max_concurrency: 1,
     });
     c
 }

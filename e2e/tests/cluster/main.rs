@@ -23,6 +23,7 @@ mod events;
 mod fencing;
 mod gc;
 mod tenancy;
+mod wasi_p3;
 
 pub(crate) const HELLO: &str = "Hello from Weft!\n";
 
@@ -125,6 +126,7 @@ fn weft_runs_workloads_on_a_real_control_plane() {
     assert!(exports.contains("wasi:http/incoming-handler"), "{exports}");
 
     tenancy::host_names_are_admitted_cluster_wide(&cluster, &v1, &host);
+    wasi_p3::a_wasi_0_3_component_serves_concurrently(&cluster);
 
     // --- a workload asking for a backend no host offers stays Pending, saying which (the
     // hosts offer redis for wasi:keyvalue, not for wasi:blobstore)

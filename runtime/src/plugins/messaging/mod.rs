@@ -22,7 +22,8 @@ use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
-use wasmtime::component::{HasData, Linker};
+use wasmtime::AsContextMut;
+use wasmtime::component::{Access, HasData, Linker};
 
 use super::backend_set::BackendSet;
 use super::iface;
@@ -40,7 +41,9 @@ mod bindings {
         path: "../wit/messaging",
         world: "wasmcloud:messaging/messaging",
         imports: { default: async | trappable },
-        exports: { default: async },
+        // `store`: the handler is called with owned arguments on the store's event loop, so
+        // several messages may share a WASI 0.3 instance.
+        exports: { default: async | store },
     });
 }
 
@@ -301,24 +304,40 @@ impl Delivery {
         let indices = self.indices.clone();
         let outcome = self
             .handler
-            .invoke(move |store, instance| {
+            .invoke(move |guest| {
                 Box::pin(async move {
-                    if let (Some(reply), Some(state)) = (
-                        &message.reply_to,
-                        store.data_mut().try_state::<MessagingState>(),
-                    ) {
-                        state.replies.push(reply.clone());
-                    }
-                    let guest = indices.load(&mut *store, &instance)?;
-                    let handled = guest
-                        .wasmcloud_messaging_handler()
-                        .call_handle_message(&mut *store, &message)
-                        .await;
+                    let reply = message.reply_to.clone();
+                    let grant = |access: &mut Access<'_, Ctx>, on: bool| {
+                        if let (Some(reply), Some(state)) =
+                            (&reply, access.data_mut().try_state::<MessagingState>())
+                        {
+                            state.grant(reply, on);
+                        }
+                    };
+                    let accessor = guest.accessor;
+                    let started = accessor.with(|mut access| {
+                        grant(&mut access, true);
+                        let guest_fns = indices.load(&mut access, &guest.instance)?;
+                        let handle = guest_fns
+                            .wasmcloud_messaging_handler()
+                            .func_handle_message();
+                        let call =
+                            handle.start_call_concurrent(access.as_context_mut(), (message,))?;
+                        wasmtime::Result::<_>::Ok((handle, call))
+                    });
+                    let handled = match started {
+                        Ok((handle, call)) => {
+                            guest.track(call.task());
+                            handle
+                                .finish_call_concurrent(accessor, call)
+                                .await
+                                .map(|(r,)| r)
+                        }
+                        Err(e) => Err(e),
+                    };
                     // The reply subject is granted for this message only: an instance kept
-                    // warm in a pool keeps no grant into its next invocation.
-                    if let Some(state) = store.data_mut().try_state::<MessagingState>() {
-                        state.replies.clear();
-                    }
+                    // warm in a pool, or serving other messages at once, keeps no grant beyond it.
+                    accessor.with(|mut access| grant(&mut access, false));
                     handled
                 })
             })
@@ -340,11 +359,21 @@ struct MessagingState {
     backend: Arc<dyn MessagingBackend>,
     /// A request waits no longer than the component's own timeout.
     max_wait: Duration,
-    /// The reply subjects of the message being handled: published to as they are.
+    /// The reply subjects of the messages being handled: published to as they are.
     replies: Vec<String>,
 }
 
 impl MessagingState {
+    /// Grants publishing to a message's reply subject while it is handled, or takes the grant
+    /// back (one grant per message, so concurrent messages with one reply subject keep theirs).
+    fn grant(&mut self, reply: &str, on: bool) {
+        if on {
+            self.replies.push(reply.to_string());
+        } else if let Some(i) = self.replies.iter().position(|r| r == reply) {
+            self.replies.swap_remove(i);
+        }
+    }
+
     fn broker_subject(&self, subject: &str) -> Result<String, BackendError> {
         if self.replies.iter().any(|r| r == subject) {
             return Ok(subject.to_string());

@@ -2,7 +2,9 @@
 //! `maxRequestBody` bytes, and the guest never waits longer than the idle timeout for the
 //! client's next bytes. Either breach ends the guest's body stream with an error instead of
 //! holding an instance (and its memory) hostage. Time the guest spends elsewhere between reads
-//! does not count against the client.
+//! does not count against the client. The body ends with its request: a guest that keeps the
+//! stream (in a pooled or shared instance) reads an error afterwards, never another request's
+//! bytes, and the client's connection is not held.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -11,11 +13,15 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
+use tokio::sync::oneshot;
 use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::Error;
 
 pub(crate) struct GuardedBody {
-    inner: Incoming,
+    /// `None` once the request is over.
+    inner: Option<Incoming>,
+    /// Resolves (its sender dropped) when the call serving the request ends.
+    over: oneshot::Receiver<()>,
     remaining: u64,
     limit: u64,
     idle_timeout: Duration,
@@ -25,9 +31,15 @@ pub(crate) struct GuardedBody {
 }
 
 impl GuardedBody {
-    pub(crate) fn new(inner: Incoming, limit: u64, idle_timeout: Duration) -> Self {
+    pub(crate) fn new(
+        inner: Incoming,
+        limit: u64,
+        idle_timeout: Duration,
+        over: oneshot::Receiver<()>,
+    ) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
+            over,
             remaining: limit,
             limit,
             idle_timeout,
@@ -46,7 +58,14 @@ impl Body for GuardedBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(Some(Err(Error::ConnectionTerminated)));
+        };
+        if Pin::new(&mut this.over).poll(cx).is_ready() {
+            this.inner = None;
+            return Poll::Ready(Some(Err(Error::ConnectionTerminated)));
+        }
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.waiting = false;
                 if let Some(data) = frame.data_ref() {
@@ -76,10 +95,12 @@ impl Body for GuardedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_some_and(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(SizeHint::default, Body::size_hint)
     }
 }
