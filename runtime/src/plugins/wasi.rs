@@ -59,10 +59,11 @@ impl HostPlugin for WasiPlugin {
         let imports = |version| PACKAGES.iter().any(|p| component.imports_track(p, version));
         if imports("0.2.0") {
             wasmtime_wasi::p2::add_to_linker_async(linker)?;
-            crate::loopback::add_to_linker(linker)?;
+            crate::loopback::add_p2_to_linker(linker)?;
         }
         if imports("0.3.0") {
             wasmtime_wasi::p3::add_to_linker(linker)?;
+            crate::loopback::add_p3_to_linker(linker)?;
         }
         Ok(())
     }

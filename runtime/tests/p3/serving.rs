@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use weft_runtime::{ComponentState, ServiceSpec};
+use weft_runtime::{ComponentState, ServiceSpec, WorkloadSpec};
 
 use super::*;
 
@@ -164,5 +164,44 @@ async fn the_host_says_it_serves_wasi_0_3_http() {
             served.iter().any(|s| s.contains(wanted)),
             "{wanted} not in {served:?}"
         );
+    }
+}
+
+/// A workload whose 0.3 service listens on 127.0.0.1:7070 and answers `<reply> n`, and whose
+/// 0.2 HTTP component pings it there.
+fn tcp_pair(name: &str, reply: &str) -> WorkloadSpec {
+    let mut client = component("client", "tcp-client-http");
+    client.env = vec![
+        ("SERVICE_ADDR".into(), "127.0.0.1".into()),
+        ("SERVICE_PORT".into(), "7070".into()),
+    ];
+    let mut service = component("pong", "tcp-service-p3");
+    service.env = vec![
+        ("ADDR".into(), "127.0.0.1".into()),
+        ("PORT".into(), "7070".into()),
+        ("REPLY".into(), reply.into()),
+    ];
+    WorkloadSpec {
+        service: Some(ServiceSpec {
+            component: service,
+            max_restarts: Some(3),
+        }),
+        ..http_workload(name, vec![client])
+    }
+}
+
+#[tokio::test]
+async fn p3_services_listen_on_their_own_workloads_loopback() {
+    let t = TestHost::start().await;
+    // Both bind 127.0.0.1:7070: each gets a private port behind its own workload's address.
+    t.run(tcp_pair("a", "from-a")).await;
+    t.run(tcp_pair("b", "from-b")).await;
+    for (name, reply) in [("a", "from-a "), ("b", "from-b ")] {
+        let body = eventually("the service to answer", Duration::from_secs(10), || async {
+            let (status, body) = t.get(&format!("{name}.test"), "/").await;
+            (status == 200).then_some(body)
+        })
+        .await;
+        assert!(body.starts_with(reply), "{name}: {body}");
     }
 }

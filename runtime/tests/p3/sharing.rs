@@ -214,3 +214,29 @@ async fn a_kept_request_body_is_closed_for_the_next_request() {
         "one instance served both"
     );
 }
+
+#[tokio::test]
+async fn a_client_that_goes_away_cancels_its_call_on_an_instance_of_its_own() {
+    use tokio::io::AsyncWriteExt;
+    let t = TestHost::start().await;
+    t.run(p3_workload(
+        "faulty",
+        vec![component("faulty", "faulty-p3")],
+    ))
+    .await;
+    let mut client = tokio::net::TcpStream::connect(t.addr).await.unwrap();
+    client
+        .write_all(b"GET /sleep?ms=20000 HTTP/1.1\r\nHost: faulty.test\r\n\r\n")
+        .await
+        .unwrap();
+    t.wait_for_metric(r#"weft_active_instances{workload="test/faulty",component="faulty"} 1"#)
+        .await;
+    drop(client);
+    // Ended long before its 20 s sleep: its instance was dropped with the call.
+    t.wait_for_metric(
+        r#"weft_invocations_total{workload="test/faulty",component="faulty",outcome="error"} 1"#,
+    )
+    .await;
+    t.wait_for_metric(r#"weft_active_instances{workload="test/faulty",component="faulty"} 0"#)
+        .await;
+}
