@@ -166,24 +166,30 @@ if [[ $groups == *hello* ]]; then
   )")
 fi
 if [[ $groups == *p3* ]]; then
+  # Each Weft row next to `wasmtime serve` reusing instances the same way: not at all, one call
+  # at a time, and up to 16 calls at once (its default for WASI 0.3).
   weft p3-fresh 18101 "$root/examples/hello-p3.yaml"
-  weft p3-pooled 18104 "$root/examples/hello-p3.yaml" "{size: 8}"
+  weft p3-pooled 18104 "$root/examples/hello-p3.yaml" "{size: $connections}"
   weft p3-shared 18105 "$root/examples/hello-p3.yaml" "{size: 4, maxConcurrency: 16}"
+  wasmtime p3-wasmtime-fresh 18106 "$build/hello-p3.wasm" --max-instance-reuse-count 1
+  wasmtime p3-wasmtime-pooled 18107 "$build/hello-p3.wasm" --max-instance-concurrent-reuse-count 1
   wasmtime p3-wasmtime 18102 "$build/hello-p3.wasm"
   "$native" 127.0.0.1:18103 &
   pids+=($!)
   addr[p3-native]=127.0.0.1:18103
   echo "== hello-p3 (WASI 0.3)"
-  compare p3-fresh p3-pooled p3-shared p3-wasmtime p3-native
+  compare p3-fresh p3-wasmtime-fresh p3-pooled p3-wasmtime-pooled p3-shared p3-wasmtime p3-native
   report+=("$(
     echo "hello-p3 (WASI 0.3), wrk -t2 -c$connections -d${duration}s, mean of $rounds alternated rounds:"
     row "weft fresh" p3-fresh
-    row "weft pooled (size 8)" p3-pooled
+    row "wasmtime, no reuse" p3-wasmtime-fresh
+    row "weft pooled (size $connections)" p3-pooled
+    row "wasmtime, 1 at a time" p3-wasmtime-pooled
     row "weft shared (16/inst)" p3-shared
-    row "wasmtime serve" p3-wasmtime
+    row "wasmtime serve (16/inst)" p3-wasmtime
     row "native hyper" p3-native
-    ratio "weft fresh / wasmtime serve:" p3-fresh p3-wasmtime
-    ratio "weft pooled / wasmtime serve:" p3-pooled p3-wasmtime
+    ratio "weft fresh / wasmtime no reuse:" p3-fresh p3-wasmtime-fresh
+    ratio "weft pooled / wasmtime 1 at a time:" p3-pooled p3-wasmtime-pooled
     ratio "weft shared / wasmtime serve:" p3-shared p3-wasmtime
     ratio "weft pooled / native:" p3-pooled p3-native
     ratio "weft shared / native:" p3-shared p3-native

@@ -6,7 +6,7 @@
 //! Work a call leaves behind (a task spawned to run after the response) may compute until that
 //! call's deadline, not after.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -23,6 +23,9 @@ pub(crate) struct TaskDeadlines {
     /// Whether calls share this instance; only then are tasks checked at each epoch.
     shared: bool,
     by_task: HashMap<GuestTaskId, Instant>,
+    /// The same, oldest deadline first, so forgetting past ones costs nothing per call: calls
+    /// on one instance share one timeout, so they arrive in deadline order (near enough).
+    by_deadline: VecDeque<(Instant, GuestTaskId)>,
     /// How long guest code has been computing, shared with the pool, which sends no new call
     /// to an instance whose guest keeps computing.
     busy: Arc<Busy>,
@@ -40,8 +43,16 @@ impl TaskDeadlines {
     /// task not known here is past its deadline).
     pub(crate) fn track(&mut self, task: GuestTaskId, deadline: Instant) {
         let now = Instant::now();
-        self.by_task.retain(|_, d| *d > now);
+        while let Some(&(d, old)) = self.by_deadline.front()
+            && d <= now
+        {
+            self.by_deadline.pop_front();
+            if self.by_task.get(&old) == Some(&d) {
+                self.by_task.remove(&old);
+            }
+        }
         self.by_task.insert(task, deadline);
+        self.by_deadline.push_back((deadline, task));
     }
 
     fn overdue(&self, task: GuestTaskId, now: Instant) -> bool {

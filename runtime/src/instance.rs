@@ -49,8 +49,8 @@ pub struct ComponentRuntime {
     /// Warm instances, each serving one call at a time, when the component has a pool (never
     /// for the service).
     pub(crate) pool: Option<WarmPool>,
-    /// Instances that serve up to `pool.maxConcurrency` calls at once, when the pool allows more
-    /// than one and the component's exports are `async` (WASI 0.3).
+    /// Instances that serve up to `pool.maxConcurrency` calls at once, each in a task running
+    /// its event loop, when the component's exports are `async` (WASI 0.3).
     pub(crate) shared: Option<SharedPool>,
 }
 
@@ -70,7 +70,9 @@ impl ComponentRuntime {
         let info = template.code.info.clone();
         let (mut pool, mut shared) = (None, None);
         match (&spec.pool, role) {
-            (Some(p), Role::Component) if p.max_concurrency > 1 && info.concurrent => {
+            // A WASI 0.3 instance keeps its event loop running between calls (a body may still
+            // be streaming), even when it takes one call at a time.
+            (Some(p), Role::Component) if info.concurrent => {
                 shared = Some(SharedPool::new(p.clone()));
             }
             (Some(p), Role::Component) => pool = Some(WarmPool::new(p.clone())),

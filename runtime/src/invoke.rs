@@ -10,9 +10,10 @@ use std::pin::Pin;
 use std::time::Instant;
 
 use wasmtime::component::{Accessor, GuestTaskId, Instance};
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Trap};
 
 use crate::instance::{ComponentRuntime, Role};
+use crate::metrics::Invocation;
 use crate::store::{Ctx, Identity};
 use crate::warm_pool::Warm;
 
@@ -27,6 +28,9 @@ pub struct Guest<'a> {
     pub instance: Instance,
     /// When the call must be done; `None` for the service.
     pub deadline: Option<Instant>,
+    /// Whether the instance is shared, and so lives on after the call: work the call leaves
+    /// running (a body being written) goes on within its deadline.
+    pub shared: bool,
 }
 
 impl Guest<'_> {
@@ -116,7 +120,7 @@ impl ComponentRuntime {
             let _queued = series.queued();
             self.acquire().await
         };
-        let _permit = match permit {
+        let permit = match permit {
             Ok(permit) => permit,
             Err(failure) => {
                 series.count(failure.label());
@@ -124,23 +128,24 @@ impl ComponentRuntime {
                 return Err(failure);
             }
         };
-        let invocation = series.start_invocation();
         let deadline = match self.role {
             Role::Service => None,
             Role::Component => Some(Instant::now() + self.spec.limits.timeout),
         };
-        let result = match &self.shared {
-            Some(shared) => shared.call(self, call, deadline).await,
-            None => self.run_alone(call, deadline).await,
+        let held = Held {
+            _permit: permit,
+            invocation: series.start_invocation(),
+            identity: id.clone(),
         };
-        match &result {
-            Ok(_) => invocation.finish("ok"),
-            Err(failure) => {
-                invocation.finish(failure.label());
-                log_failure(id, failure);
+        match &self.shared {
+            // The call accounts for itself where it runs, so the caller may go away first.
+            Some(shared) => shared.call(self, call, deadline, held).await,
+            None => {
+                let result = self.run_alone(call, deadline).await;
+                held.finish(&result);
+                result
             }
         }
-        result
     }
 
     /// Runs `call` on an instance of its own: warm from the pool, or fresh. The deadline is
@@ -161,6 +166,7 @@ impl ComponentRuntime {
                         accessor,
                         instance,
                         deadline,
+                        shared: false,
                     })
                     .await
                 })
@@ -175,7 +181,7 @@ impl ComponentRuntime {
                 .unwrap_or(Err(Failure::Timeout))?,
             None => run.await?,
         };
-        self.keep(warm, deadline).await;
+        self.keep(warm);
         Ok(out)
     }
 
@@ -202,14 +208,11 @@ impl ComponentRuntime {
 
     /// Puts an instance whose call succeeded back into the pool, if it has one. A memory
     /// refusal the call survived still ends the instance's reuse, so the next failure is
-    /// classified afresh; a WASI 0.3 instance goes back only once the tasks its call left
-    /// running have ended, within the call's deadline.
-    async fn keep(&self, mut warm: Warm, deadline: Option<Instant>) {
+    /// classified afresh. (A pooled WASI 0.3 component's instances are shared ones, whose event
+    /// loop runs between calls: `shared_pool.rs`.)
+    fn keep(&self, warm: Warm) {
         let Some(pool) = &self.pool else { return };
         if warm.store.data().limiter.memory_refused {
-            return;
-        }
-        if self.info.concurrent && !settle(&mut warm.store, deadline).await {
             return;
         }
         pool.give_back(warm, Instant::now());
@@ -231,18 +234,24 @@ impl ComponentRuntime {
     }
 }
 
-/// Runs the store's event loop until no guest task is left in it, or the deadline: whether it
-/// settled in time.
-pub(crate) async fn settle(store: &mut Store<Ctx>, deadline: Option<Instant>) -> bool {
-    let quiet = store.run_concurrent(async |accessor| {
-        std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await
-    });
-    match deadline {
-        Some(deadline) => matches!(
-            tokio::time::timeout_at(deadline.into(), quiet).await,
-            Ok(Ok(()))
-        ),
-        None => quiet.await.is_ok(),
+/// What an invocation holds until it ends, wherever it ends: its concurrency slot and its
+/// metrics.
+pub(crate) struct Held {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    invocation: Invocation,
+    identity: Identity,
+}
+
+impl Held {
+    /// Counts the invocation by its outcome and lets its slot go.
+    pub(crate) fn finish<R>(self, result: &Result<R, Failure>) {
+        match result {
+            Ok(_) => self.invocation.finish("ok"),
+            Err(failure) => {
+                self.invocation.finish(failure.label());
+                log_failure(&self.identity, failure);
+            }
+        }
     }
 }
 

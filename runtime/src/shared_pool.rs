@@ -30,7 +30,7 @@ use wasmtime::component::{Accessor, Instance, InstancePre};
 
 use crate::deadlines::Busy;
 use crate::instance::ComponentRuntime;
-use crate::invoke::{Call, Failure, Guest};
+use crate::invoke::{Call, Failure, Guest, Held};
 use crate::metrics::Series;
 use crate::spec::PoolSpec;
 use crate::store::Ctx;
@@ -49,12 +49,14 @@ impl SharedPool {
         }
     }
 
-    /// Runs `call` on a shared instance, within `deadline`.
+    /// Runs `call` on a shared instance, within `deadline`. The call ends `held` when it ends,
+    /// whether its caller is still waiting or not.
     pub(crate) async fn call<R, F>(
         &self,
         runtime: &ComponentRuntime,
         call: F,
         deadline: Option<Instant>,
+        held: Held,
     ) -> Result<R, Failure>
     where
         R: Send + 'static,
@@ -62,8 +64,8 @@ impl SharedPool {
     {
         let deadline = deadline.unwrap_or_else(|| Instant::now() + runtime.spec.limits.timeout);
         let (tx, rx) = oneshot::channel();
-        let slot: Slot<R> = Arc::new(Mutex::new(Some(tx)));
-        let reply = slot.clone();
+        let slot: Slot<R> = Arc::new(Mutex::new(Some((tx, held))));
+        let (reply, caller) = (slot.clone(), slot.clone());
         let run = job_fn(move |guest: Guest<'_>| {
             Box::pin(async move {
                 let accessor = guest.accessor;
@@ -80,7 +82,13 @@ impl SharedPool {
             fail: Box::new(move |failure| deliver(&slot, Err(failure))),
         };
         let worker = loop {
-            let worker = self.assign(runtime)?;
+            let worker = match self.assign(runtime) {
+                Ok(worker) => worker,
+                Err(failure) => {
+                    (job.fail)(failure.clone());
+                    return Err(failure);
+                }
+            };
             match worker.inbox.send(job) {
                 Ok(()) => break worker,
                 // It retired between taking the call and receiving it.
@@ -98,6 +106,7 @@ impl SharedPool {
             // Stuck behind a guest that holds the instance: nothing more goes there.
             Err(_) => {
                 worker.retire("a call timed out waiting for it");
+                deliver(&caller, Err(Failure::Timeout));
                 Err(Failure::Timeout)
             }
         }
@@ -165,11 +174,14 @@ impl Drop for SharedPool {
     }
 }
 
-/// Where a call's result goes, from whichever of the call and the worker ends it first.
-type Slot<R> = Arc<Mutex<Option<oneshot::Sender<Result<R, Failure>>>>>;
+/// Where a call's result goes, from whichever of the call and the worker ends it first, with
+/// what the call holds until then.
+type Slot<R> = Arc<Mutex<Option<(oneshot::Sender<Result<R, Failure>>, Held)>>>;
 
 fn deliver<R>(slot: &Slot<R>, result: Result<R, Failure>) {
-    if let Some(tx) = slot.lock().expect("slot lock").take() {
+    let taken = slot.lock().expect("slot lock").take();
+    if let Some((tx, held)) = taken {
+        held.finish(&result);
         let _ = tx.send(result);
     }
 }
@@ -396,7 +408,7 @@ async fn take_calls(
                 pending.lock().expect("pending lock").insert(id, Pending { deadline: job.deadline, fail: job.fail });
                 let (run, deadline) = (job.run, job.deadline);
                 running.push(async move {
-                    let guest = Guest { accessor, instance, deadline: Some(deadline) };
+                    let guest = Guest { accessor, instance, deadline: Some(deadline), shared: true };
                     let overran = tokio::time::timeout_at(deadline.into(), run(guest)).await.is_err();
                     (id, overran)
                 });

@@ -41,19 +41,31 @@ async fn hello_answers_fresh_pooled_and_shared() {
 #[tokio::test]
 async fn a_body_streams_after_handle_returns_and_a_request_body_streams_back() {
     let t = TestHost::start().await;
+    // On an instance of its own, and on a shared one, whose call ends with the response head
+    // while the guest goes on writing the body (and reading the request's).
     t.run(p3_workload(
         "stream",
         vec![component("stream", "stream-p3")],
     ))
     .await;
-    let (status, body) = t.get("stream.test", "/?chunks=5&ms=20").await;
-    assert_eq!(status, 200);
-    assert_eq!(body, "chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n");
+    t.run(p3_workload(
+        "shared",
+        vec![shared("stream-p3", 8, 8, Duration::from_secs(10))],
+    ))
+    .await;
     let big = "0123456789abcdef".repeat(64 * 1024);
-    let (status, echoed) = t.request("POST", "stream.test", "/echo", &big).await;
-    assert_eq!(status, 200);
-    assert_eq!(echoed.len(), big.len());
-    assert!(echoed == big, "the echoed body differs");
+    for host in ["stream.test", "shared.test"] {
+        let (status, body) = t.get(host, "/?chunks=5&ms=20").await;
+        assert_eq!(status, 200, "{host}");
+        assert_eq!(
+            body, "chunk 1\nchunk 2\nchunk 3\nchunk 4\nchunk 5\n",
+            "{host}"
+        );
+        let (status, echoed) = t.request("POST", host, "/echo", &big).await;
+        assert_eq!(status, 200, "{host}");
+        assert_eq!(echoed.len(), big.len(), "{host}");
+        assert!(echoed == big, "{host}: the echoed body differs");
+    }
 }
 
 #[tokio::test]
@@ -81,6 +93,15 @@ async fn a_body_written_past_the_deadline_is_cut() {
         r#"weft_invocations_total{workload="test/slow",component="stream",outcome="timeout"} 1"#,
     )
     .await;
+    // On a shared instance the call ended with the head; its body is cut at the same deadline.
+    t.run(p3_workload(
+        "slow-shared",
+        vec![shared("stream-p3", 4, 4, Duration::from_millis(500))],
+    ))
+    .await;
+    let (status, body) = t.get("slow-shared.test", "/?chunks=100&ms=100").await;
+    assert_eq!(status, 200);
+    assert!(body.lines().count() < 100, "{body}");
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! Serving one request on a route's component, through the one invocation path. The guest runs
 //! in a task of its own so it can keep streaming the body after the response head is sent;
 //! until the head is out, a client that goes away cancels the call. A 0.2 call ends when
-//! `handle` returns; a 0.3 call when the body it returned has been sent (or its deadline).
+//! `handle` returns; a 0.3 call on an instance of its own when the body it returned has been
+//! sent, on a shared instance when the response is out (its body is cut at the deadline).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -57,10 +58,11 @@ pub async fn handle(
     }
     let (request_over, over) = oneshot::channel();
     let request = request.map(|body| GuardedBody::new(body, limit, body_idle_timeout, over));
-    let (sender, receiver) = oneshot::channel();
+    let (sender, mut receiver) = oneshot::channel();
     let component = route.component.clone();
+    let shared = component.shared.is_some();
     let export = route.export.clone();
-    let task = tokio::spawn(async move {
+    let mut call = Box::pin(async move {
         component
             .invoke(move |guest| match &*export {
                 HttpExport::P2(indices) => call_p2(guest, indices, request, sender, request_over),
@@ -68,20 +70,37 @@ pub async fn handle(
             })
             .await
     });
-    let mut task = AbortOnDrop(Some(task));
-
-    match receiver.await {
-        Ok(Ok(response)) => {
-            task.disarm();
+    // The call runs here until its response head is out (a client that goes away before then
+    // drops it), then in a task of its own while the guest may still write the body.
+    let ended = tokio::select! {
+        biased;
+        head = &mut receiver => Err(head),
+        ended = &mut call => Ok(ended),
+    };
+    let (head, ended) = match ended {
+        Err(head) => (head.map_err(|_| ()), None),
+        Ok(ended) => (receiver.try_recv().map_err(|_| ()), Some(ended)),
+    };
+    match (head, ended) {
+        (Ok(Ok(response)), None) => {
+            // On an instance of its own the call holds its store: it must go on. A shared
+            // instance's call goes on without its caller, which only waits for the result.
+            if !shared {
+                tokio::spawn(call);
+            }
             response
         }
-        Ok(Err(code)) => error_response(500, &format!("component failed: {code}")),
+        (Ok(Ok(response)), Some(_)) => response,
+        (Ok(Err(code)), _) => error_response(500, &format!("component failed: {code}")),
         // The guest dropped the response without setting it: it trapped, timed out, or forgot.
-        Err(_) => {
-            let failure = match task.join().await {
-                Ok(Err(failure)) => failure,
-                Ok(Ok(())) => Failure::Host("component did not set a response".into()),
-                Err(err) => Failure::Host(format!("invocation task failed: {err}")),
+        (Err(_), ended) => {
+            let failure = match ended {
+                Some(Err(failure)) => failure,
+                Some(Ok(())) => Failure::Host("component did not set a response".into()),
+                None => match call.await {
+                    Err(failure) => failure,
+                    Ok(()) => Failure::Host("component did not set a response".into()),
+                },
             };
             failure_response(&failure)
         }
@@ -125,7 +144,7 @@ fn call_p2<'a>(
 }
 
 /// `wasi:http/handler@0.3`: `handle` returns the response, whose body the guest may go on
-/// writing; the call lasts until the body has been sent.
+/// writing until the call's deadline.
 fn call_p3<'a>(
     guest: Guest<'a>,
     indices: &ServiceIndices,
@@ -145,7 +164,6 @@ fn call_p3<'a>(
         wasmtime::Result::<_>::Ok((handler, call, io))
     });
     Box::pin(async move {
-        let _request_over = request_over;
         let (handler, call, io) = prepared?;
         guest.track(call.task());
         let (result,) = handler.finish_call_concurrent(guest.accessor, call).await?;
@@ -159,36 +177,20 @@ fn call_p3<'a>(
                 return Ok(());
             }
         };
+        // The request lasts as long as its response's body, which the guest may go on writing
+        // (and reading the request's body for) after `handle` returned.
         let (done, body_ended) = oneshot::channel();
-        let response =
-            response.map(|body| ResponseBody::new(body, guest.deadline, done).boxed_unsync());
-        if head.send(Ok(response)).is_ok() {
+        let response = response.map(|body| {
+            ResponseBody::new(body, guest.deadline, (done, request_over)).boxed_unsync()
+        });
+        // On an instance of its own the call keeps it until the body is out; on a shared one
+        // the instance lives on, and the body is work the call left behind (within its
+        // deadline, as any), so the instance may take its next call now.
+        if head.send(Ok(response)).is_ok() && !guest.shared {
             let _ = body_ended.await;
         }
         Ok(())
     })
-}
-
-/// Aborts the invocation task when the request future is dropped before the response head.
-struct AbortOnDrop<T>(Option<tokio::task::JoinHandle<T>>);
-
-impl<T> AbortOnDrop<T> {
-    fn disarm(&mut self) {
-        self.0 = None;
-    }
-
-    async fn join(&mut self) -> Result<T, tokio::task::JoinError> {
-        let handle = self.0.take().expect("joined once");
-        handle.await
-    }
-}
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        if let Some(handle) = &self.0 {
-            handle.abort();
-        }
-    }
 }
 
 /// What the client is told when an invocation fails; overload says when to come back.

@@ -1,6 +1,6 @@
 //! The body of a WASI 0.3 response as the client gets it. The guest writes it after `handle`
-//! has returned, so the call lasts until the body ends: this body says when (on its end, an
-//! error, or the client going away) and cuts the body at the call's deadline, as a 0.2 body
+//! has returned: this body says when it ends (on its end, an error, or the client going away),
+//! ending the request's own body with it, and cuts it at the call's deadline, as a 0.2 body
 //! written past the deadline is cut with its instance.
 
 use std::pin::Pin;
@@ -16,16 +16,17 @@ use wasmtime_wasi_http::{Error, WasiBody};
 pub(crate) struct ResponseBody {
     inner: Option<WasiBody>,
     deadline: Option<Pin<Box<Sleep>>>,
-    /// Dropped when the body ends, or with the body.
-    _done: Option<oneshot::Sender<()>>,
+    /// Dropped when the body ends, or with the body: the first says so to whoever waits for
+    /// it, the second ends the request's own body.
+    _done: Option<(oneshot::Sender<()>, oneshot::Sender<()>)>,
 }
 
 impl ResponseBody {
-    /// `done`'s receiver resolves once the body has ended or been dropped.
+    /// `done`'s receivers resolve once the body has ended or been dropped.
     pub(crate) fn new(
         inner: WasiBody,
         deadline: Option<Instant>,
-        done: oneshot::Sender<()>,
+        done: (oneshot::Sender<()>, oneshot::Sender<()>),
     ) -> Self {
         Self {
             inner: Some(inner),
