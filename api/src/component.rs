@@ -148,10 +148,11 @@ pub struct Limits {
     #[x_kube(validation = Rule::new("quantity(self).compareTo(quantity('4Gi')) <= 0").message("must be at most 4Gi"))]
     pub memory: Option<String>,
 
-    /// Longest one invocation may run (`500ms`, `30s`, `1m30s`) before it is interrupted. Does not apply to the service's main loop.
+    /// Longest one invocation may run (`500ms`, `30s`, `1m30s`) before it is interrupted; at most 1h, and at most the host's --max-timeout (10m by default). Does not apply to the service's main loop.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 32), regex(pattern = DURATION))]
     #[x_kube(validation = Rule::new("duration(self) > duration('0s')").message("must be a positive duration, such as 500ms, 30s or 1m30s"))]
+    #[x_kube(validation = Rule::new("duration(self) <= duration('1h')").message("must be at most 1h"))]
     pub timeout: Option<String>,
 
     /// Most invocations of the component that may run at the same time on one host (at most 10000). Further ones wait for a slot up to half the timeout, then are answered 503. Defaults to 8.

@@ -157,6 +157,17 @@ fn volume_needs_exactly_one_source() {
 }
 
 #[test]
+fn timeout_is_at_most_an_hour() {
+    let (path, message) =
+        rejected(|w| w["spec"]["components"][0]["limits"]["timeout"] = json!("2562047h"));
+    assert_eq!(path, "spec.components[0].limits.timeout");
+    assert_eq!(message, "must be at most 1h");
+    let mut object = example();
+    object["spec"]["components"][0]["limits"]["timeout"] = json!("1h");
+    validate(&object).unwrap();
+}
+
+#[test]
 fn timeout_must_be_positive() {
     let (path, message) =
         rejected(|w| w["spec"]["components"][0]["limits"]["timeout"] = json!("0s"));

@@ -66,6 +66,12 @@ fn the_api_server_rejects_invalid_workloads_naming_the_field() {
             &["spec.components[0].limits.memory", "must be at most 4Gi"],
         ),
         (
+            // An invocation that never ends would outlive its Workload's budget.
+            "timeout-over-the-cap",
+            VALID.to_string() + "      limits:\n        timeout: 2562047h\n",
+            &["spec.components[0].limits.timeout", "must be at most 1h"],
+        ),
+        (
             "bad-size-limit",
             VALID.to_string()
                 + "  volumes:\n    - name: scratch\n      emptyDir:\n        sizeLimit: huge\n",

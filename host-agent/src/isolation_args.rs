@@ -33,6 +33,10 @@ pub struct IsolationArgs {
     /// maxConcurrency of them each.
     #[arg(long, default_value_t = EngineBuilder::DEFAULT_MAX_INSTANCES)]
     pub max_instances: u32,
+    /// The longest limits.timeout a component may ask for; a Workload asking more is refused
+    /// (invocations that never end would outlive their Workload's budget).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    pub max_timeout: std::time::Duration,
     /// HTTP connections open at once; past it new ones are answered 503 with Retry-After.
     #[arg(long, default_value_t = 10_000)]
     pub max_connections: usize,

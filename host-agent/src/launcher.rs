@@ -4,9 +4,10 @@
 //! pulled, the workload's status says so in the kubelet's words (`ErrImagePull`,
 //! `ImagePullBackOff`).
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use weft_api::{Component, ComponentState, ComponentStatus, Workload};
@@ -96,6 +97,8 @@ impl Launcher {
             }
             if failed.is_empty() {
                 let spec = convert::to_spec(workload, &images)?;
+                // Compiled now, or found compiled; a big component takes a while.
+                self.set_pending(&id, &components, |_| ("Compiling".into(), None));
                 match self.host.start_workload(spec).await {
                     // A backend it needs is down: the workload waits, saying why, and tries
                     // again as pulls do.
@@ -264,15 +267,12 @@ impl Launcher {
                 })
                 .collect(),
         };
-        self.pending
-            .lock()
-            .expect("pending map")
-            .insert(id.to_string(), status);
+        self.pending.lock().insert(id.to_string(), status);
     }
 
     /// Drops what the status says about a launch that no longer matters.
     pub fn forget(&self, id: &str) {
-        self.pending.lock().expect("pending map").remove(id);
+        self.pending.lock().remove(id);
     }
 
     /// Every workload: those running as the runtime reports them, then those still pulling.
@@ -284,7 +284,7 @@ impl Launcher {
             .iter()
             .map(Observed::from_runtime)
             .collect();
-        let pending = self.pending.lock().expect("pending map").clone();
+        let pending = self.pending.lock().clone();
         for (id, status) in pending {
             if !all.iter().any(|s| s.id == id) {
                 all.push(status);
@@ -309,7 +309,7 @@ impl Launcher {
         if let Some(status) = self.host.status(id).await {
             return Some(Observed::from_runtime(&status));
         }
-        self.pending.lock().expect("pending map").get(id).cloned()
+        self.pending.lock().get(id).cloned()
     }
 
     /// The ids of every workload this launcher knows: running or pulling.
@@ -317,7 +317,7 @@ impl Launcher {
         // Polled twice a second by the agent: ids only, no status building.
         let mut ids: std::collections::HashSet<String> =
             self.host.workload_ids().await.into_iter().collect();
-        ids.extend(self.pending.lock().expect("pending map").keys().cloned());
+        ids.extend(self.pending.lock().keys().cloned());
         ids
     }
 

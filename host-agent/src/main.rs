@@ -53,6 +53,9 @@ fn main() {
             Command::Inspect(args) => inspect::inspect(args).await,
         }
     });
+    // A compile still running on a blocking thread (a big component) is not waited for: a
+    // shutdown asked for is a shutdown done.
+    runtime.shutdown_background();
     if let Err(err) = result {
         eprintln!("error: {err:#}");
         let code = if err.downcast_ref::<run::BadInput>().is_some() {

@@ -94,6 +94,7 @@ impl Node {
             .engine(engine.build()?)
             .metrics(metrics)
             .host_path_prefixes(isolation.host_path_prefixes(local))
+            .max_timeout(isolation.max_timeout)
             .protect(&image_dir)
             .protect(&keyvalue_dir)
             .protect(&blob_dir)

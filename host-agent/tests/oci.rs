@@ -459,3 +459,109 @@ fn garbage_collection_keeps_what_the_host_is_about_to_run() {
     host.wait("the unused image to be collected", |_| blobs() == 1);
     assert_eq!(host.get("/", None), HELLO);
 }
+
+/// A registry a tenant controls that serves one manifest (copied from elsewhere, naming layers it
+/// never had) and no blobs: what an attacker needs to borrow another tenant's cached layer.
+fn manifest_only_registry(manifest: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let digest = weft_runtime::sha256(&manifest);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let (manifest, digest) = (manifest.clone(), digest.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut stream = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let (method, path) = {
+                        let mut parts = line.split_whitespace();
+                        (
+                            parts.next().unwrap_or("").to_string(),
+                            parts.next().unwrap_or("").to_string(),
+                        )
+                    };
+                    // The rest of the head.
+                    loop {
+                        let mut header = String::new();
+                        if reader.read_line(&mut header).unwrap_or(0) == 0 || header == "\r\n" {
+                            break;
+                        }
+                    }
+                    let (status, body, kind) = if path == "/v2/" {
+                        ("200 OK", Vec::new(), "application/json")
+                    } else if path.contains("/manifests/") {
+                        (
+                            "200 OK",
+                            manifest.clone(),
+                            "application/vnd.oci.image.manifest.v1+json",
+                        )
+                    } else {
+                        (
+                            "404 Not Found",
+                            b"{\"errors\":[{\"code\":\"BLOB_UNKNOWN\"}]}".to_vec(),
+                            "application/json",
+                        )
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nDocker-Content-Digest: {digest}\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes());
+                    if method != "HEAD" {
+                        let _ = stream.write_all(&body);
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Tenant A's private layer is on the host. Tenant B's own registry serves a manifest naming
+/// that layer and never the layer itself: B does not get to run A's code (nor learn that the
+/// host has it); A's registry still serves A.
+#[test]
+fn a_layer_stored_for_one_registry_is_not_lent_to_a_manifest_from_another() {
+    let private = Registry::with_user("weft", "s3cret-pass");
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let good = docker_config(dir.path(), &private.addr, "weft", "s3cret-pass");
+    let image = format!("{}:1.0", private.image("private/hello"));
+    push(&example_wasm("hello-http"), &image, Some(&good));
+    let owner = agent()
+        .manifest(workload(dir.path(), "owner", &[&image], ""))
+        .image_dir(&store)
+        .registry_config(&good)
+        .start();
+    assert_eq!(owner.get("/", None), HELLO);
+    drop(owner);
+
+    // The attacker copies the manifest (its layer digest is no secret) into a registry of its
+    // own, which has no blobs.
+    let manifest = Command::new("curl")
+        .args([
+            "-sSf",
+            "-u",
+            "weft:s3cret-pass",
+            "-H",
+            "Accept: application/vnd.oci.image.manifest.v1+json",
+            &format!("http://{}/v2/private/hello/manifests/1.0", private.addr),
+        ])
+        .output()
+        .unwrap();
+    assert!(manifest.status.success(), "{manifest:?}");
+    let evil = manifest_only_registry(manifest.stdout);
+    let borrowed = format!("{evil}/evil/hello:1.0");
+    let attacker = agent()
+        .manifest(workload(dir.path(), "borrowed", &[&borrowed], ""))
+        .image_dir(&store)
+        .spawn();
+    let status = wait_for_pull_failure(&attacker, "borrowed", "which its registry does not have");
+    assert_eq!(status["state"], "Waiting", "it never ran: {status}");
+    assert_eq!(attacker.metric("weft_blob_downloads_total"), 0.0);
+}

@@ -3,9 +3,9 @@
 //! when its workload starts, so no tenant can take the memory or the pool slots that another
 //! tenant was promised, and a Workload that does not fit is refused at once with the numbers.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::Mutex;
 
 use crate::error::{Error, Result};
 use crate::spec::{ComponentSpec, WorkloadSpec};
@@ -57,6 +57,8 @@ pub struct Budget {
     total: Reservation,
     /// The most memory one instance may have (the pooling allocator's slot size).
     max_instance_memory: u64,
+    /// The longest `limits.timeout` a component may ask for.
+    max_timeout: std::time::Duration,
     held: Mutex<Held>,
 }
 
@@ -89,8 +91,15 @@ impl Budget {
         Self {
             total: Reservation { memory, instances },
             max_instance_memory,
+            max_timeout: std::time::Duration::MAX,
             held: Mutex::default(),
         }
+    }
+
+    /// Refuses components whose `limits.timeout` is over `max`.
+    pub fn max_timeout(mut self, max: std::time::Duration) -> Self {
+        self.max_timeout = max;
+        self
     }
 
     pub fn total(&self) -> Reservation {
@@ -99,7 +108,7 @@ impl Budget {
 
     /// What is reserved now, across workloads.
     pub fn reserved(&self) -> Reservation {
-        self.held.lock().expect("budget lock").sum
+        self.held.lock().sum
     }
 
     /// Reserves what `spec` needs, in place of what the workload with its id holds now (an
@@ -125,8 +134,18 @@ impl Budget {
                 )));
             }
         }
+        for c in &spec.components {
+            if c.limits.timeout > self.max_timeout {
+                return Err(refuse(format!(
+                    "component {} asks for limits.timeout {} but this host allows at most {} (--max-timeout)",
+                    c.name,
+                    humantime::format_duration(c.limits.timeout),
+                    humantime::format_duration(self.max_timeout)
+                )));
+            }
+        }
         let need = Reservation::of(spec);
-        let mut held = self.held.lock().expect("budget lock");
+        let mut held = self.held.lock();
         let mine = held.by_workload.get(&id).copied().unwrap_or_default();
         let others = held.sum.minus(mine);
         let free_memory = self.total.memory.saturating_sub(others.memory);
@@ -151,11 +170,11 @@ impl Budget {
 
     /// Puts back what a workload held before a [`Budget::reserve`] whose start then failed.
     pub fn restore(&self, id: &str, previous: Option<Reservation>) {
-        self.held.lock().expect("budget lock").set(id, previous);
+        self.held.lock().set(id, previous);
     }
 
     pub fn release(&self, id: &str) {
-        self.held.lock().expect("budget lock").set(id, None);
+        self.held.lock().set(id, None);
     }
 }
 

@@ -96,6 +96,7 @@ impl EngineBuilder {
             loaded: Shared::default(),
             max_instances: self.max_instances,
             max_instance_memory: self.max_instance_memory,
+            closing: AtomicBool::new(false),
             _ticker: ticker,
         })))
     }
@@ -111,6 +112,8 @@ struct EngineInner {
     loaded: Shared<String, Code>,
     max_instances: u32,
     max_instance_memory: u64,
+    /// Set when the host shuts down: a compile that ends afterwards is not cached.
+    closing: AtomicBool,
     _ticker: EpochTicker,
 }
 
@@ -180,6 +183,11 @@ impl Engine {
         self.0.max_instance_memory
     }
 
+    /// The host is shutting down: compiles still running are not cached.
+    pub fn close(&self) {
+        self.0.closing.store(true, Ordering::Relaxed);
+    }
+
     /// Compiles a component, or finds it compiled: loaded for another workload, or in the
     /// on-disk cache when these exact bytes were compiled before by a compatible engine.
     /// Concurrent calls for one digest compile it once.
@@ -218,7 +226,9 @@ impl Engine {
             component: name.to_string(),
             reason: chain(&e),
         })?;
-        if let Some(cache) = &self.0.cache {
+        if let Some(cache) = &self.0.cache
+            && !self.0.closing.load(Ordering::Relaxed)
+        {
             // A cache that cannot be written costs time on the next start, nothing more.
             if let Err(err) = cache.store(&component, digest) {
                 tracing::warn!(%err, component = name, "could not write the compile cache");

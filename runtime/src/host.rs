@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{Mutex, broadcast};
 use weft_api::WitInterface;
@@ -27,12 +28,15 @@ pub struct HostBuilder {
     plugins: Vec<Arc<dyn HostPlugin>>,
     metrics: RuntimeMetrics,
     memory_budget: Option<u64>,
+    max_timeout: Duration,
     data_dir: Option<PathBuf>,
     host_path_prefixes: Option<Vec<PathBuf>>,
     protected: Vec<PathBuf>,
 }
 
 impl HostBuilder {
+    pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(600);
+
     /// Where the host keeps workloads' emptyDirs [default: a temporary directory removed with
     /// the host]. Leftovers of an earlier run are removed at start.
     pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
@@ -68,6 +72,13 @@ impl HostBuilder {
     /// machine's memory].
     pub fn memory_budget(mut self, bytes: u64) -> Self {
         self.memory_budget = Some(bytes);
+        self
+    }
+
+    /// The longest `limits.timeout` a component may ask for [default: 10 minutes]; a workload
+    /// asking more is refused.
+    pub fn max_timeout(mut self, max: Duration) -> Self {
+        self.max_timeout = max;
         self
     }
 
@@ -122,7 +133,8 @@ impl HostBuilder {
             self.memory_budget.unwrap_or_else(default_memory_budget),
             u64::from(engine.max_instances()),
             engine.max_instance_memory(),
-        );
+        )
+        .max_timeout(self.max_timeout);
         Ok(Host {
             engine,
             budget,
@@ -164,6 +176,7 @@ impl Host {
             plugins: Vec::new(),
             metrics: RuntimeMetrics::default(),
             memory_budget: None,
+            max_timeout: HostBuilder::DEFAULT_MAX_TIMEOUT,
             data_dir: None,
             host_path_prefixes: Some(Vec::new()),
             protected: Vec::new(),
@@ -338,6 +351,10 @@ impl Host {
             .iter()
             .chain(&running.workload.service)
         {
+            // Calls still running (an HTTP body being written, a message handler, a linked
+            // call) end now, not at their deadline: nothing of a stopped workload runs on
+            // outside its budget.
+            component.stop();
             component.forget_metrics();
         }
         drop(running);
@@ -376,6 +393,7 @@ impl Host {
 
     /// Stops every workload, then every plugin.
     pub async fn shutdown(&self) {
+        self.engine.close();
         let ids: Vec<String> = self.workloads.lock().await.keys().cloned().collect();
         for id in ids {
             let _ = self.stop_workload(&id).await;

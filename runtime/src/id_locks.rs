@@ -2,8 +2,9 @@
 //! time, while different workloads start side by side (ten thousand of them are not
 //! serialized behind one host-wide lock).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 type Lock = Arc<tokio::sync::Mutex<()>>;
 
@@ -19,13 +20,7 @@ pub(crate) struct IdGuard<'a> {
 
 impl IdLocks {
     pub(crate) async fn lock(&self, id: &str) -> IdGuard<'_> {
-        let lock = self
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(id.to_string())
-            .or_default()
-            .clone();
+        let lock = self.0.lock().entry(id.to_string()).or_default().clone();
         IdGuard {
             locks: self,
             id: id.to_string(),
@@ -35,13 +30,13 @@ impl IdLocks {
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.0.lock().unwrap().len()
+        self.0.lock().len()
     }
 }
 
 impl Drop for IdGuard<'_> {
     fn drop(&mut self) {
-        let mut locks = self.locks.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut locks = self.locks.0.lock();
         self.guard = None;
         // Under the map's lock no one can pick the entry up meanwhile: only the map holds it
         // when no guard and no waiter does.

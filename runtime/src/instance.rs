@@ -4,6 +4,7 @@
 use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 use wasmtime::Store;
 use wasmtime::component::InstancePre;
 use wasmtime_wasi::WasiCtxBuilder;
@@ -49,6 +50,8 @@ pub struct ComponentRuntime {
     /// Warm instances, each serving one call at a time, when the component has a pool (never
     /// for the service).
     pub(crate) pool: Option<WarmPool>,
+    /// Cancelled when its workload stops: every call still running ends with it.
+    pub(crate) stopped: CancellationToken,
     /// Instances that serve up to `pool.maxConcurrency` calls at once, each in a task running
     /// its event loop, when the component's exports are `async` (WASI 0.3).
     pub(crate) shared: Option<SharedPool>,
@@ -92,6 +95,16 @@ impl ComponentRuntime {
             series: OnceLock::new(),
             pool,
             shared,
+            stopped: CancellationToken::new(),
+        }
+    }
+
+    /// Ends every call still running (their stores dropped, shared instances too) and refuses
+    /// new ones: the workload stopped, and nothing of it may outlive it.
+    pub(crate) fn stop(&self) {
+        self.stopped.cancel();
+        if let Some(shared) = &self.shared {
+            shared.stop();
         }
     }
 

@@ -118,7 +118,11 @@ impl ComponentRuntime {
         let series = self.series();
         let permit = {
             let _queued = series.queued();
-            self.acquire().await
+            tokio::select! {
+                biased;
+                () = self.stopped.cancelled() => Err(stopped()),
+                permit = self.acquire() => permit,
+            }
         };
         let permit = match permit {
             Ok(permit) => permit,
@@ -141,7 +145,12 @@ impl ComponentRuntime {
             // The call accounts for itself where it runs, so the caller may go away first.
             Some(shared) => shared.call(self, call, deadline, held).await,
             None => {
-                let result = self.run_alone(call, deadline).await;
+                // A stopped workload's call ends at once, its store dropped with it.
+                let result = tokio::select! {
+                    biased;
+                    () = self.stopped.cancelled() => Err(stopped()),
+                    result = self.run_alone(call, deadline) => result,
+                };
                 held.finish(&result);
                 result
             }
@@ -232,6 +241,11 @@ impl ComponentRuntime {
             _ => Err(Failure::Busy),
         }
     }
+}
+
+/// Why a call of a stopped workload failed.
+pub(crate) fn stopped() -> Failure {
+    Failure::Host("its workload stopped".into())
 }
 
 /// What an invocation holds until it ends, wherever it ends: its concurrency slot and its

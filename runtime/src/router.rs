@@ -4,9 +4,10 @@
 //! workload claims its hosts alone. Replacing a workload's route is one atomic swap, so an update
 //! never drops a request.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
 
 use weft_api::hostnames::normalize as normalize_host;
 
@@ -72,7 +73,7 @@ impl Router {
     }
 
     pub fn lookup(&self, host: Option<&str>) -> Option<Arc<Route>> {
-        let table = self.table.read().expect("router lock");
+        let table = self.table.read();
         if let Some(routes) = host.and_then(|h| table.by_host.get(&normalize_host(h))) {
             return routes.pick();
         }
@@ -88,7 +89,7 @@ impl Router {
 
     /// A workload outside `group` that already claims `host`, if any.
     pub fn claimed_by(&self, host: &str, group: &str) -> Option<String> {
-        let table = self.table.read().expect("router lock");
+        let table = self.table.read();
         table
             .by_host
             .get(&normalize_host(host))
@@ -102,7 +103,7 @@ impl Router {
     pub fn insert(&self, route: Route, hosts: &[String]) -> Result<(), HostTaken> {
         let route = Arc::new(route);
         let hosts: Vec<String> = hosts.iter().map(|h| normalize_host(h)).collect();
-        let mut table = self.table.write().expect("router lock");
+        let mut table = self.table.write();
         for host in &hosts {
             let owner = table.by_host.get(host).and_then(|routes| {
                 routes
@@ -130,7 +131,7 @@ impl Router {
     }
 
     pub fn remove(&self, workload: &str) {
-        Self::remove_locked(&mut self.table.write().expect("router lock"), workload);
+        Self::remove_locked(&mut self.table.write(), workload);
     }
 
     fn remove_locked(table: &mut Table, workload: &str) {

@@ -2,7 +2,8 @@
 //! function of the one custom interface it exports), and when it exits or traps restarts it with
 //! exponential back-off, up to `maxRestarts`.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::broadcast;
@@ -145,7 +146,7 @@ impl Supervisor {
     }
 
     pub(crate) fn status(&self) -> ServiceStatus {
-        self.status.lock().expect("service status lock").clone()
+        self.status.lock().clone()
     }
 }
 
@@ -185,7 +186,7 @@ impl Reporter {
                 )
             }
         }
-        *self.status.lock().expect("service status lock") = ServiceStatus {
+        *self.status.lock() = ServiceStatus {
             state,
             restarts,
             message: message.clone(),

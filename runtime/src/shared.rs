@@ -3,9 +3,10 @@
 //! is dropped with its last holder and made again if it is wanted later; callers asking for a
 //! key being made wait for that one maker instead of all making it at once.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Weak};
 
 pub(crate) struct Shared<K, V> {
     slots: Mutex<Slots<K, V>>,
@@ -39,7 +40,7 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
     ) -> Result<(Arc<V>, bool), E> {
         let slot = self.slot(key);
         // Held while making: others wanting this key wait here, other keys do not.
-        let mut value = slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut value = slot.lock();
         if let Some(live) = value.upgrade() {
             return Ok((live, false));
         }
@@ -49,7 +50,7 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
     }
 
     fn slot(&self, key: &K) -> Arc<Mutex<Weak<V>>> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut slots = self.slots.lock();
         if let Some(slot) = slots.by_key.get(key) {
             return slot.clone();
         }
@@ -57,8 +58,7 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
         // about as small as what is live. A slot being made (locked) is kept.
         if slots.by_key.len() >= slots.sweep_at {
             slots.by_key.retain(|_, slot| {
-                Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |v| v.strong_count() > 0)
+                Arc::strong_count(slot) > 1 || slot.try_lock().is_none_or(|v| v.strong_count() > 0)
             });
             slots.sweep_at = (slots.by_key.len() * 2).max(1);
         }
@@ -67,7 +67,7 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
 
     #[cfg(test)]
     fn keys(&self) -> usize {
-        self.slots.lock().unwrap().by_key.len()
+        self.slots.lock().by_key.len()
     }
 }
 

@@ -14,17 +14,19 @@
 //! until the latest deadline of the calls the instance took; an instance still busy after that
 //! is dropped.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::{Notify, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use wasmtime::Store;
 use wasmtime::component::{Accessor, Instance, InstancePre};
 
@@ -39,6 +41,8 @@ pub(crate) struct SharedPool {
     spec: PoolSpec,
     /// Workers that take calls, oldest first.
     workers: Mutex<Vec<Arc<Worker>>>,
+    /// Cancelled when the component's workload stops: every instance ends at once.
+    halt: CancellationToken,
 }
 
 impl SharedPool {
@@ -46,7 +50,13 @@ impl SharedPool {
         Self {
             spec,
             workers: Mutex::default(),
+            halt: CancellationToken::new(),
         }
+    }
+
+    /// Ends every instance now, failing the calls they hold: the workload stopped.
+    pub(crate) fn stop(&self) {
+        self.halt.cancel();
     }
 
     /// Runs `call` on a shared instance, within `deadline`. The call ends `held` when it ends,
@@ -114,7 +124,7 @@ impl SharedPool {
 
     /// A worker that takes the call, started if need be.
     fn assign(&self, runtime: &ComponentRuntime) -> Result<Arc<Worker>, Failure> {
-        let mut workers = self.workers.lock().expect("shared pool lock");
+        let mut workers = self.workers.lock();
         workers.retain(|w| !w.is_retired());
         if let Some(w) = workers
             .iter()
@@ -136,7 +146,7 @@ impl SharedPool {
         {
             return Ok(w.clone());
         }
-        let worker = Worker::spawn(runtime)?;
+        let worker = Worker::spawn(runtime, self.halt.clone())?;
         worker.try_take(&self.spec);
         workers.push(worker.clone());
         Ok(worker)
@@ -145,13 +155,13 @@ impl SharedPool {
     /// Retires instances idle past the idle timeout, and idle ones beyond the pool's size;
     /// returns how many idle instances are left.
     pub(crate) fn sweep(&self, now: Instant) -> usize {
-        let mut workers = self.workers.lock().expect("shared pool lock");
+        let mut workers = self.workers.lock();
         let mut idle = 0;
         for worker in workers.iter().rev() {
             if worker.in_flight.load(Ordering::Acquire) != 0 || worker.is_retired() {
                 continue;
             }
-            let since = *worker.idle_since.lock().expect("idle lock");
+            let since = *worker.idle_since.lock();
             if now.duration_since(since) >= self.spec.idle_timeout {
                 worker.retire("idle past the idle timeout");
             } else if idle >= self.spec.size {
@@ -168,7 +178,7 @@ impl SharedPool {
 impl Drop for SharedPool {
     /// The component stopped: its instances take no more calls and end once theirs are done.
     fn drop(&mut self) {
-        for worker in self.workers.get_mut().expect("shared pool lock").drain(..) {
+        for worker in self.workers.get_mut().drain(..) {
             worker.retire("its component stopped");
         }
     }
@@ -179,7 +189,7 @@ impl Drop for SharedPool {
 type Slot<R> = Arc<Mutex<Option<(oneshot::Sender<Result<R, Failure>>, Held)>>>;
 
 fn deliver<R>(slot: &Slot<R>, result: Result<R, Failure>) {
-    let taken = slot.lock().expect("slot lock").take();
+    let taken = slot.lock().take();
     if let Some((tx, held)) = taken {
         held.finish(&result);
         let _ = tx.send(result);
@@ -229,7 +239,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn spawn(runtime: &ComponentRuntime) -> Result<Arc<Self>, Failure> {
+    fn spawn(runtime: &ComponentRuntime, halt: CancellationToken) -> Result<Arc<Self>, Failure> {
         let store = runtime.new_store()?;
         let (inbox, calls) = mpsc::unbounded_channel();
         let worker = Arc::new(Self {
@@ -248,6 +258,7 @@ impl Worker {
             runtime.instance_pre().clone(),
             calls,
             runtime.series().clone(),
+            halt,
         ));
         Ok(worker)
     }
@@ -273,7 +284,7 @@ impl Worker {
 
     fn finished(&self) {
         if self.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            *self.idle_since.lock().expect("idle lock") = Instant::now();
+            *self.idle_since.lock() = Instant::now();
             self.wake.notify_one();
         }
     }
@@ -303,6 +314,7 @@ async fn serve(
     pre: InstancePre<Ctx>,
     mut calls: mpsc::UnboundedReceiver<Job>,
     series: Arc<Series>,
+    halt: CancellationToken,
 ) {
     let pending = Mutex::new(HashMap::new());
     let start = Instant::now();
@@ -318,14 +330,18 @@ async fn serve(
                 }));
                 // The event loop gave the thread back: its guests wait (or one yielded at an
                 // epoch tick), so the instance may take a call more.
-                poll_fn(|cx| {
+                let run = poll_fn(|cx| {
                     let poll = run.as_mut().poll(cx);
                     if poll.is_pending() {
                         worker.computing.store(false, Ordering::Relaxed);
                     }
                     poll
-                })
-                .await
+                });
+                tokio::select! {
+                    biased;
+                    () = halt.cancelled() => Err(Halted.into()),
+                    result = run => result,
+                }
             };
             result.err()
         }
@@ -333,10 +349,13 @@ async fn serve(
     };
     worker.retire("its event loop ended");
     calls.close();
-    let failure = failure.map(|e| Failure::classify(&e, store.data().limiter.memory_refused));
+    let failure = failure.map(|e| match e.downcast_ref::<Halted>() {
+        Some(_) => crate::invoke::stopped(),
+        None => Failure::classify(&e, store.data().limiter.memory_refused),
+    });
     drop(store);
     let now = Instant::now();
-    for (_, call) in pending.into_inner().expect("pending lock").drain() {
+    for (_, call) in pending.into_inner().drain() {
         let call: Pending = call;
         let why = match &failure {
             Some(f) => shared_failure(f, call.deadline, now),
@@ -354,10 +373,15 @@ async fn serve(
     }
 }
 
+/// The instance was ended because its workload stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("its workload stopped")]
+struct Halted;
+
 /// What a call is told when its instance failed: the failure itself if the call is past its
 /// deadline (it is the one that overran, or would have by now), else that it shared the instance.
 fn shared_failure(failure: &Failure, deadline: Instant, now: Instant) -> Failure {
-    if now >= deadline {
+    if now >= deadline || *failure == crate::invoke::stopped() {
         failure.clone()
     } else {
         Failure::Trap(format!(
@@ -386,7 +410,7 @@ async fn take_calls(
         tokio::select! {
             biased;
             Some((id, overran)) = running.next(), if !running.is_empty() => {
-                let call = pending.lock().expect("pending lock").remove(&id);
+                let call = pending.lock().remove(&id);
                 if let Some(call) = call
                     && overran
                 {
@@ -405,7 +429,7 @@ async fn take_calls(
                 latest = latest.max(job.deadline);
                 let id = next_id;
                 next_id += 1;
-                pending.lock().expect("pending lock").insert(id, Pending { deadline: job.deadline, fail: job.fail });
+                pending.lock().insert(id, Pending { deadline: job.deadline, fail: job.fail });
                 let (run, deadline) = (job.run, job.deadline);
                 running.push(async move {
                     let guest = Guest { accessor, instance, deadline: Some(deadline), shared: true };

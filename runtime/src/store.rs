@@ -20,6 +20,11 @@ pub struct Identity {
     pub component: Arc<str>,
 }
 
+/// Host resources (streams, sockets, files, HTTP handles, blob values…) one instance may hold
+/// at once: a guest that opens them in a loop traps at this many, and cannot exhaust the
+/// agent's file descriptors or memory by handles.
+pub const MAX_RESOURCES: usize = 4096;
+
 pub struct Ctx {
     pub(crate) identity: Identity,
     pub(crate) wasi: WasiCtx,
@@ -40,10 +45,12 @@ impl Ctx {
         net: NetState,
         slots: Slots,
     ) -> Self {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
         Self {
             identity,
             wasi,
-            table: ResourceTable::new(),
+            table,
             limiter,
             net,
             deadlines: TaskDeadlines::default(),

@@ -5,7 +5,7 @@
 //! store, so nothing a trap or timeout left behind is ever reused. Idle instances past
 //! `idle_timeout` are dropped when the pool is next touched or swept.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Instant;
 
 use wasmtime::Store;
@@ -51,7 +51,7 @@ impl WarmPool {
     pub fn take(&self, now: Instant) -> Option<Warm> {
         let mut expired = Vec::new();
         let taken = {
-            let mut idle = self.idle.lock().expect("pool lock");
+            let mut idle = self.idle.lock();
             self.expire(&mut idle, now, &mut expired);
             idle.pop()
         };
@@ -68,7 +68,7 @@ impl WarmPool {
             return;
         }
         warm.idle_since = now;
-        let mut idle = self.idle.lock().expect("pool lock");
+        let mut idle = self.idle.lock();
         if idle.len() < self.spec.size as usize {
             idle.push(warm);
             return;
@@ -81,7 +81,7 @@ impl WarmPool {
     pub fn sweep(&self, now: Instant) -> usize {
         let mut expired = Vec::new();
         let left = {
-            let mut idle = self.idle.lock().expect("pool lock");
+            let mut idle = self.idle.lock();
             self.expire(&mut idle, now, &mut expired);
             idle.len()
         };
@@ -91,7 +91,7 @@ impl WarmPool {
 
     /// Idle instances now.
     pub fn idle(&self) -> usize {
-        self.idle.lock().expect("pool lock").len()
+        self.idle.lock().len()
     }
 
     /// Moves the expired idle instances (the oldest, at the front) into `expired`.

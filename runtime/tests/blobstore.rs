@@ -192,8 +192,14 @@ async fn a_backend_the_host_does_not_offer_refuses_the_workload() {
 #[tokio::test]
 async fn the_memory_backend_holds_a_bounded_amount_per_namespace() {
     let staging = tempfile::tempdir().unwrap();
-    // A host whose memory blob store holds 16 bytes per namespace (it replaces the default).
-    let t = host_with(Some(Arc::new(MemoryBlobs::new(16))), staging.path()).await;
+    // A host whose memory blob store holds, per namespace, container "c" and 16 bytes of an
+    // object "a" (it replaces the default): containers and object names count too.
+    let container = weft_runtime::plugins::blobstore::backend::ContainerName::new("test", "c")
+        .unwrap()
+        .physical()
+        .len() as u64;
+    let quota = 128 + container + 64 + 1 + 16;
+    let t = host_with(Some(Arc::new(MemoryBlobs::new(quota))), staging.path()).await;
     t.run(blobs("test", "b", "memory")).await;
     t.run(blobs("other", "b2", "memory")).await;
     assert_eq!(
@@ -203,7 +209,9 @@ async fn the_memory_backend_holds_a_bounded_amount_per_namespace() {
     let (status, body) = t.request("PUT", "b.test", "/c/b", "0123456789").await;
     assert_eq!(status, 500, "{body}");
     assert!(
-        body.contains("namespace test would hold more than 16 bytes in the memory blobstore"),
+        body.contains(&format!(
+            "namespace test would hold more than {quota} bytes in the memory blobstore"
+        )),
         "{body}"
     );
     // Replacing an object counts only the difference; another namespace has its own room.
@@ -223,4 +231,66 @@ async fn the_memory_backend_holds_a_bounded_amount_per_namespace() {
         t.get("b.test", "/c/a").await,
         (200, "0123456789abcdef".into())
     );
+}
+
+/// Writes `bytes` to a staging file in `dir`, as the plugin does before `write`.
+fn staged(dir: &std::path::Path, bytes: &[u8]) -> tempfile::TempPath {
+    use std::io::Write;
+    let (mut file, path) = weft_runtime::plugins::blobstore::staging::staging_file(dir).unwrap();
+    file.write_all(bytes).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn an_object_replaced_while_it_is_read_is_an_error_and_the_store_serves_on() {
+    use tokio::io::AsyncReadExt;
+    use weft_runtime::plugins::blobstore::backend::ContainerName;
+    let dir = tempfile::tempdir().unwrap();
+    let backend = MemoryBlobs::default();
+    let mine = ContainerName::new("a", "c").unwrap();
+    backend.create_container(&mine).await.unwrap();
+    backend
+        .write(&mine, "o", staged(dir.path(), b"0123456789"), 10)
+        .await
+        .unwrap();
+    // A reader sized the object at 10 bytes (`get-data` looks first); another invocation
+    // replaces it with 2 bytes before the read. Sliced as sized, this panicked under the store's
+    // lock, and every namespace's next call panicked on the poisoned lock.
+    backend
+        .write(&mine, "o", staged(dir.path(), b"xy"), 2)
+        .await
+        .unwrap();
+    let err = match backend.read(&mine, "o", 0, 10).await {
+        Ok(_) => panic!("read 10 bytes of a 2-byte object"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("changed while it was being read"), "{err}");
+    // The store serves on, for this namespace and another.
+    let theirs = ContainerName::new("b", "c").unwrap();
+    backend.create_container(&theirs).await.unwrap();
+    let mut read = String::new();
+    let mut reader = backend.read(&mine, "o", 0, 2).await.unwrap();
+    reader.read_to_string(&mut read).await.unwrap();
+    assert_eq!(read, "xy");
+}
+
+#[tokio::test]
+async fn writers_racing_past_the_memory_quota_store_at_most_the_quota() {
+    use weft_runtime::plugins::blobstore::backend::ContainerName;
+    let dir = tempfile::tempdir().unwrap();
+    // Room for one 600-byte object, not two: eight writers at once, each checking the quota.
+    let backend = Arc::new(MemoryBlobs::new(1000));
+    let c = ContainerName::new("a", "c").unwrap();
+    backend.create_container(&c).await.unwrap();
+    let writes = (0..8).map(|i| {
+        let (backend, c, path) = (backend.clone(), c.clone(), staged(dir.path(), &[b'x'; 600]));
+        async move { backend.write(&c, &format!("o{i}"), path, 600).await }
+    });
+    let stored = futures::future::join_all(writes)
+        .await
+        .into_iter()
+        .filter(Result::is_ok)
+        .count();
+    assert_eq!(stored, 1, "only one 600-byte object fits in 1000 bytes");
+    assert_eq!(backend.list_objects(&c).await.unwrap().len(), 1);
 }

@@ -222,3 +222,95 @@ async fn a_linked_call_respects_the_providers_max_concurrency() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn a_timeout_over_the_hosts_maximum_is_refused_saying_so() {
+    let t = TestHost::start().await;
+    let mut forever = component("hello", "hello-http");
+    forever.limits.timeout = Duration::from_secs(2562047 * 3600);
+    let err = t
+        .host
+        .start_workload(http_workload("forever", vec![forever]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("asks for limits.timeout 292years") && err.contains("(--max-timeout)"),
+        "{err}"
+    );
+    assert_eq!(t.host.budget().reserved().memory, 0, "it took nothing");
+}
+
+#[tokio::test]
+async fn stopping_a_workload_ends_the_calls_it_has_running() {
+    let t = TestHost::start().await;
+    // A 0.2 call blocked in a host call, a 0.3 call on a shared instance waiting on a timer,
+    // and a 0.3 body still being written after its response head went out: each would run for
+    // minutes (every timeout is 5 minutes).
+    let minutes = Duration::from_secs(300);
+    t.run(http_workload("p2", vec![sleeper(minutes, 4)])).await;
+    let mut p3 = component("faulty", "faulty-p3");
+    p3.limits.timeout = minutes;
+    p3.pool = Some(weft_runtime::PoolSpec {
+        size: 1,
+        max_invocations: 100,
+        idle_timeout: minutes,
+        max_concurrency: 4,
+    });
+    let mut w = http_workload("p3", vec![p3]);
+    w.host_interfaces[0] = interface("wasi:http/handler@0.3.2", &[("host", "p3.test")]);
+    t.run(w).await;
+    let mut stream = component("stream", "stream-p3");
+    stream.limits.timeout = minutes;
+    let mut w = http_workload("body", vec![stream]);
+    w.host_interfaces[0] = interface("wasi:http/handler@0.3.2", &[("host", "body.test")]);
+    t.run(w).await;
+
+    let calls = async {
+        tokio::join!(
+            t.get("p2.test", "/sleep"),
+            t.get("p3.test", "/sleep?ms=300000"),
+            t.get("body.test", "/?chunks=3000&ms=100"),
+        )
+    };
+    let stop = async {
+        for workload in ["p2", "p3", "body"] {
+            let active = format!(r#"weft_active_instances{{workload="test/{workload}",component="#);
+            eventually("the call to start", Duration::from_secs(10), || async {
+                t.metrics_text()
+                    .lines()
+                    .any(|l| l.starts_with(&active) && l.ends_with(" 1"))
+                    .then_some(())
+            })
+            .await;
+        }
+        for workload in ["test/p2", "test/p3", "test/body"] {
+            t.host.stop_workload(workload).await.unwrap();
+        }
+    };
+    let ((p2, p3, body), ()) = tokio::join!(calls, stop);
+    // Answered at the stop, not minutes later (each client waits at most 30 s).
+    assert_eq!(p2.0, 500, "{p2:?}");
+    assert!(p2.1.contains("its workload stopped"), "{p2:?}");
+    assert_eq!(p3.0, 500, "{p3:?}");
+    assert!(p3.1.contains("its workload stopped"), "{p3:?}");
+    assert_eq!(body.0, 200, "its head was out before the stop");
+    assert!(
+        body.1.lines().count() < 3000,
+        "the body was cut at the stop"
+    );
+}
+
+#[tokio::test]
+async fn a_guest_hoarding_host_resources_is_stopped_at_its_instances_cap() {
+    let t = TestHost::start().await;
+    t.run(http_workload(
+        "hoard",
+        vec![sleeper(Duration::from_secs(30), 2)],
+    ))
+    .await;
+    let (status, body) = t.get("hoard.test", "/hoard").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("resource table has no free keys"), "{body}");
+    assert_eq!(t.get("hoard.test", "/ok").await, (200, "ok\n".into()));
+}

@@ -409,11 +409,7 @@ async fn a_pooled_handler_cannot_reply_to_an_earlier_message_later() {
     assert_eq!(next(&mut attacker).await, "published to _INBOX.victim");
     // One host connection sent both, in order, to this one client: had the raw inbox been
     // reached, that message would be here before the reply just received.
-    client.flush().await.unwrap();
-    assert!(
-        futures::FutureExt::now_or_never(victim.next()).is_none(),
-        "the earlier reply subject was reached after its message"
-    );
+    assert_not_reached(&client, &mut victim, "the earlier reply subject").await;
     // It landed in the handler's own namespace instead.
     assert_eq!(next(&mut scoped).await, "stolen");
 }
@@ -425,4 +421,96 @@ async fn next(sub: &mut async_nats::Subscriber) -> String {
         .expect("a message within 10 s")
         .unwrap();
     String::from_utf8(message.payload.to_vec()).unwrap()
+}
+
+#[tokio::test]
+async fn idle_subscriptions_hold_no_host_slot_and_their_number_is_bounded() {
+    // Two messages in flight on this host in all: sixteen idle subscriptions of one Workload
+    // held them all before (a slot was taken before waiting), and every other Workload's
+    // messages waited for ever.
+    let t = TestHost::with(Options {
+        backends: Backends {
+            messages_in_flight: 2,
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    let many: Vec<String> = (1..=16).map(|i| format!("idle{i}")).collect();
+    t.run(echo(
+        "test",
+        "idle",
+        &[],
+        &[("subscriptions", &many.join(","))],
+    ))
+    .await;
+    t.run(echo("test", "echo", &[], &[("subscriptions", "echo.>")]))
+        .await;
+    t.run(publisher("test", "pub", &[])).await;
+    assert_eq!(
+        t.request(
+            "POST",
+            "pub.test",
+            "/request/echo.hi?timeout=5000",
+            "served"
+        )
+        .await,
+        (200, "served".into())
+    );
+    // A seventeenth subject is refused, saying so.
+    let too_many = format!("{},idle17", many.join(","));
+    let err = t
+        .host
+        .start_workload(echo("test", "greedy", &[], &[("subscriptions", &too_many)]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("17 subjects, at most 16"), "{err}");
+}
+
+#[tokio::test]
+async fn a_reply_to_another_namespace_stays_in_the_handlers_own() {
+    let nats = NatsServer::start();
+    let t = nats_host(&nats).await;
+    t.run(echo(
+        "test",
+        "echo",
+        &[],
+        &[("subscriptions", "echo.>"), ("backend", "nats")],
+    ))
+    .await;
+    let client = async_nats::connect(nats.url()).await.unwrap();
+    let mut theirs = client.subscribe("other.secret").await.unwrap();
+    let mut scoped = client.subscribe("test.other.secret").await.unwrap();
+    let mut inbox = client.subscribe("_INBOX.mine").await.unwrap();
+    client.flush().await.unwrap();
+    // A client that can reach this namespace names another's subject as reply-to.
+    client
+        .publish_with_reply("test.echo.a", "other.secret", "confused deputy".into())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut scoped).await, "confused deputy");
+    // An inbox is still answered as it is.
+    client
+        .publish_with_reply("test.echo.b", "_INBOX.mine", "asked".into())
+        .await
+        .unwrap();
+    assert_eq!(next(&mut inbox).await, "asked");
+    // Both replies were sent in order by one handler connection: the other namespace's
+    // subject, had it been reached, would have had its message before the inbox's.
+    assert_not_reached(&client, &mut theirs, "the other namespace's subject").await;
+}
+
+/// Asserts `subscriber` holds no message, once every message sent before has arrived (the
+/// caller has already received one sent after any that would be here).
+async fn assert_not_reached(
+    client: &async_nats::Client,
+    subscriber: &mut async_nats::Subscriber,
+    what: &str,
+) {
+    client.flush().await.unwrap();
+    assert!(
+        futures::FutureExt::now_or_never(subscriber.next()).is_none(),
+        "{what} was reached"
+    );
 }

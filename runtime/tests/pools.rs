@@ -136,3 +136,22 @@ fn warm_instances(t: &TestHost) -> u32 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
+
+#[tokio::test]
+async fn a_pooled_call_that_sets_no_response_fails_at_once_and_retires_its_instance() {
+    let t = TestHost::start().await;
+    // A long timeout and idle timeout: neither may be what ends the call.
+    let mut c = pooled(1, 100, Duration::from_secs(60));
+    c.limits.timeout = Duration::from_secs(30);
+    t.run(http_workload("faulty", vec![c])).await;
+    assert_eq!(counts(&t, 2).await, ["1", "2"]);
+    let (status, body) = t.get("faulty.test", "/forget").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("without setting a response"), "{body}");
+    // Counted as the error it is when the call returned, not as a timeout.
+    t.wait_for_metric(
+        r#"weft_invocations_total{workload="test/faulty",component="faulty",outcome="error"} 1"#,
+    )
+    .await;
+    assert_eq!(counts(&t, 1).await, ["1"], "the instance was not kept");
+}

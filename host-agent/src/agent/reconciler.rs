@@ -8,8 +8,9 @@
 //! be stale (it was cut off too), so every launch first confirms its assignment with a read
 //! from the API server: a Workload the operator moved meanwhile never starts here again.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -194,7 +195,7 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
     // current one keeps running.
     let generation = workload.metadata.generation;
     let relaunch = matches!(assignment, Assignment::Current(_))
-        && match ctx.entries.lock().expect("entries").get(&id) {
+        && match ctx.entries.lock().get(&id) {
             Some(Entry {
                 launch: Some(launch),
                 ..
@@ -260,18 +261,13 @@ impl Ctx {
 
     /// Runs `f` on the entry of `id`, creating it if there is none.
     fn entry<T>(&self, id: &str, f: impl FnOnce(&mut Entry) -> T) -> T {
-        f(self
-            .entries
-            .lock()
-            .expect("entries")
-            .entry(id.to_owned())
-            .or_default())
+        f(self.entries.lock().entry(id.to_owned()).or_default())
     }
 
     /// Every workload this agent keeps anything about, or runs.
     async fn known_ids(&self) -> std::collections::HashSet<String> {
         let mut ids = self.launcher.ids().await;
-        ids.extend(self.entries.lock().expect("entries").keys().cloned());
+        ids.extend(self.entries.lock().keys().cloned());
         ids
     }
 
@@ -337,15 +333,10 @@ impl Ctx {
     /// Stops `id` if it runs or is being launched, reporting Killing and Stopped with `why`.
     /// What was last written is kept, so a last report keeps its transition time.
     async fn stop(&self, id: &str, why: &str) {
-        let launch = self
-            .entries
-            .lock()
-            .expect("entries")
-            .get_mut(id)
-            .and_then(|e| {
-                e.failure = None;
-                e.launch.take()
-            });
+        let launch = self.entries.lock().get_mut(id).and_then(|e| {
+            e.failure = None;
+            e.launch.take()
+        });
         let known = launch.is_some() || self.launcher.ids().await.contains(id);
         if let Some(launch) = launch {
             launch.task.abort();
@@ -368,7 +359,7 @@ impl Ctx {
     /// again in full.
     async fn forget(&self, id: &str, why: &str) {
         self.stop(id, why).await;
-        self.entries.lock().expect("entries").remove(id);
+        self.entries.lock().remove(id);
     }
 }
 

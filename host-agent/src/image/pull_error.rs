@@ -35,6 +35,10 @@ pub enum PullError {
     DigestMismatch { expected: String, actual: String },
     #[error("registry {registry}: {reason}")]
     Registry { registry: String, reason: String },
+    #[error(
+        "{image}: its manifest names layer {digest}, which its registry does not have (or does not let these credentials read)"
+    )]
+    BlobNotInRegistry { image: String, digest: String },
     #[error("image store: {0}")]
     Store(#[from] std::io::Error),
 }

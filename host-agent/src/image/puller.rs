@@ -2,8 +2,9 @@
 //! byte against its digest before it is stored or returned, and fetching each reference and
 //! each blob at most once at a time however many workloads ask for it.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -146,9 +147,26 @@ impl Puller {
         let layer = layout::wasm_layer(&manifest, &whole)?;
         let digest = layer.digest.clone();
 
+        let fingerprint = fingerprint(reference.registry(), &auth);
         let (wasm, downloaded) = {
             let _guard = self.lock(&digest).await;
-            match self.store.read(&digest)? {
+            let stored = self.store.read(&digest)?;
+            // A stored blob is lent to this reference only once its registry has shown, with
+            // these credentials, that it has the blob: another tenant's registry may name a
+            // private layer it never had (and probe what this host has cached).
+            if stored.is_some() && !self.proven(&whole, &digest, &fingerprint) {
+                client
+                    .auth(reference, &auth, oci_client::RegistryOperation::Pull)
+                    .await
+                    .map_err(oci)?;
+                if !client.blob_exists(reference, &digest).await.map_err(oci)? {
+                    return Err(PullError::BlobNotInRegistry {
+                        image: whole,
+                        digest,
+                    });
+                }
+            }
+            match stored {
                 Some(wasm) => (wasm, false),
                 None => {
                     let size = download(
@@ -182,7 +200,6 @@ impl Puller {
             .filter(|r| r.manifest_digest == manifest_digest)
             .map(|r| r.pulled_with)
             .unwrap_or_default();
-        let fingerprint = fingerprint(reference.registry(), &auth);
         if !pulled_with.contains(&fingerprint) {
             pulled_with.push(fingerprint);
         }
@@ -200,11 +217,18 @@ impl Puller {
         })
     }
 
+    /// Whether `reference` already resolved to layer `digest` with these credentials: its
+    /// registry served (or showed) the blob to them.
+    fn proven(&self, reference: &str, digest: &str, fingerprint: &str) -> bool {
+        self.store.resolve(reference).is_some_and(|r| {
+            r.layer_digest == digest && r.pulled_with.iter().any(|f| f == fingerprint)
+        })
+    }
+
     async fn lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = self
             .inflight
             .lock()
-            .expect("inflight map")
             .entry(key.to_string())
             .or_default()
             .clone();

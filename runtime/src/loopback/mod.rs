@@ -12,9 +12,10 @@
 mod p2;
 mod p3;
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::sockets::SocketAddrUse;
@@ -28,8 +29,8 @@ use crate::instance::Role;
 pub(crate) struct Loopback(Arc<Mutex<HashMap<SocketAddr, SocketAddr>>>);
 
 impl Loopback {
-    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, SocketAddr>> {
-        self.0.lock().expect("loopback table lock")
+    fn table(&self) -> parking_lot::MutexGuard<'_, HashMap<SocketAddr, SocketAddr>> {
+        self.0.lock()
     }
 
     /// The real address behind a guest's `addr`: a listener on exactly it, or on the

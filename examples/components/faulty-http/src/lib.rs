@@ -5,7 +5,8 @@
 //! timeout), `/echo` reads the whole request body and answers its length (400 if reading
 //! fails, e.g. the body is over the limit or stalls). `/ok` answers normally. `/count` answers
 //! how many times this instance has served `/count`: 1 on a fresh instance, more only on an
-//! instance kept warm in a pool.
+//! instance kept warm in a pool. `/forget` returns without setting a response; `/hoard` makes host
+//! resources without end.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,6 +26,17 @@ impl Guest for Faulty {
         let path = path_with_query.split('?').next().unwrap_or_default();
         match path {
             "/ok" => respond(out, 200, b"ok\n"),
+            // Returns without setting a response, as an engine that cannot answer a second
+            // event on one instance does (componentize-js in a pool).
+            "/forget" => drop(out),
+            // Holds host resources without end, as a guest opening files or sockets in a loop
+            // would: the host's resource table per instance stops it.
+            "/hoard" => {
+                let mut held = Vec::new();
+                loop {
+                    held.push(black_box(wasip2::http::types::Fields::new()));
+                }
+            }
             "/count" => {
                 let n = COUNT.fetch_add(1, Ordering::Relaxed) + 1;
                 respond(out, 200, format!("{n}\n").as_bytes());

@@ -2,8 +2,8 @@
 //! `host-agent run`. It is the host's own memory, so each namespace may hold at most a fixed
 //! number of bytes in it (past it, `finish` answers an error value).
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -45,11 +45,56 @@ impl Default for MemoryBlobs {
     }
 }
 
+/// What the host keeps for an object besides its name and bytes, and for a container besides its
+/// name: counted against the quota, so empty objects and containers are not free.
+const OBJECT_BYTES: u64 = 64;
+const CONTAINER_BYTES: u64 = 128;
+
+fn object_cost(name: &str, size: u64) -> u64 {
+    OBJECT_BYTES + name.len() as u64 + size
+}
+
+fn container_cost(container: &ContainerName) -> u64 {
+    CONTAINER_BYTES + container.physical().len() as u64
+}
+
 impl State {
     fn container(&mut self, name: &ContainerName) -> Result<&mut Container, BackendError> {
         self.containers
             .get_mut(name)
             .ok_or_else(|| BackendError::NoContainer(name.name.clone()))
+    }
+
+    /// Whether `object` of `size` bytes fits the namespace's quota in place of what it replaces
+    /// (whose cost is returned).
+    fn fits(
+        &mut self,
+        container: &ContainerName,
+        object: &str,
+        size: u64,
+        quota: u64,
+    ) -> Result<u64, BackendError> {
+        let replaced = self
+            .container(container)?
+            .objects
+            .get(object)
+            .map_or(0, |(b, _)| object_cost(object, b.len() as u64));
+        let used = self.used.get(&container.namespace).copied().unwrap_or(0);
+        if used
+            .saturating_sub(replaced)
+            .saturating_add(object_cost(object, size))
+            > quota
+        {
+            return Err(BackendError::Invalid(format!(
+                "namespace {} would hold more than {quota} bytes in the memory blobstore",
+                container.namespace
+            )));
+        }
+        Ok(replaced)
+    }
+
+    fn hold(&mut self, namespace: &str, bytes: u64) {
+        *self.used.entry(namespace.to_string()).or_default() += bytes;
     }
 
     fn release(&mut self, namespace: &str, bytes: u64) {
@@ -66,10 +111,19 @@ impl BlobBackend for MemoryBlobs {
     }
 
     async fn create_container(&self, container: &ContainerName) -> Result<(), BackendError> {
-        let mut state = self.state.lock().expect("blob lock");
+        let mut state = self.state.lock();
         if state.containers.contains_key(container) {
             return Err(BackendError::ContainerExists(container.name.clone()));
         }
+        let cost = container_cost(container);
+        let used = state.used.get(&container.namespace).copied().unwrap_or(0);
+        if used.saturating_add(cost) > self.per_namespace {
+            return Err(BackendError::Invalid(format!(
+                "namespace {} would hold more than {} bytes in the memory blobstore",
+                container.namespace, self.per_namespace
+            )));
+        }
+        state.hold(&container.namespace, cost);
         state.containers.insert(
             container.clone(),
             Container {
@@ -84,21 +138,25 @@ impl BlobBackend for MemoryBlobs {
         &self,
         container: &ContainerName,
     ) -> Result<Option<u64>, BackendError> {
-        let state = self.state.lock().expect("blob lock");
+        let state = self.state.lock();
         Ok(state.containers.get(container).map(|c| c.created_at))
     }
 
     async fn delete_container(&self, container: &ContainerName) -> Result<(), BackendError> {
-        let mut state = self.state.lock().expect("blob lock");
+        let mut state = self.state.lock();
         if let Some(gone) = state.containers.remove(container) {
-            let bytes = gone.objects.values().map(|(b, _)| b.len() as u64).sum();
-            state.release(&container.namespace, bytes);
+            let objects: u64 = gone
+                .objects
+                .iter()
+                .map(|(name, (b, _))| object_cost(name, b.len() as u64))
+                .sum();
+            state.release(&container.namespace, objects + container_cost(container));
         }
         Ok(())
     }
 
     async fn list_objects(&self, container: &ContainerName) -> Result<Vec<String>, BackendError> {
-        let mut state = self.state.lock().expect("blob lock");
+        let mut state = self.state.lock();
         Ok(state
             .container(container)?
             .objects
@@ -112,7 +170,7 @@ impl BlobBackend for MemoryBlobs {
         container: &ContainerName,
         object: &str,
     ) -> Result<Option<ObjectInfo>, BackendError> {
-        let mut state = self.state.lock().expect("blob lock");
+        let mut state = self.state.lock();
         Ok(state
             .container(container)?
             .objects
@@ -130,15 +188,27 @@ impl BlobBackend for MemoryBlobs {
         start: u64,
         len: u64,
     ) -> Result<Reader, BackendError> {
-        let mut state = self.state.lock().expect("blob lock");
+        let mut state = self.state.lock();
         let (bytes, _) = state
             .container(container)?
             .objects
             .get(object)
             .ok_or_else(|| BackendError::no_object(container, object))?;
+        // The caller sized the range from an earlier look at the object, which another
+        // invocation may have replaced since: check it again here, never slice past the end.
+        let range = usize::try_from(start)
+            .ok()
+            .zip(usize::try_from(len).ok())
+            .and_then(|(start, len)| Some(start..start.checked_add(len)?))
+            .filter(|range| range.end <= bytes.len())
+            .ok_or_else(|| {
+                BackendError::Invalid(format!(
+                    "object {object} changed while it was being read (now {} bytes)",
+                    bytes.len()
+                ))
+            })?;
         // A cheap view of the shared bytes, not a copy.
-        let range = bytes.slice(start as usize..(start + len) as usize);
-        Ok(Box::new(std::io::Cursor::new(range)))
+        Ok(Box::new(std::io::Cursor::new(bytes.slice(range))))
     }
 
     async fn write(
@@ -148,36 +218,27 @@ impl BlobBackend for MemoryBlobs {
         staged: TempPath,
         size: u64,
     ) -> Result<(), BackendError> {
-        {
-            let mut state = self.state.lock().expect("blob lock");
-            let replaced = state
-                .container(container)?
-                .objects
-                .get(object)
-                .map_or(0, |(b, _)| b.len() as u64);
-            let used = state.used.get(&container.namespace).copied().unwrap_or(0);
-            if used - replaced + size > self.per_namespace {
-                return Err(BackendError::Invalid(format!(
-                    "namespace {} would hold more than {} bytes in the memory blobstore",
-                    container.namespace, self.per_namespace
-                )));
-            }
-        }
+        // Checked before the object is read into memory, and again where it is stored: two
+        // writers of one namespace cannot both pass the check and then both store.
+        self.state
+            .lock()
+            .fits(container, object, size, self.per_namespace)?;
         let bytes = tokio::fs::read(&staged)
             .await
             .map_err(|e| BackendError::Unavailable {
                 backend: "memory",
                 reason: format!("reading the staged object: {e}"),
             })?;
-        let mut state = self.state.lock().expect("blob lock");
+        let size = bytes.len() as u64;
+        let mut state = self.state.lock();
+        let replaced = state.fits(container, object, size, self.per_namespace)?;
         let entry = (Bytes::from(bytes), now());
-        let replaced = state
+        state
             .container(container)?
             .objects
-            .insert(object.to_string(), entry)
-            .map_or(0, |(b, _)| b.len() as u64);
+            .insert(object.to_string(), entry);
         state.release(&container.namespace, replaced);
-        *state.used.entry(container.namespace.clone()).or_default() += size;
+        state.hold(&container.namespace, object_cost(object, size));
         Ok(())
     }
 
@@ -186,10 +247,13 @@ impl BlobBackend for MemoryBlobs {
         container: &ContainerName,
         object: &str,
     ) -> Result<(), BackendError> {
-        let mut state = self.state.lock().expect("blob lock");
+        let mut state = self.state.lock();
         let removed = state.container(container)?.objects.remove(object);
         if let Some((bytes, _)) = removed {
-            state.release(&container.namespace, bytes.len() as u64);
+            state.release(
+                &container.namespace,
+                object_cost(object, bytes.len() as u64),
+            );
         }
         Ok(())
     }

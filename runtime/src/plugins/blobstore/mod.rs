@@ -13,9 +13,10 @@ pub mod memory;
 pub mod nats;
 pub mod staging;
 
+use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
 use wasmtime::component::{HasData, Linker, Resource};
@@ -520,7 +521,7 @@ impl types::HostOutgoingValue for PluginView<'_, BlobState> {
         let Some((backend, container, object)) = value.target else {
             return Ok(Err("finish before write-data named the object".into()));
         };
-        let staged = value.staged.lock().expect("staged lock").take();
+        let staged = value.staged.lock().take();
         let Some(staged) = staged else {
             return Ok(Err("the value was already finished".into()));
         };

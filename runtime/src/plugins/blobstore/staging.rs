@@ -2,9 +2,10 @@
 //! staging directory, written as the guest writes its `output-stream`, so an object of any
 //! size never sits whole in memory; dropped unfinished, the file goes with it.
 
+use parking_lot::Mutex;
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tempfile::TempPath;
@@ -56,7 +57,7 @@ pub struct StagedStream(pub Arc<Mutex<Option<Staged>>>);
 
 impl OutputStream for StagedStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        let mut staged = self.0.lock().expect("staged lock");
+        let mut staged = self.0.lock();
         let Some(staged) = staged.as_mut() else {
             return Err(StreamError::Closed);
         };
@@ -80,7 +81,7 @@ impl OutputStream for StagedStream {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
-        match &*self.0.lock().expect("staged lock") {
+        match &*self.0.lock() {
             Some(_) => Ok(WRITE_BUDGET),
             None => Err(StreamError::Closed),
         }

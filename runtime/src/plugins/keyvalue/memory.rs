@@ -3,8 +3,8 @@
 //! namespace may hold at most a fixed number of bytes (keys and values) in it: one tenant
 //! cannot fill the host, nor crowd out another.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 
@@ -25,12 +25,27 @@ struct State {
     used: HashMap<String, u64>,
 }
 
+/// What the host keeps for an entry besides its key and value, and for a bucket besides its
+/// name: counted against the quota, so a tenant cannot keep millions of empty keys or buckets
+/// for free.
+const ENTRY_BYTES: u64 = 32;
+const BUCKET_BYTES: u64 = 128;
+
+fn entry_cost(key: &str, value: &[u8]) -> u64 {
+    ENTRY_BYTES + key.len() as u64 + value.len() as u64
+}
+
+fn bucket_cost(physical: &str) -> u64 {
+    BUCKET_BYTES + physical.len() as u64
+}
+
 impl State {
     fn get(&self, bucket: &BucketName, key: &str) -> Option<&Vec<u8>> {
         self.buckets.get(&bucket.physical())?.get(key)
     }
 
-    /// Stores `value` at `key` if the namespace stays within `quota` bytes.
+    /// Stores `value` at `key` if the namespace stays within `quota` bytes; nothing (not even
+    /// the bucket) is made when it would not.
     fn put(
         &mut self,
         quota: u64,
@@ -38,31 +53,43 @@ impl State {
         key: &str,
         value: Vec<u8>,
     ) -> Result<(), BackendError> {
-        let size = |v: &[u8]| (key.len() + v.len()) as u64;
-        let entries = self.buckets.entry(bucket.physical()).or_default();
-        let freed = entries.get(key).map_or(0, |old| size(old));
-        let used = self.used.entry(bucket.namespace.clone()).or_default();
-        let after = *used - freed + size(&value);
+        let physical = bucket.physical();
+        let (freed, made) = match self.buckets.get(&physical) {
+            Some(entries) => (entries.get(key).map_or(0, |old| entry_cost(key, old)), 0),
+            None => (0, bucket_cost(&physical)),
+        };
+        let used = self.used.get(&bucket.namespace).copied().unwrap_or(0);
+        let after = used
+            .saturating_sub(freed)
+            .saturating_add(entry_cost(key, &value))
+            .saturating_add(made);
         if after > quota {
             return Err(BackendError::Invalid(format!(
                 "namespace {} is over its {quota} bytes in the memory backend",
                 bucket.namespace
             )));
         }
-        *used = after;
-        entries.insert(key.to_string(), value);
+        self.used.insert(bucket.namespace.clone(), after);
+        self.buckets
+            .entry(physical)
+            .or_default()
+            .insert(key.to_string(), value);
         Ok(())
     }
 
+    /// Deletes `key`, and its bucket with its last key.
     fn delete(&mut self, bucket: &BucketName, key: &str) {
-        let removed = self
-            .buckets
-            .get_mut(&bucket.physical())
-            .and_then(|b| b.remove(key));
-        if let Some(old) = removed
-            && let Some(used) = self.used.get_mut(&bucket.namespace)
-        {
-            *used -= (key.len() + old.len()) as u64;
+        let physical = bucket.physical();
+        let Some(entries) = self.buckets.get_mut(&physical) else {
+            return;
+        };
+        let mut freed = entries.remove(key).map_or(0, |old| entry_cost(key, &old));
+        if entries.is_empty() {
+            self.buckets.remove(&physical);
+            freed += bucket_cost(&physical);
+        }
+        if let Some(used) = self.used.get_mut(&bucket.namespace) {
+            *used = used.saturating_sub(freed);
         }
     }
 }
@@ -84,8 +111,8 @@ impl MemoryKeyValue {
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().expect("keyvalue lock")
+    fn state(&self) -> parking_lot::MutexGuard<'_, State> {
+        self.state.lock()
     }
 }
 
@@ -152,20 +179,19 @@ mod tests {
 
     #[tokio::test]
     async fn each_namespace_has_its_own_quota() {
-        let kv = MemoryKeyValue::new(100);
+        // One bucket "b" and one key of 90 bytes in all fit; a second such key does not.
         let a = BucketName::new("team-a", "b").unwrap();
         let b = BucketName::new("team-b", "b").unwrap();
-        kv.set(&a, "k", vec![0; 90]).await.unwrap();
+        let one = bucket_cost(&a.physical()) + entry_cost("k", &[0; 89]);
+        let kv = MemoryKeyValue::new(one + 40);
+        kv.set(&a, "k", vec![0; 89]).await.unwrap();
         let err = kv.set(&a, "k2", vec![0; 20]).await.unwrap_err().to_string();
-        assert!(
-            err.contains("namespace team-a is over its 100 bytes"),
-            "{err}"
-        );
+        assert!(err.contains("namespace team-a is over its"), "{err}");
         // Another tenant is not crowded out; replacing a value counts only the difference.
-        kv.set(&b, "k", vec![0; 90]).await.unwrap();
+        kv.set(&b, "k", vec![0; 89]).await.unwrap();
         kv.set(&a, "k", vec![0; 95]).await.unwrap();
         kv.delete(&a, "k").await.unwrap();
-        kv.set(&a, "k2", vec![0; 90]).await.unwrap();
+        kv.set(&a, "k2", vec![0; 88]).await.unwrap();
         assert_eq!(kv.increment(&b, "n", 1).await.unwrap(), 1);
         let err = kv
             .increment(&b, "counter", 1)
@@ -173,5 +199,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("team-b is over"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn buckets_and_empty_keys_count_and_a_refused_write_makes_nothing() {
+        let kv = MemoryKeyValue::new(1000);
+        // Empty values in ever new buckets: each bucket and entry costs, so they run out.
+        let mut made = 0;
+        for i in 0..100 {
+            let bucket = BucketName::new("team-a", &format!("b{i}")).unwrap();
+            if kv.set(&bucket, "", Vec::new()).await.is_err() {
+                break;
+            }
+            made += 1;
+        }
+        assert!(made < 10, "{made} buckets of empty keys fit in 1000 bytes");
+        assert_eq!(
+            kv.state().buckets.len(),
+            made,
+            "a refused write made no bucket"
+        );
+        // Deleting the last key lets its bucket go, and the bytes come back.
+        for i in 0..made {
+            let bucket = BucketName::new("team-a", &format!("b{i}")).unwrap();
+            kv.delete(&bucket, "").await.unwrap();
+        }
+        assert!(kv.state().buckets.is_empty());
+        assert_eq!(kv.state().used["team-a"], 0);
     }
 }

@@ -1,10 +1,11 @@
 //! The in-process broker, for development and `host-agent run`: the Workloads of one host
 //! message each other; nothing is kept. A subscriber that falls behind by more than
-//! [`BACKLOG`] messages loses the newest ones (like a slow NATS consumer), so no publisher can
-//! fill the host's memory.
+//! [`BACKLOG`] messages or [`BACKLOG_BYTES`] of bodies loses the newest ones (like a slow NATS
+//! consumer), so no publisher can fill the host's memory.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,8 @@ use super::subject::matches;
 
 /// Messages waiting for one subscriber, at most.
 pub const BACKLOG: usize = 1024;
+/// Bytes of bodies waiting for one subscriber, at most.
+pub const BACKLOG_BYTES: usize = 8 << 20;
 
 #[derive(Default)]
 pub struct MemoryBroker {
@@ -35,6 +38,28 @@ struct Subscriber {
     pattern: String,
     queue: Option<String>,
     sender: mpsc::Sender<Message>,
+    /// Bytes of the bodies waiting in `sender`'s channel.
+    waiting: Arc<AtomicUsize>,
+}
+
+impl Subscriber {
+    /// Queues `message` if the subscriber has room for it.
+    fn offer(&self, message: &Message) -> bool {
+        let len = message.body.len();
+        let room = self
+            .waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |w| {
+                (w + len <= BACKLOG_BYTES).then_some(w + len)
+            })
+            .is_ok();
+        if room && self.sender.try_send(message.clone()).is_ok() {
+            return true;
+        }
+        if room {
+            self.waiting.fetch_sub(len, Ordering::AcqRel);
+        }
+        false
+    }
 }
 
 /// Unsubscribes when the subscription's stream is dropped.
@@ -46,11 +71,7 @@ struct Unsubscribe {
 impl Drop for Unsubscribe {
     fn drop(&mut self) {
         if let Some(inner) = self.inner.upgrade() {
-            inner
-                .subscribers
-                .lock()
-                .expect("broker lock")
-                .retain(|s| s.id != self.id);
+            inner.subscribers.lock().retain(|s| s.id != self.id);
         }
     }
 }
@@ -59,24 +80,24 @@ impl Inner {
     fn subscribe(self: &Arc<Self>, pattern: &str, queue: Option<&str>) -> Subscription {
         let (sender, receiver) = mpsc::channel(BACKLOG);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.subscribers
-            .lock()
-            .expect("broker lock")
-            .push(Subscriber {
-                id,
-                pattern: pattern.to_string(),
-                queue: queue.map(String::from),
-                sender,
-            });
+        let waiting = Arc::new(AtomicUsize::new(0));
+        self.subscribers.lock().push(Subscriber {
+            id,
+            pattern: pattern.to_string(),
+            queue: queue.map(String::from),
+            sender,
+            waiting: waiting.clone(),
+        });
         let guard = Unsubscribe {
             inner: Arc::downgrade(self),
             id,
         };
         Box::pin(futures::stream::unfold(
-            (receiver, guard),
-            |(mut receiver, guard)| async move {
+            (receiver, guard, waiting),
+            |(mut receiver, guard, waiting)| async move {
                 let message = receiver.recv().await?;
-                Some((message, (receiver, guard)))
+                waiting.fetch_sub(message.body.len(), Ordering::AcqRel);
+                Some((message, (receiver, guard, waiting)))
             },
         ))
     }
@@ -84,7 +105,7 @@ impl Inner {
     /// Delivers to every plain subscriber and to one member of each queue group; returns
     /// how many took it.
     fn publish(&self, message: Message) -> usize {
-        let subscribers = self.subscribers.lock().expect("broker lock");
+        let subscribers = self.subscribers.lock();
         let matching: Vec<&Subscriber> = subscribers
             .iter()
             .filter(|s| matches(&s.pattern, &message.subject))
@@ -108,10 +129,10 @@ impl Inner {
         }
         chosen
             .into_iter()
-            .filter(|s| match s.sender.try_send(message.clone()) {
-                Ok(()) => true,
-                Err(_) => {
-                    tracing::warn!(subject = %message.subject, "memory broker: subscriber is {BACKLOG} messages behind; message dropped");
+            .filter(|s| match s.offer(&message) {
+                true => true,
+                false => {
+                    tracing::warn!(subject = %message.subject, "memory broker: subscriber is {BACKLOG} messages or {BACKLOG_BYTES} bytes behind; message dropped");
                     false
                 }
             })
@@ -216,5 +237,34 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, BackendError::NoResponders(_)));
+    }
+
+    #[tokio::test]
+    async fn a_subscriber_that_does_not_read_holds_at_most_its_backlog_in_bytes() {
+        let broker = Arc::new(Inner::default());
+        let mut slow = broker.subscribe("s", None);
+        let body = Bytes::from(vec![0u8; 1 << 20]);
+        let taken = (0..20)
+            .map(|_| {
+                broker.publish(Message {
+                    subject: "s".into(),
+                    body: body.clone(),
+                    reply_to: None,
+                })
+            })
+            .sum::<usize>();
+        assert_eq!(
+            taken,
+            BACKLOG_BYTES >> 20,
+            "eight 1 MiB messages, not twenty"
+        );
+        // Reading makes room again.
+        slow.next().await.unwrap();
+        let taken = broker.publish(Message {
+            subject: "s".into(),
+            body,
+            reply_to: None,
+        });
+        assert_eq!(taken, 1);
     }
 }

@@ -14,8 +14,9 @@ pub mod memory;
 pub mod nats;
 pub mod subject;
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -50,6 +51,9 @@ mod bindings {
 use bindings::wasmcloud::messaging::{consumer, types};
 
 pub const HANDLER: &str = "wasmcloud:messaging/handler";
+
+/// Subjects one Workload may subscribe to (wildcards cover more).
+pub const MAX_SUBSCRIPTIONS: usize = 16;
 
 /// Messages in flight on one host, across Workloads, unless the host says otherwise.
 pub const DEFAULT_HOST_IN_FLIGHT: usize = 1024;
@@ -106,6 +110,12 @@ impl MessagingPlugin {
             .flatten()
             .map(|s| subject::scoped(ns, s, true).map_err(|e| format!("subscriptions: {e}")))
             .collect::<Result<Vec<_>, _>>()?;
+        if subscriptions.len() > MAX_SUBSCRIPTIONS {
+            return Err(format!(
+                "subscriptions: {} subjects, at most {MAX_SUBSCRIPTIONS} (use wildcards)",
+                subscriptions.len()
+            ));
+        }
         let broadcast = match config.get("broadcast").map(String::as_str) {
             None | Some("false") => false,
             Some("true") => true,
@@ -129,11 +139,7 @@ impl MessagingPlugin {
     }
 
     fn replace_tasks(&self, workload: &str, tasks: Vec<AbortHandle>) {
-        let old = self
-            .running
-            .lock()
-            .expect("messaging lock")
-            .insert(workload.to_string(), tasks);
+        let old = self.running.lock().insert(workload.to_string(), tasks);
         old.into_iter().flatten().for_each(|task| task.abort());
     }
 }
@@ -249,11 +255,7 @@ impl HostPlugin for MessagingPlugin {
     }
 
     async fn on_workload_unbind(&self, workload_id: &str) -> wasmtime::Result<()> {
-        let tasks = self
-            .running
-            .lock()
-            .expect("messaging lock")
-            .remove(workload_id);
+        let tasks = self.running.lock().remove(workload_id);
         tasks.into_iter().flatten().for_each(|task| task.abort());
         Ok(())
     }
@@ -269,15 +271,13 @@ struct Delivery {
 }
 
 impl Delivery {
-    /// Takes the next message only when the host and the handler have room for it, so a slow
-    /// handler slows its subscription down instead of piling up invocations.
+    /// Takes the next message only when the handler has room for it, so a slow handler slows
+    /// its subscription down instead of piling up invocations; a host slot is taken only for
+    /// a message in hand, so idle subscriptions hold none of the host's.
     async fn serve(self, mut subscription: Subscription) {
         let this = Arc::new(self);
         loop {
-            let (Ok(host), Ok(handler)) = (
-                this.host_slots.clone().acquire_owned().await,
-                this.handler_slots.clone().acquire_owned().await,
-            ) else {
+            let Ok(handler) = this.handler_slots.clone().acquire_owned().await else {
                 return;
             };
             let Some(message) = subscription.next().await else {
@@ -285,6 +285,9 @@ impl Delivery {
                     component = &*this.handler.identity.component,
                     "subscription ended"
                 );
+                return;
+            };
+            let Ok(host) = this.host_slots.clone().acquire_owned().await else {
                 return;
             };
             let this = this.clone();
@@ -366,7 +369,16 @@ struct MessagingState {
 impl MessagingState {
     /// Grants publishing to a message's reply subject while it is handled, or takes the grant
     /// back (one grant per message, so concurrent messages with one reply subject keep theirs).
+    /// Only a requester's inbox (`_INBOX.…`) or a subject of the namespace's own is granted: a
+    /// message whose reply-to names another namespace's subject (sent by a NATS client that can
+    /// reach this one) cannot make the handler publish there; its reply stays in the namespace.
     fn grant(&mut self, reply: &str, on: bool) {
+        let own = reply
+            .strip_prefix(&*self.namespace)
+            .is_some_and(|rest| rest.starts_with('.'));
+        if !(reply.starts_with("_INBOX.") || own) {
+            return;
+        }
         if on {
             self.replies.push(reply.to_string());
         } else if let Some(i) = self.replies.iter().position(|r| r == reply) {
