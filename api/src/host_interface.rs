@@ -36,8 +36,9 @@ pub struct HostInterface {
     #[schemars(length(max = 64), regex(pattern = SEMVER))]
     pub version: Option<String>,
 
-    /// Settings for the plugin that provides the interface. For `wasi:http`, `host` is the HTTP Host header the Workload answers to.
+    /// Settings for the plugin that provides the interface. For `wasi:http`, `host` is the HTTP Host header the Workload answers to (comma-separated, at most 16 names). At most 64 keys, each value at most 4096 bytes.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "config_schema")]
     pub config: BTreeMap<String, String>,
 
     /// Tells apart entries for the same package, each with its own config (for example two key-value buckets). Entries of one package must have distinct names; at most one may go without.
@@ -103,6 +104,16 @@ impl TryFrom<&HostInterface> for WitInterface {
             version,
         })
     }
+}
+
+/// `config`: at most 64 keys of at most 4 KiB each, so the API server can bound what its rules
+/// over it cost (and what a Workload makes every plugin keep).
+fn config_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "type": "object",
+        "maxProperties": 64,
+        "additionalProperties": {"type": "string", "maxLength": 4096},
+    })
 }
 
 #[cfg(test)]

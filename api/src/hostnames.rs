@@ -45,6 +45,10 @@ impl crate::WorkloadSpec {
     }
 }
 
+/// Most HTTP host names one Workload may claim (its Service's DNS names included): admitting a
+/// claim costs the operator a lookup per name.
+pub const MAX_HTTP_HOSTS: usize = 32;
+
 /// A grant that could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid host name grant {grant:?}: {why} (expected NAMESPACE=SUFFIX[,SUFFIX…])")]

@@ -1,6 +1,7 @@
 //! The admin HTTP server each daemon serves on a port of its own: `/metrics` (OpenMetrics
-//! text), `/healthz`, `/readyz`, and what the daemon adds (the host-agent's `/workloads`).
-//! GET and HEAD only.
+//! text), `/healthz`, `/readyz` for Prometheus and probes, and what the daemon adds for its
+//! operators only (the host-agent's `/workloads`), answered only to a client on the host itself
+//! (loopback: `kubectl port-forward`, `kubectl exec`), never to another Pod. GET and HEAD only.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -26,8 +27,8 @@ pub trait Endpoints: Send + Sync + 'static {
     /// Whether `/readyz` answers 200, and the word it answers with.
     fn readiness(&self) -> (bool, &'static str);
 
-    /// The answer for any other path; `None` is 404.
-    fn other(&self, path: &str) -> impl Future<Output = Option<Reply>> + Send {
+    /// The answer for any other path, given only to a client on the host itself; `None` is 404.
+    fn private(&self, path: &str) -> impl Future<Output = Option<Reply>> + Send {
         let _ = path;
         async { None }
     }
@@ -75,8 +76,8 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, BindError> {
 /// Serves `endpoints` on `listener` until the task is dropped.
 pub async fn serve<E: Endpoints>(listener: TcpListener, endpoints: Arc<E>) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => accepted,
             Err(error) => {
                 tracing::warn!(%error, "admin server: accept failed");
                 continue;
@@ -87,7 +88,8 @@ pub async fn serve<E: Endpoints>(listener: TcpListener, endpoints: Arc<E>) {
             let service = service_fn(move |request: http::Request<hyper::body::Incoming>| {
                 let endpoints = endpoints.clone();
                 async move {
-                    let reply = respond(request.method(), request.uri().path(), &*endpoints).await;
+                    let (method, path) = (request.method(), request.uri().path());
+                    let reply = respond(method, path, peer, &*endpoints).await;
                     Ok::<_, Infallible>(to_response(reply))
                 }
             });
@@ -101,8 +103,13 @@ pub async fn serve<E: Endpoints>(listener: TcpListener, endpoints: Arc<E>) {
     }
 }
 
-/// The answer to `method path`.
-pub async fn respond<E: Endpoints>(method: &Method, path: &str, endpoints: &E) -> Reply {
+/// The answer to `method path` from `peer`.
+pub async fn respond<E: Endpoints>(
+    method: &Method,
+    path: &str,
+    peer: SocketAddr,
+    endpoints: &E,
+) -> Reply {
     if method != Method::GET && method != Method::HEAD {
         return Reply::plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
     }
@@ -123,9 +130,14 @@ pub async fn respond<E: Endpoints>(method: &Method, path: &str, endpoints: &E) -
             (true, word) => Reply::plain(StatusCode::OK, word),
             (false, word) => Reply::plain(StatusCode::SERVICE_UNAVAILABLE, word),
         },
-        path => match endpoints.other(path).await {
-            Some(reply) => reply,
+        // The port is open to Prometheus and probes; what only operators read stays on the host.
+        path => match endpoints.private(path).await {
             None => Reply::plain(StatusCode::NOT_FOUND, "not found"),
+            Some(reply) if peer.ip().to_canonical().is_loopback() => reply,
+            Some(_) => Reply::plain(
+                StatusCode::FORBIDDEN,
+                &format!("{path} is served only on the host itself (kubectl port-forward)"),
+            ),
         },
     }
 }
@@ -164,7 +176,7 @@ mod tests {
             }
         }
 
-        async fn other(&self, path: &str) -> Option<Reply> {
+        async fn private(&self, path: &str) -> Option<Reply> {
             (path == "/extra").then(|| Reply::json("[]".into()))
         }
     }
@@ -172,7 +184,8 @@ mod tests {
     #[tokio::test]
     async fn routes() {
         let daemon = Daemon::default();
-        let get = async |path| respond(&Method::GET, path, &daemon).await.status;
+        let local: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let get = async |path| respond(&Method::GET, path, local, &daemon).await.status;
         assert_eq!(get("/healthz").await, StatusCode::OK);
         assert_eq!(get("/readyz").await, StatusCode::SERVICE_UNAVAILABLE);
         daemon.ready.store(true, Ordering::Relaxed);
@@ -181,8 +194,44 @@ mod tests {
         assert_eq!(get("/extra").await, StatusCode::OK);
         assert_eq!(get("/nope").await, StatusCode::NOT_FOUND);
         assert_eq!(
-            respond(&Method::POST, "/metrics", &daemon).await.status,
+            respond(&Method::POST, "/metrics", local, &daemon)
+                .await
+                .status,
             StatusCode::METHOD_NOT_ALLOWED
+        );
+    }
+
+    #[tokio::test]
+    async fn private_paths_only_for_the_host_itself() {
+        let daemon = Daemon::default();
+        daemon.ready.store(true, Ordering::Relaxed);
+        for (peer, private) in [
+            ("127.0.0.1:1", StatusCode::OK),
+            ("[::1]:1", StatusCode::OK),
+            ("[::ffff:127.0.0.1]:1", StatusCode::OK),
+            ("10.244.0.7:1", StatusCode::FORBIDDEN),
+            ("[::ffff:10.244.0.7]:1", StatusCode::FORBIDDEN),
+            ("[fd00::7]:1", StatusCode::FORBIDDEN),
+        ] {
+            let peer: SocketAddr = peer.parse().unwrap();
+            let get = async |path| respond(&Method::GET, path, peer, &daemon).await;
+            assert_eq!(get("/extra").await.status, private, "{peer}");
+            // What Prometheus and probes need is served to anyone who can reach the port.
+            assert_eq!(get("/metrics").await.status, StatusCode::OK, "{peer}");
+            assert_eq!(get("/readyz").await.status, StatusCode::OK, "{peer}");
+            assert_eq!(get("/nope").await.status, StatusCode::NOT_FOUND, "{peer}");
+        }
+        let refused = respond(
+            &Method::GET,
+            "/extra",
+            "10.0.0.1:1".parse().unwrap(),
+            &daemon,
+        )
+        .await;
+        assert!(
+            refused.body.contains("only on the host itself"),
+            "{}",
+            refused.body
         );
     }
 }

@@ -198,3 +198,49 @@ fn chart_crds_are_the_generated_crds() {
         );
     }
 }
+
+/// The rendered objects of `kind`, as YAML values.
+fn objects(yaml: &str, kind: &str) -> Vec<serde_yaml::Value> {
+    yaml.split("\n---")
+        .filter_map(|doc| serde_yaml::from_str::<serde_yaml::Value>(doc).ok())
+        .filter(|o| o["kind"].as_str() == Some(kind))
+        .collect()
+}
+
+#[test]
+fn the_admin_port_is_kept_from_tenants() {
+    let yaml = render(&[]);
+    let services = objects(&yaml, "Service");
+    let service = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["metadata"]["name"].as_str() == Some(name))
+            .unwrap_or_else(|| panic!("no Service {name}"))
+    };
+    // The Service tenants' Workloads are reached through has a ClusterIP and only the HTTP port.
+    let ports = serde_yaml::to_string(&service("weft-host-agent")["spec"]["ports"]).unwrap();
+    assert!(!ports.contains("admin"), "{ports}");
+    // The admin port is headless: no ClusterIP any Workload could name in allowedHosts.
+    let metrics = &service("weft-host-agent-metrics")["spec"];
+    assert_eq!(metrics["clusterIP"].as_str(), Some("None"));
+    // The NetworkPolicy opens the HTTP port only, until metricsFrom names who scrapes.
+    let policies = objects(&yaml, "NetworkPolicy");
+    let rules = serde_yaml::to_string(&policies[0]["spec"]["ingress"]).unwrap();
+    assert_eq!(rules.matches("port:").count(), 1, "{rules}");
+    assert!(
+        rules.contains("port: http") && !rules.contains("admin"),
+        "{rules}"
+    );
+    // Workloads reach no port of their node.
+    assert!(yaml.contains("--egress-deny=$(HOST_IP)") && yaml.contains("fieldPath: status.hostIP"));
+
+    let yaml =
+        render(&["networkPolicy.metricsFrom[0].namespaceSelector.matchLabels.team=monitoring"]);
+    let rules =
+        serde_yaml::to_string(&objects(&yaml, "NetworkPolicy")[0]["spec"]["ingress"]).unwrap();
+    assert!(
+        rules.contains("port: admin") && rules.contains("team: monitoring"),
+        "{rules}"
+    );
+    assert!(objects(&render(&["networkPolicy.enabled=false"]), "NetworkPolicy").is_empty());
+}

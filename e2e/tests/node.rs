@@ -85,6 +85,15 @@ fn run(node: &Node) {
         "{address} vs {pod_ip}"
     );
 
+    // --- the admin port, reached from outside the Pod (as another Pod would): metrics and
+    // probes answer, every tenant's Workloads do not.
+    let admin = format!("{pod_ip}:9090");
+    assert_eq!(http_get(&admin, "admin", "/readyz").unwrap().0, 200);
+    assert_eq!(http_get(&admin, "admin", "/metrics").unwrap().0, 200);
+    let (code, body) = http_get(&admin, "admin", "/workloads").unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("only on the host itself"), "{body}");
+
     // --- kubectl apply -> Ready -> HTTP through the Host's address
     let hello = node.registry.push_example("hello-http", "1.0");
     let applied = Instant::now();

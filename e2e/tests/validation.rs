@@ -72,6 +72,15 @@ fn the_api_server_rejects_invalid_workloads_naming_the_field() {
             &["spec.components[0].limits.timeout", "must be at most 1h"],
         ),
         (
+            // A plugin's configuration is bounded: 150,000 host names would be megabytes.
+            "config-value-too-long",
+            VALID.to_string()
+                + "  hostInterfaces:\n    - namespace: wasi\n      package: http\n      config:\n        host: "
+                + &"h.example.com,".repeat(300)
+                + "\n",
+            &["spec.hostInterfaces[0].config.host", "4096"],
+        ),
+        (
             "bad-size-limit",
             VALID.to_string()
                 + "  volumes:\n    - name: scratch\n      emptyDir:\n        sizeLimit: huge\n",

@@ -1,6 +1,7 @@
 //! What the host-agent serves on its admin port (the server is `weft_daemon::admin`):
-//! `/metrics`, `/healthz`, `/readyz` once the host serves what it was asked to, and
-//! `/workloads` (the status of every workload, as JSON, including those still pulling).
+//! `/metrics`, `/healthz`, `/readyz` once the host serves what it was asked to, and, to a
+//! client on the host itself only, `/workloads` (the status of every tenant's workload, as
+//! JSON, including those still pulling).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -35,7 +36,7 @@ impl Endpoints for Admin {
         }
     }
 
-    async fn other(&self, path: &str) -> Option<Reply> {
+    async fn private(&self, path: &str) -> Option<Reply> {
         if path != "/workloads" {
             return None;
         }

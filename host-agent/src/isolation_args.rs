@@ -8,13 +8,13 @@ use weft_runtime::{EgressRules, EngineBuilder};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct IsolationArgs {
-    /// Refuse outgoing connections to this network (CIDR), even where a Workload's
-    /// allowedHosts name it. Repeatable.
-    #[arg(long = "egress-deny", value_name = "CIDR")]
+    /// Refuse outgoing connections to this network (CIDR, or one address), even where a
+    /// Workload's allowedHosts name it. Repeatable.
+    #[arg(long = "egress-deny", value_name = "CIDR", value_parser = parse_network)]
     pub egress_deny: Vec<IpNet>,
-    /// Allow outgoing connections to this network (CIDR) although the defaults refuse it
-    /// (loopback, link-local, this host's own addresses). Repeatable.
-    #[arg(long = "egress-allow", value_name = "CIDR")]
+    /// Allow outgoing connections to this network (CIDR, or one address) although the
+    /// defaults refuse it (loopback, link-local, this host's own addresses). Repeatable.
+    #[arg(long = "egress-allow", value_name = "CIDR", value_parser = parse_network)]
     pub egress_allow: Vec<IpNet>,
     /// Allow hostPath volumes under this directory. Repeatable. In a cluster none is allowed
     /// unless listed; `host-agent run` allows any (the manifest is your own).
@@ -111,4 +111,11 @@ fn user_data() -> Option<PathBuf> {
     std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+}
+
+/// A CIDR, or one address as its own network (the chart passes the node's `$(HOST_IP)`).
+fn parse_network(text: &str) -> Result<IpNet, String> {
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{text:?} is neither a CIDR (10.0.0.0/8) nor an address"))
 }

@@ -77,7 +77,13 @@ mod tests {
             health: Arc::default(),
         };
         let readyz = async || {
-            let reply = respond(&Method::GET, "/readyz", &admin).await;
+            let reply = respond(
+                &Method::GET,
+                "/readyz",
+                "127.0.0.1:1".parse().unwrap(),
+                &admin,
+            )
+            .await;
             (reply.status, reply.body)
         };
         assert_eq!(

@@ -8,7 +8,7 @@ use std::fmt;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 use weft_api::Workload;
-use weft_api::hostnames::HostnameGrants;
+use weft_api::hostnames::{HostnameGrants, MAX_HTTP_HOSTS};
 use weft_api::labels::reason;
 
 /// Why a Workload's claims are refused.
@@ -60,7 +60,8 @@ pub fn created(workload: &Workload) -> Option<Timestamp> {
     workload.meta().creation_timestamp.as_ref().map(|t| t.0)
 }
 
-/// Whether `workload` may claim all its host names, given every Workload in the cluster.
+/// Whether `workload` may claim all its host names, given the Workloads that claim any of them
+/// (from [`crate::claims_index`]; others are skipped, so passing more changes nothing).
 pub fn check<'a>(
     workload: &Workload,
     all: impl IntoIterator<Item = &'a Workload>,
@@ -71,6 +72,13 @@ pub fn check<'a>(
     let hosts = workload.spec.http_hosts(&namespace);
     if hosts.is_empty() {
         return Ok(());
+    }
+    if hosts.len() > MAX_HTTP_HOSTS {
+        return Err(Refusal::NotAllowed(format!(
+            "it claims {} host names, at most {MAX_HTTP_HOSTS} (its wasi:http config.host and \
+             its Service's DNS names)",
+            hosts.len()
+        )));
     }
     if let Some(why) = hosts.iter().find_map(|h| grants.refusal(&namespace, h)) {
         return Err(Refusal::NotAllowed(why));
@@ -165,6 +173,25 @@ spec:
         assert_eq!(owner, "Workload a/x");
         assert!(check(&twin, &all, &grants(), &created).is_err());
         assert!(check(&oldest, &all, &grants(), &created).is_ok());
+    }
+
+    #[test]
+    fn a_workload_claims_at_most_so_many_names() {
+        let hosts = |n: usize| {
+            (0..n)
+                .map(|i| format!("h{i}.example.com"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let most = workload("a", "most", 1, &hosts(MAX_HTTP_HOSTS));
+        assert_eq!(check(&most, [&most], &grants(), &created), Ok(()));
+        let greedy = workload("a", "greedy", 1, &hosts(MAX_HTTP_HOSTS + 1));
+        let refused = check(&greedy, [&greedy], &grants(), &created).unwrap_err();
+        assert_eq!(refused.reason(), "HostnameNotAllowed");
+        assert!(
+            refused.to_string().contains("33 host names, at most 32"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ use weft_api::{Host, Workload, WorkloadDeployment};
 use weft_daemon::cache::ready;
 
 use crate::assignments::Assignments;
+use crate::claims_index::ClaimsIndex;
 use crate::error::Error;
 use crate::lease_clock::{LeaseClock, LeaseState};
 use crate::metrics::Metrics;
@@ -33,6 +34,8 @@ const CACHE_WAIT: Duration = Duration::from_secs(30);
 pub struct Caches {
     pub hosts: Store<Host>,
     pub workloads: Store<Workload>,
+    /// Which Workloads claim each HTTP host name, fed by the same watch as `workloads`.
+    pub claims: Arc<ClaimsIndex>,
     pub deployments: Store<WorkloadDeployment>,
     /// Leases in the operator's namespace (the host-agents' heartbeats among them).
     pub leases: Store<Lease>,

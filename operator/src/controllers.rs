@@ -22,6 +22,7 @@ use weft_api::labels::{HOST_LABEL, HOST_LEASE_PREFIX, HOST_POD_ANNOTATION};
 use weft_api::{Host, Workload, WorkloadDeployment};
 
 use crate::assignments::Assignments;
+use crate::claims_index::ClaimsIndex;
 use crate::context::{Caches, Context};
 use crate::endpoints::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::error::chain;
@@ -133,13 +134,26 @@ pub async fn run(
         |_| {},
     );
 
-    let workload_controller = Controller::new(Api::<Workload>::all(client.clone()), config.clone());
+    // The Workload watch feeds the claims index as well as the controller's cache.
+    let claims = Arc::new(ClaimsIndex::default());
+    let (workloads, writer) = reflector::store();
+    let index = claims.clone();
+    let workload_events = watcher(Api::<Workload>::all(client.clone()), config.clone())
+        .default_backoff()
+        .inspect(move |event| {
+            if let Ok(event) = event {
+                index.observe(event);
+            }
+        });
+    let workload_controller = Controller::for_stream(
+        reflector::reflector(writer, workload_events).applied_objects(),
+        workloads.clone(),
+    );
     let host_controller = Controller::new(Api::<Host>::all(client.clone()), config.clone());
     let deployment_controller = Controller::new(
         Api::<WorkloadDeployment>::all(client.clone()),
         config.clone(),
     );
-    let workloads = workload_controller.store();
     let hosts = host_controller.store();
     let deployments = deployment_controller.store();
 
@@ -154,6 +168,7 @@ pub async fn run(
         caches: Caches {
             hosts: hosts.clone(),
             workloads: workloads.clone(),
+            claims,
             deployments,
             leases: leases.clone(),
             pods: pods.clone(),

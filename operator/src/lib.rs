@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod assignments;
 pub mod claims;
+pub mod claims_index;
 pub mod context;
 pub mod controllers;
 pub mod crdgen;

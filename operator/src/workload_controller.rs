@@ -53,10 +53,13 @@ pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Act
     }
     let workload = ensure_finalizer(&workload, &api).await?;
     let claims = {
-        let all = ctx.caches.workloads.state();
+        let hosts = workload.spec.http_hosts(&namespace);
+        let rivals: Vec<Arc<Workload>> = (ctx.caches.claims.claimants(&hosts).iter())
+            .filter_map(|key| ctx.caches.workloads.get(key))
+            .collect();
         claims::check(
             &workload,
-            all.iter().map(Arc::as_ref),
+            rivals.iter().map(Arc::as_ref),
             &ctx.hostname_grants,
             &|w| ctx.claimed_since(w),
         )

@@ -11,6 +11,8 @@ use tokio::sync::Mutex;
 /// How long connecting, or a flush waiting for the server's answer, may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages buffered per subscription before the client drops them for it (slow consumer).
+const SUBSCRIPTION_CAPACITY: usize = 64;
 const CLIENT_CAPACITY: usize = 64;
 
 #[derive(Clone)]
@@ -73,6 +75,10 @@ impl NatsConnection {
             // in 128 KiB chunks, and a short queue makes the writer wait for the socket instead
             // of queueing the whole object in memory.
             .client_capacity(CLIENT_CAPACITY)
+            // Messages waiting for one subscription's handler, at most (the default is 65,536:
+            // gigabytes of 1 MiB messages for one slow tenant); past it the client drops them
+            // for that subscription alone, as a slow consumer.
+            .subscription_capacity(SUBSCRIPTION_CAPACITY)
             .event_callback(|event| async move {
                 tracing::info!(%event, "nats connection");
             })
