@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test examples tools host-agent lint unit crds bench bench-pull bench-data bench-cluster dev-cluster clean
+.PHONY: run test examples tools host-agent lint unit crds bench bench-pull bench-data bench-cluster dev-cluster fuzz clean
 
 ## run: build the examples and the host-agent, then serve examples/hello-http.yaml locally
 run: examples host-agent
@@ -35,6 +35,10 @@ unit: tools
 dev-cluster: examples tools
 	$(CARGO) build --quiet -p host-agent -p xtask -p weft-e2e
 	$(CARGO) run --quiet -p weft-e2e --bin dev-cluster
+
+## fuzz: fuzz every parser of tenant input (cargo-fuzz, nightly) for FUZZ_SECONDS each (default 60); keeps fuzz/corpus, which make test replays
+fuzz:
+	scripts/fuzz.sh
 
 ## crds: regenerate crds/ from the API types
 crds:

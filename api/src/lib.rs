@@ -6,6 +6,8 @@ pub mod assignment;
 #[cfg(feature = "crd")]
 pub mod component;
 #[cfg(feature = "crd")]
+pub mod fuzz_targets;
+#[cfg(feature = "crd")]
 pub mod host;
 #[cfg(feature = "crd")]
 pub mod host_interface;
@@ -13,6 +15,8 @@ pub mod hostnames;
 #[cfg(feature = "crd")]
 pub mod labels;
 pub mod limit_defaults;
+#[cfg(feature = "crd")]
+pub mod manifest;
 #[cfg(feature = "crd")]
 pub mod patterns;
 #[cfg(feature = "crd")]

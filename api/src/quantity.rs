@@ -94,11 +94,57 @@ pub fn parse_duration(value: &str) -> Result<Duration, QuantityError> {
         value: value.to_owned(),
         reason,
     };
+    if let Some(why) = out_of_range(value) {
+        return Err(invalid(why.to_owned()));
+    }
     let parsed: kube::core::Duration = value.parse().map_err(|e| invalid(format!("{e}")))?;
     if parsed.is_negative() {
         return Err(invalid("it is negative".to_owned()));
     }
     Ok(parsed.into())
+}
+
+/// Go's longest duration, in seconds: what fits in i64 nanoseconds (2562047h47m16s).
+const MAX_SECONDS: f64 = 9_223_372_036.0;
+
+/// Why the segments of a Go duration add up to something no duration holds, if they do. kube's
+/// parser panics on these (a segment past `u64` seconds, a negative one such as `1h-5m`), so
+/// they are refused first; anything else it reads or refuses itself.
+fn out_of_range(value: &str) -> Option<&'static str> {
+    let mut rest = value.trim_start_matches('+').trim_start_matches('-');
+    let mut seconds = 0.0;
+    // kube reads segment by segment and panics as it goes: bound what it would read before
+    // any segment it would refuse.
+    while !rest.is_empty() && rest != "0" {
+        let Some(unit_start) = rest.find(char::is_alphabetic) else {
+            break;
+        };
+        let (number, tail) = rest.split_at(unit_start);
+        let unit_end = tail
+            .find(|c: char| !c.is_alphabetic())
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_end);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "\u{00b5}s" | "\u{03bc}s" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => break,
+        };
+        let Ok(number) = number.parse::<f64>() else {
+            break;
+        };
+        if number.is_sign_negative() {
+            return Some("only its first sign may be negative");
+        }
+        seconds += number * scale;
+        rest = tail;
+    }
+    // Also catches infinity and NaN.
+    let fits = seconds.is_finite() && seconds <= MAX_SECONDS;
+    (!fits).then_some("it is longer than any duration (2562047h)")
 }
 
 #[cfg(test)]
@@ -157,5 +203,20 @@ mod tests {
         let err = parse_duration("10").unwrap_err().to_string();
         assert!(err.contains("invalid duration `10`"), "{err}");
         assert!(parse_duration("ten seconds").is_err());
+    }
+
+    /// Found by the fuzzer (fuzz/artifacts/quantity): kube's parser panics on these.
+    #[test]
+    fn durations_past_any_duration_are_errors() {
+        assert!(parse_duration("2562047h").is_ok());
+        for bad in [
+            "6266262226222620201m36m3",
+            "2562048h",
+            "1h-5m",
+            "99999999999999999999h",
+        ] {
+            let err = parse_duration(bad).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
     }
 }

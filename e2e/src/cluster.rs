@@ -205,6 +205,8 @@ impl Cluster {
         }
         let mut cmd = Command::new(workspace_bin("host-agent"));
         cmd.args(["agent", "--host-name", name, "--namespace", "weft-system"])
+            // The test registry is on loopback, which pulls are refused unless allowed.
+            .args(["--registry-allow", "127.0.0.0/8"])
             .arg("--address")
             .arg(&address)
             .arg("--listen")

@@ -193,6 +193,11 @@ healthzPort: 0
                 "--set",
                 &format!("hostAgent.insecureRegistries={{{}}}", self.registry.addr),
             ])
+            // The registry is on the node's bridge: a private address, refused unless allowed.
+            .args([
+                "--set",
+                &format!("hostAgent.registryAllow={{{GATEWAY}/32}}"),
+            ])
             // The examples answer `<name>.localhost`, in namespace default.
             .args(["--set", "operator.hostnames.default={localhost}"]);
         for value in values {

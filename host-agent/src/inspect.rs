@@ -7,6 +7,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use weft_api::PullPolicy;
 
+use weft_runtime::EgressRules;
+
 use crate::image::{self, ImageMetrics, ImageSource, ImageStore, Puller};
 use crate::registry_args::RegistryArgs;
 use crate::run::BadInput;
@@ -45,10 +47,12 @@ pub async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
             unreachable!("no files without a base directory");
         };
         let store = Arc::new(ImageStore::open(args.registry.image_dir()?)?);
+        let egress = EgressRules::with_own_addresses(Vec::new(), Vec::new());
         let puller = Puller::new(
             store,
             args.registry.insecure_registries.clone(),
             ImageMetrics::default(),
+            args.registry.proxy(egress, true).await?,
         );
         let pulled = puller
             .pull(

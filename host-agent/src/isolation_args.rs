@@ -114,7 +114,7 @@ fn user_data() -> Option<PathBuf> {
 }
 
 /// A CIDR, or one address as its own network (the chart passes the node's `$(HOST_IP)`).
-fn parse_network(text: &str) -> Result<IpNet, String> {
+pub fn parse_network(text: &str) -> Result<IpNet, String> {
     text.parse::<IpNet>()
         .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
         .map_err(|_| format!("{text:?} is neither a CIDR (10.0.0.0/8) nor an address"))

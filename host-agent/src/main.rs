@@ -9,7 +9,6 @@ mod inspect;
 mod isolation_args;
 mod launcher;
 mod lifecycle;
-mod manifest;
 mod node;
 mod observed;
 mod push;

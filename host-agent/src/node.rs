@@ -126,10 +126,12 @@ impl Node {
             ImageStore::open(&image_dir)
                 .with_context(|| format!("opening the image store {}", image_dir.display()))?,
         );
+        let proxy = images.registry.proxy(isolation.egress(), local).await?;
         let puller = Arc::new(Puller::new(
             store.clone(),
             images.registry.insecure_registries.clone(),
             image_metrics,
+            proxy,
         ));
         let launcher = Arc::new(Launcher::new(
             host.clone(),

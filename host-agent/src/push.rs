@@ -39,6 +39,7 @@ pub async fn push(args: PushArgs) -> anyhow::Result<()> {
     let client = image::client(
         reference.resolve_registry(),
         &args.registry.insecure_registries,
+        None,
     );
 
     let size = wasm.len();

@@ -2,7 +2,11 @@
 
 use std::path::PathBuf;
 
-use crate::image::{self, Credentials};
+use ipnet::IpNet;
+use weft_runtime::EgressRules;
+
+use crate::image::{self, Credentials, RegistryProxy, RegistryRules};
+use crate::isolation_args::parse_network;
 use crate::run::BadInput;
 
 #[derive(Debug, clap::Args)]
@@ -17,12 +21,37 @@ pub struct RegistryArgs {
         value_delimiter = ','
     )]
     pub insecure_registries: Vec<String>,
+    /// Allow pulls from registries in this network (CIDR, or one address). Refused otherwise:
+    /// loopback, link-local, private networks, this host's own addresses and --egress-deny (an
+    /// image reference chooses where the agent connects). `host-agent run` allows every address
+    /// when none is given (the manifest is your own). Repeatable.
+    #[arg(
+        long = "registry-allow",
+        env = "WEFT_REGISTRY_ALLOW",
+        value_delimiter = ',',
+        value_parser = parse_network
+    )]
+    pub registry_allow: Vec<IpNet>,
     /// Pulled component images are kept here [default: $XDG_CACHE_HOME/weft/images].
     #[arg(long, env = "WEFT_IMAGE_DIR")]
     pub image_dir: Option<PathBuf>,
 }
 
 impl RegistryArgs {
+    /// The proxy every pull goes through, applying `egress` (the Workloads' rules) and
+    /// `--registry-allow`; none for a local run that allows every registry.
+    pub async fn proxy(
+        &self,
+        egress: EgressRules,
+        local: bool,
+    ) -> std::io::Result<Option<RegistryProxy>> {
+        if local && self.registry_allow.is_empty() {
+            return Ok(None);
+        }
+        let rules = RegistryRules::new(egress, self.registry_allow.clone());
+        RegistryProxy::start(rules).await.map(Some)
+    }
+
     /// The credentials in the registry config; none when the file does not exist.
     pub fn credentials(&self) -> anyhow::Result<Credentials> {
         let Some(path) = self

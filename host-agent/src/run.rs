@@ -7,14 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
-use weft_api::Workload;
+use weft_api::{Workload, manifest};
 
 use weft_daemon::signals::Shutdown;
 
 use crate::admin::Admin;
+use crate::convert;
 use crate::launcher::{LaunchError, id_of};
 use crate::node::{ImageArgs, Mode, Node};
-use crate::{convert, manifest};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {

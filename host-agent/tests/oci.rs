@@ -6,6 +6,8 @@ mod common;
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::registry::{Registry, docker_config, free_port, tool};
 use common::{Agent, agent, example_wasm, stderr, stdout, workload};
@@ -460,16 +462,24 @@ fn garbage_collection_keeps_what_the_host_is_about_to_run() {
     assert_eq!(host.get("/", None), HELLO);
 }
 
-/// A registry a tenant controls that serves one manifest (copied from elsewhere, naming layers it
-/// never had) and no blobs: what an attacker needs to borrow another tenant's cached layer.
-fn manifest_only_registry(manifest: Vec<u8>) -> String {
+/// What a fake registry answers to one request: status line, body, content type, extra headers.
+type FakeReply = (&'static str, Vec<u8>, &'static str, String);
+
+/// A registry a tenant controls, answering `reply(method, path)`; its address and how many
+/// connections it has had.
+fn fake_registry(
+    bind: &str,
+    reply: impl Fn(&str, &str) -> FakeReply + Send + Sync + 'static,
+) -> (String, Arc<AtomicUsize>) {
     use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind(bind).unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let digest = weft_runtime::sha256(&manifest);
+    let connections = Arc::new(AtomicUsize::new(0));
+    let (reply, counted) = (Arc::new(reply), connections.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
-            let (manifest, digest) = (manifest.clone(), digest.clone());
+            counted.fetch_add(1, Ordering::SeqCst);
+            let reply = reply.clone();
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut stream = stream;
@@ -478,13 +488,9 @@ fn manifest_only_registry(manifest: Vec<u8>) -> String {
                     if reader.read_line(&mut line).unwrap_or(0) == 0 {
                         return;
                     }
-                    let (method, path) = {
-                        let mut parts = line.split_whitespace();
-                        (
-                            parts.next().unwrap_or("").to_string(),
-                            parts.next().unwrap_or("").to_string(),
-                        )
-                    };
+                    let mut parts = line.split_whitespace();
+                    let method = parts.next().unwrap_or("").to_string();
+                    let path = parts.next().unwrap_or("").to_string();
                     // The rest of the head.
                     loop {
                         let mut header = String::new();
@@ -492,23 +498,9 @@ fn manifest_only_registry(manifest: Vec<u8>) -> String {
                             break;
                         }
                     }
-                    let (status, body, kind) = if path == "/v2/" {
-                        ("200 OK", Vec::new(), "application/json")
-                    } else if path.contains("/manifests/") {
-                        (
-                            "200 OK",
-                            manifest.clone(),
-                            "application/vnd.oci.image.manifest.v1+json",
-                        )
-                    } else {
-                        (
-                            "404 Not Found",
-                            b"{\"errors\":[{\"code\":\"BLOB_UNKNOWN\"}]}".to_vec(),
-                            "application/json",
-                        )
-                    };
+                    let (status, body, kind, headers) = reply(&method, &path);
                     let head = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nDocker-Content-Digest: {digest}\r\nContent-Length: {}\r\n\r\n",
+                        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\n{headers}Content-Length: {}\r\n\r\n",
                         body.len()
                     );
                     let _ = stream.write_all(head.as_bytes());
@@ -519,7 +511,30 @@ fn manifest_only_registry(manifest: Vec<u8>) -> String {
             });
         }
     });
-    addr
+    (addr, connections)
+}
+
+/// A registry a tenant controls that serves one manifest (copied from elsewhere, naming layers it
+/// never had) and no blobs: what an attacker needs to borrow another tenant's cached layer.
+fn manifest_only_registry(manifest: Vec<u8>) -> String {
+    let digest = weft_runtime::sha256(&manifest);
+    let header = format!("Docker-Content-Digest: {digest}\r\n");
+    fake_registry("127.0.0.1:0", move |_, path| {
+        if path == "/v2/" {
+            ("200 OK", Vec::new(), "application/json", String::new())
+        } else if path.contains("/manifests/") {
+            (
+                "200 OK",
+                manifest.clone(),
+                "application/vnd.oci.image.manifest.v1+json",
+                header.clone(),
+            )
+        } else {
+            let body = b"{\"errors\":[{\"code\":\"BLOB_UNKNOWN\"}]}".to_vec();
+            ("404 Not Found", body, "application/json", String::new())
+        }
+    })
+    .0
 }
 
 /// Tenant A's private layer is on the host. Tenant B's own registry serves a manifest naming
@@ -564,4 +579,126 @@ fn a_layer_stored_for_one_registry_is_not_lent_to_a_manifest_from_another() {
     let status = wait_for_pull_failure(&attacker, "borrowed", "which its registry does not have");
     assert_eq!(status["state"], "Waiting", "it never ran: {status}");
     assert_eq!(attacker.metric("weft_blob_downloads_total"), 0.0);
+}
+
+/// A manifest naming one Wasm layer, `wasm`.
+fn manifest_of(wasm: &[u8]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.wasm.config.v0+json",
+            "digest": weft_runtime::sha256(b"{}"),
+            "size": 2
+        },
+        "layers": [{
+            "mediaType": "application/wasm",
+            "digest": weft_runtime::sha256(wasm),
+            "size": wasm.len()
+        }]
+    }))
+    .unwrap()
+}
+
+/// An image reference chooses where the agent connects: a tenant names the host's loopback (or
+/// a cluster address) to reach listeners that are not registries. Pulls go only to addresses
+/// the host allows, redirects included, and the status says why.
+#[test]
+fn pulls_go_only_to_registry_addresses_the_host_allows() {
+    let dir = tempfile::tempdir().unwrap();
+    // A listener that is no registry of the host's: another tenant's, or the agent's own port.
+    let (target, reached) = fake_registry("127.0.0.2:0", |_, _| {
+        ("200 OK", b"secret".to_vec(), "text/plain", String::new())
+    });
+    // A registry the host allows, which redirects its blob to that listener.
+    let wasm = std::fs::read(example_wasm("hello-http")).unwrap();
+    let manifest = manifest_of(&wasm);
+    let digest = weft_runtime::sha256(&manifest);
+    let location = format!("Location: http://{target}/blob\r\n");
+    let (allowed, asked) = fake_registry("127.0.0.1:0", move |_, path| {
+        if path.contains("/manifests/") {
+            let header = format!("Docker-Content-Digest: {digest}\r\n");
+            (
+                "200 OK",
+                manifest.clone(),
+                "application/vnd.oci.image.manifest.v1+json",
+                header,
+            )
+        } else if path.contains("/blobs/") {
+            (
+                "307 Temporary Redirect",
+                Vec::new(),
+                "text/plain",
+                location.clone(),
+            )
+        } else {
+            ("200 OK", Vec::new(), "application/json", String::new())
+        }
+    });
+    let direct = format!("{target}/tenant/hello:1");
+    let redirected = format!("{allowed}/tenant/hello:1");
+    let host = agent()
+        .manifest(workload(dir.path(), "direct", &[&direct], ""))
+        .manifest(workload(dir.path(), "redirected", &[&redirected], ""))
+        .image_dir(&dir.path().join("store"))
+        .arg("--registry-allow=127.0.0.1/32")
+        .spawn();
+    // In status, the reason (the registry's address was refused), not a connection error.
+    wait_for_pull_failure(
+        &host,
+        "direct",
+        "is refused: 127.0.0.2 is a loopback address; the host pulls from there only if its operator allows it (--registry-allow)",
+    );
+    host.wait("the allowed registry to be asked", |_| {
+        asked.load(Ordering::SeqCst) > 0
+    });
+    host.wait("the redirected pull to fail", |a| {
+        component_status(a, "redirected")["state"] == "Waiting"
+            && component_status(a, "redirected")["message"].is_string()
+    });
+    assert_eq!(
+        reached.load(Ordering::SeqCst),
+        0,
+        "the agent connected to a refused address"
+    );
+    assert!(host.logs().contains("registry connection refused"));
+}
+
+/// What a registry says is the registry's, chosen by whoever runs it: status shows the code.
+#[test]
+fn a_registry_error_shows_its_code_not_its_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let (registry, _) = fake_registry("127.0.0.1:0", |_, path| {
+        if path.starts_with("/v2/enveloped/") {
+            let body =
+                br#"{"errors":[{"code":"UNSUPPORTED","message":"<script>hunter2</script>"}]}"#;
+            (
+                "400 Bad Request",
+                body.to_vec(),
+                "application/json",
+                String::new(),
+            )
+        } else if path.starts_with("/v2/plain/") {
+            let body = "hunter2 internal stack trace\n".repeat(100).into_bytes();
+            (
+                "500 Internal Server Error",
+                body,
+                "text/plain",
+                String::new(),
+            )
+        } else {
+            ("200 OK", Vec::new(), "application/json", String::new())
+        }
+    });
+    let enveloped = format!("{registry}/enveloped/x:1");
+    let plain = format!("{registry}/plain/x:1");
+    let host = agent()
+        .manifest(workload(dir.path(), "enveloped", &[&enveloped], ""))
+        .manifest(workload(dir.path(), "plain", &[&plain], ""))
+        .image_dir(&dir.path().join("store"))
+        .spawn();
+    let status = wait_for_pull_failure(&host, "enveloped", "Unsupported");
+    assert!(!status.to_string().contains("hunter2"), "{status}");
+    let status = wait_for_pull_failure(&host, "plain", "HTTP 500");
+    assert!(!status.to_string().contains("hunter2"), "{status}");
 }

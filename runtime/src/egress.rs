@@ -43,10 +43,20 @@ impl EgressRules {
     /// Why connecting to `ip` is refused, if it is.
     pub fn refusal(&self, ip: IpAddr) -> Option<String> {
         let ip = ip.to_canonical();
+        self.refused(ip).map(|refused| match refused {
+            Refused::Denied(net) => format!("{ip} is in {net}, denied by the host (--egress-deny)"),
+            Refused::ByDefault(kind) => format!(
+                "{ip} is {kind}; the host refuses it unless its operator allows it (--egress-allow)"
+            ),
+        })
+    }
+
+    /// The rule that refuses `ip`, if one does; what the refusal says is the caller's (its flag
+    /// names differ).
+    pub fn refused(&self, ip: IpAddr) -> Option<Refused> {
+        let ip = ip.to_canonical();
         if let Some(net) = self.deny.iter().find(|n| n.contains(&ip)) {
-            return Some(format!(
-                "{ip} is in {net}, denied by the host (--egress-deny)"
-            ));
+            return Some(Refused::Denied(*net));
         }
         if self.allow.iter().any(|n| n.contains(&ip)) {
             return None;
@@ -66,10 +76,17 @@ impl EgressRules {
         } else {
             return None;
         };
-        Some(format!(
-            "{ip} is {kind}; the host refuses it unless its operator allows it (--egress-allow)"
-        ))
+        Some(Refused::ByDefault(kind))
     }
+}
+
+/// Why an address is refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// It is in a network the operator denied.
+    Denied(IpNet),
+    /// It is of a kind refused unless allowed (`a loopback address`, …).
+    ByDefault(&'static str),
 }
 
 fn is_link_local(ip: IpAddr) -> bool {

@@ -40,7 +40,7 @@ mod warm_pool;
 pub mod workload;
 
 pub use digest::sha256;
-pub use egress::EgressRules;
+pub use egress::{EgressRules, Refused};
 pub use engine::{CodeSource, Engine, EngineBuilder};
 pub use error::{BackendUnavailable, Error, Result};
 pub use host::{Host, HostBuilder};

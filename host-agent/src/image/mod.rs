@@ -8,6 +8,7 @@ mod metrics;
 mod pull_error;
 mod puller;
 mod reference;
+mod registry_proxy;
 mod store;
 mod world;
 
@@ -16,5 +17,6 @@ pub use metrics::ImageMetrics;
 pub use pull_error::PullError;
 pub use puller::{Puller, client};
 pub use reference::{ImageSource, effective_policy};
+pub use registry_proxy::{RegistryProxy, RegistryRules};
 pub use store::{ImageStore, sha256};
 pub use world::world_of;

@@ -14,6 +14,8 @@ pub enum PullError {
     NeverPullUnverified { image: String },
     #[error("cannot read {path}: {reason}")]
     File { path: String, reason: String },
+    #[error("registry {registry} is refused: {reason}")]
+    RegistryRefused { registry: String, reason: String },
     #[error("registry {registry} is unreachable: {reason}")]
     Unreachable { registry: String, reason: String },
     #[error(
@@ -117,12 +119,14 @@ impl PullError {
                 } else {
                     Self::Registry {
                         registry,
+                        // The codes only: the messages are the registry's words, which a
+                        // tenant's registry chooses and status would show to others.
                         reason: envelope
                             .errors
                             .iter()
-                            .map(|e| format!("{:?}: {}", e.code, e.message))
+                            .map(|e| format!("{:?}", e.code))
                             .collect::<Vec<_>>()
-                            .join("; "),
+                            .join(", "),
                     }
                 }
             }
@@ -131,9 +135,9 @@ impl PullError {
             OciDistributionError::ServerError { code: 404, .. } => Self::ManifestUnknown {
                 image: image.to_string(),
             },
-            OciDistributionError::ServerError { code, message, .. } => Self::Registry {
+            OciDistributionError::ServerError { code, .. } => Self::Registry {
                 registry,
-                reason: format!("HTTP {code}: {}", message.trim()),
+                reason: format!("HTTP {code}"),
             },
             OciDistributionError::UnsupportedMediaTypeError(found)
             | OciDistributionError::IncompatibleLayerMediaTypeError(found) => {
@@ -150,9 +154,18 @@ impl PullError {
             }
             other => Self::Registry {
                 registry,
-                reason: other.to_string(),
+                reason: short(&other.to_string()),
             },
         }
+    }
+}
+
+/// The first line of `reason`, at most 120 characters: status is no place for a body.
+fn short(reason: &str) -> String {
+    let line = reason.lines().next().unwrap_or_default();
+    match line.char_indices().nth(120) {
+        Some((end, _)) => format!("{}…", &line[..end]),
+        None => line.to_string(),
     }
 }
 

@@ -19,7 +19,7 @@ use super::credentials::fingerprint;
 use super::layout::{self, MAX_COMPONENT_BYTES};
 use super::reference::{ImageSource, is_plain_http};
 use super::store::ResolvedRef;
-use super::{Credentials, ImageMetrics, ImageStore, PullError};
+use super::{Credentials, ImageMetrics, ImageStore, PullError, RegistryProxy};
 
 /// A component image ready to run.
 #[derive(Clone, Debug)]
@@ -37,17 +37,26 @@ pub struct Puller {
     store: Arc<ImageStore>,
     insecure: Vec<String>,
     metrics: ImageMetrics,
+    /// Every registry connection goes through it, when there are rules (see
+    /// [`RegistryProxy`]).
+    proxy: Option<RegistryProxy>,
     /// One lock per reference and per blob digest, so concurrent pulls of the same thing wait
     /// for the first and then find it in the store.
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Puller {
-    pub fn new(store: Arc<ImageStore>, insecure: Vec<String>, metrics: ImageMetrics) -> Self {
+    pub fn new(
+        store: Arc<ImageStore>,
+        insecure: Vec<String>,
+        metrics: ImageMetrics,
+        proxy: Option<RegistryProxy>,
+    ) -> Self {
         Self {
             store,
             insecure,
             metrics,
+            proxy,
             inflight: Mutex::default(),
         }
     }
@@ -138,7 +147,7 @@ impl Puller {
         let registry = reference.resolve_registry().to_string();
         let client = self.client(&registry);
         let auth = credentials.auth_for(reference.registry());
-        let oci = |e| PullError::from_oci(e, &whole, &registry);
+        let oci = |e| self.explain(PullError::from_oci(e, &whole, &registry), &registry);
 
         let (manifest, manifest_digest) = client
             .pull_image_manifest(reference, &auth)
@@ -236,13 +245,26 @@ impl Puller {
     }
 
     fn client(&self, registry: &str) -> Client {
-        client(registry, &self.insecure)
+        let proxy = self.proxy.as_ref().map(RegistryProxy::url);
+        client(registry, &self.insecure, proxy)
+    }
+
+    /// `error`, or the reason the registry's address was refused when it was.
+    fn explain(&self, error: PullError, registry: &str) -> PullError {
+        match self.proxy.as_ref().and_then(|p| p.refusal(registry)) {
+            Some(reason) => PullError::RegistryRefused {
+                registry: registry.to_string(),
+                reason,
+            },
+            None => error,
+        }
     }
 }
 
-/// A registry client speaking HTTPS, or plain HTTP to loopback and listed insecure registries.
-/// A fresh client per pull: credentials read from a Secret may have changed since the last one.
-pub fn client(registry: &str, insecure: &[String]) -> Client {
+/// A registry client speaking HTTPS, or plain HTTP to loopback and listed insecure registries,
+/// through `proxy` when given. A fresh client per pull: credentials read from a Secret may have
+/// changed since the last one.
+pub fn client(registry: &str, insecure: &[String], proxy: Option<String>) -> Client {
     let protocol = if is_plain_http(registry, insecure) {
         ClientProtocol::HttpsExcept(vec![registry.to_string()])
     } else {
@@ -253,6 +275,8 @@ pub fn client(registry: &str, insecure: &[String]) -> Client {
         connect_timeout: Some(Duration::from_secs(10)),
         read_timeout: Some(Duration::from_secs(60)),
         platform_resolver: Some(Box::new(wasm_platform)),
+        http_proxy: proxy.clone(),
+        https_proxy: proxy,
         ..Default::default()
     })
 }

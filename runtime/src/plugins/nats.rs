@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages buffered per subscription before the client drops them for it (slow consumer).
-const SUBSCRIPTION_CAPACITY: usize = 64;
+const SUBSCRIPTION_CAPACITY: usize = 1024;
 const CLIENT_CAPACITY: usize = 64;
 
 #[derive(Clone)]
@@ -76,8 +76,8 @@ impl NatsConnection {
             // of queueing the whole object in memory.
             .client_capacity(CLIENT_CAPACITY)
             // Messages waiting for one subscription's handler, at most (the default is 65,536:
-            // gigabytes of 1 MiB messages for one slow tenant); past it the client drops them
-            // for that subscription alone, as a slow consumer.
+            // 64 GiB of 1 MiB messages for one slow tenant); past it the client drops them for
+            // that subscription alone, as a slow consumer. As many as the memory broker keeps.
             .subscription_capacity(SUBSCRIPTION_CAPACITY)
             .event_callback(|event| async move {
                 tracing::info!(%event, "nats connection");
