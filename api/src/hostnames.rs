@@ -102,7 +102,24 @@ impl HostnameGrants {
             .get(namespace)
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        if own_name(namespace, host) || granted.iter().any(|s| under(host, s)) {
+        if granted.iter().any(|s| under(host, s)) {
+            return None;
+        }
+        // A granted suffix belongs to its grantee: a namespace named `com` may not claim
+        // `shop.example.com` by its own name when `shop` was granted `example.com`.
+        let reserved = self.suffixes.iter().find_map(|(grantee, suffixes)| {
+            (grantee != namespace)
+                .then(|| suffixes.iter().find(|s| under(host, s)))
+                .flatten()
+                .map(|suffix| (grantee, suffix))
+        });
+        if let Some((grantee, suffix)) = reserved {
+            return Some(format!(
+                "namespace {namespace} may not claim host {host}: {suffix} is granted to \
+                 namespace {grantee}"
+            ));
+        }
+        if own_name(namespace, host) {
             return None;
         }
         let mut allowed = format!("names under .{namespace}");
@@ -185,10 +202,27 @@ mod tests {
         ] {
             assert_eq!(g.refusal(ns, host), None, "{ns} {host}");
         }
-        let refused = g.refusal("other", "hello.localhost").unwrap();
+        let refused = g.refusal("other", "hello.example.org").unwrap();
         assert!(refused.contains("operator.hostnames"), "{refused}");
         assert!(g.refusal("shop", "evilshop.example.com").is_some());
         assert!(g.refusal("shop", "example.com").is_some());
+    }
+
+    #[test]
+    fn a_granted_suffix_is_not_claimed_by_a_namespace_named_like_its_tail() {
+        let g = grants(&["shop=shop.example.com", "default=localhost"]);
+        // Namespaces called `com` and `localhost` own `*.com` and `*.localhost` by name...
+        assert_eq!(g.refusal("com", "blog.other.com"), None);
+        // ...but not what was granted to another namespace under them.
+        for (ns, host) in [
+            ("com", "shop.example.com"),
+            ("com", "api.shop.example.com"),
+            ("localhost", "hello.localhost"),
+        ] {
+            let refused = g.refusal(ns, host).unwrap();
+            assert!(refused.contains("is granted to namespace"), "{refused}");
+        }
+        assert_eq!(g.refusal("shop", "api.shop.example.com"), None);
     }
 
     #[test]

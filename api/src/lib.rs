@@ -58,4 +58,4 @@ pub use workload_deployment::{
     WorkloadDeploymentSpec, WorkloadDeploymentStatus, WorkloadTemplate,
 };
 #[cfg(feature = "crd")]
-pub use workload_status::{ComponentState, ComponentStatus, Phase, WorkloadStatus};
+pub use workload_status::{ComponentState, ComponentStatus, HostnameClaim, Phase, WorkloadStatus};

@@ -2,7 +2,7 @@
 //!
 //! Two field managers write it with server-side apply, each only its own fields:
 //! - the operator ([`crate::labels::OPERATOR_FIELD_MANAGER`]): `phase`, `host`,
-//!   `observedGeneration` and the `Scheduled` condition;
+//!   `observedGeneration`, `hostnames` and the `Scheduled` condition;
 //! - the host-agent running the Workload ([`crate::labels::HOST_AGENT_FIELD_MANAGER`]):
 //!   `components` and the `Ready` condition.
 //!
@@ -10,7 +10,7 @@
 //! its own entries. Every optional field is left out when unset, so an apply never claims a field
 //! its manager does not set.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -36,10 +36,25 @@ pub struct WorkloadStatus {
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
 
+    /// The HTTP host names the Workload claims, each with when it first claimed it: of two Workloads claiming one name, the earlier claim holds it. Written by the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub hostnames: Vec<HostnameClaim>,
+
     /// State of each component and of the service, by name.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub components: Vec<ComponentStatus>,
+}
+
+/// A host name a Workload claims, and since when.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HostnameClaim {
+    /// The host name, normalized (`shop.example.com`).
+    pub name: String,
+    /// When the Workload first claimed it (and has claimed it since).
+    pub since: Time,
 }
 
 /// Where the Workload is in its life: Pending, Scheduled, Running, Failed or Terminating.

@@ -5,11 +5,12 @@
 
 use std::fmt;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
-use weft_api::Workload;
 use weft_api::hostnames::{HostnameGrants, MAX_HTTP_HOSTS};
 use weft_api::labels::reason;
+use weft_api::{HostnameClaim, Workload};
 
 /// Why a Workload's claims are refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,20 +43,54 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// When a Workload's claimant first claimed: its WorkloadDeployment's creation for a replica
-/// (`None` when that WorkloadDeployment is not known), its own creation otherwise.
-pub type ClaimedSince<'a> = &'a dyn Fn(&Workload) -> Option<Timestamp>;
+/// When a Workload's claimant first claimed a host name: its WorkloadDeployment's creation for a
+/// replica (`None` when that WorkloadDeployment is not known), [`first_claim`] otherwise.
+pub type ClaimedSince<'a> = &'a dyn Fn(&Workload, &str) -> Option<Timestamp>;
 
-/// Which of two claimants came first: the time they claimed, then their name (so the order is
-/// total and every operator replica agrees). Replicas of one WorkloadDeployment are one claimant.
-fn precedence(workload: &Workload, since: ClaimedSince<'_>) -> (Timestamp, String) {
+/// Which of two claimants of `host` came first: the time they claimed it, then their name (so
+/// the order is total and every operator replica agrees). Replicas of one WorkloadDeployment
+/// are one claimant.
+fn precedence(workload: &Workload, host: &str, since: ClaimedSince<'_>) -> (Timestamp, String) {
     (
-        since(workload).unwrap_or(Timestamp::MAX),
+        since(workload, host).unwrap_or(Timestamp::MAX),
         workload.claimant(),
     )
 }
 
-/// The creation time of a Workload, for [`ClaimedSince`] of one that is not a replica.
+/// When a Workload (not a replica) first claimed `host`: as the operator recorded it in
+/// `status.hostnames`. A name not recorded yet was claimed at the Workload's creation if its
+/// spec is as the operator last saw it (new, or recorded by an operator that kept no claims);
+/// else it is claimed only now, by an edit: an old Workload edited to name a contested host
+/// does not take it from the Workload that held it.
+pub fn first_claim(workload: &Workload, host: &str) -> Option<Timestamp> {
+    let status = workload.status.as_ref();
+    if let Some(claim) = status
+        .into_iter()
+        .flat_map(|s| &s.hostnames)
+        .find(|c| c.name == host)
+    {
+        return Some(claim.since.0);
+    }
+    let seen = status.and_then(|s| s.observed_generation);
+    match seen.is_none() || seen == workload.meta().generation {
+        true => created(workload),
+        false => None,
+    }
+}
+
+/// What `status.hostnames` should say: each of `hosts` with when it was first claimed (`now`
+/// for a name claimed only now).
+pub fn record(workload: &Workload, hosts: &[String], now: Timestamp) -> Vec<HostnameClaim> {
+    hosts
+        .iter()
+        .map(|host| HostnameClaim {
+            name: host.clone(),
+            since: Time(first_claim(workload, host).unwrap_or(now)),
+        })
+        .collect()
+}
+
+/// The creation time of a Workload.
 pub fn created(workload: &Workload) -> Option<Timestamp> {
     workload.meta().creation_timestamp.as_ref().map(|t| t.0)
 }
@@ -83,22 +118,24 @@ pub fn check<'a>(
     if let Some(why) = hosts.iter().find_map(|h| grants.refusal(&namespace, h)) {
         return Err(Refusal::NotAllowed(why));
     }
-    let mine = precedence(workload, since);
     let mut conflict: Option<((Timestamp, String), &String)> = None;
     for other in all {
-        let theirs = precedence(other, since);
-        if theirs.1 == mine.1
-            || theirs >= mine
-            || conflict.as_ref().is_some_and(|(c, _)| *c <= theirs)
-        {
-            continue;
-        }
         let other_namespace = other.namespace().unwrap_or_default();
         let other_hosts = other.spec.http_hosts(&other_namespace);
-        if let Some(host) = hosts
+        for host in hosts
             .iter()
-            .find(|h| other_hosts.contains(h) && grants.refusal(&other_namespace, h).is_none())
+            .filter(|h| other_hosts.contains(h) && grants.refusal(&other_namespace, h).is_none())
         {
+            let (mine, theirs) = (
+                precedence(workload, host, since),
+                precedence(other, host, since),
+            );
+            if theirs.1 == mine.1
+                || theirs >= mine
+                || conflict.as_ref().is_some_and(|(c, _)| *c <= theirs)
+            {
+                continue;
+            }
             conflict = Some((theirs, host));
         }
     }
@@ -151,12 +188,68 @@ spec:
         let first = workload("a", "web", 10, "shop.example.com");
         let later = workload("b", "web", 20, "Shop.Example.com:8080");
         let all = [first.clone(), later.clone()];
-        assert_eq!(check(&first, &all, &grants(), &created), Ok(()));
-        let refused = check(&later, &all, &grants(), &created).unwrap_err();
+        assert_eq!(check(&first, &all, &grants(), &first_claim), Ok(()));
+        let refused = check(&later, &all, &grants(), &first_claim).unwrap_err();
         assert_eq!(refused.reason(), "HostnameConflict");
         assert_eq!(
             refused.to_string(),
             "host shop.example.com is claimed by Workload a/web, which claimed it first"
+        );
+    }
+
+    /// `workload` as the operator last saw it at `seen` of its generation `generation`, having
+    /// recorded `claims` (host, since).
+    fn seen(
+        mut workload: Workload,
+        generation: i64,
+        seen: i64,
+        claims: &[(&str, i64)],
+    ) -> Workload {
+        workload.metadata.generation = Some(generation);
+        workload.status = Some(weft_api::WorkloadStatus {
+            observed_generation: Some(seen),
+            hostnames: claims
+                .iter()
+                .map(|(name, since)| HostnameClaim {
+                    name: name.to_string(),
+                    since: Time(Timestamp::from_second(*since).unwrap()),
+                })
+                .collect(),
+            ..Default::default()
+        });
+        workload
+    }
+
+    #[test]
+    fn precedence_follows_the_claim_not_the_age_of_the_object() {
+        let owner = seen(
+            workload("b", "web", 20, "shop.example.com"),
+            1,
+            1,
+            &[("shop.example.com", 20)],
+        );
+        // An older Workload, edited to claim the name the owner holds.
+        let edited = seen(workload("a", "old", 10, "shop.example.com"), 2, 1, &[]);
+        let all = [owner.clone(), edited.clone()];
+        assert_eq!(check(&owner, &all, &grants(), &first_claim), Ok(()));
+        let refused = check(&edited, &all, &grants(), &first_claim).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "host shop.example.com is claimed by Workload b/web, which claimed it first"
+        );
+        // Its claim is recorded as made now, and stays later than the owner's.
+        let now = Timestamp::from_second(30).unwrap();
+        let recorded = record(&edited, &["shop.example.com".into()], now);
+        assert_eq!(recorded[0].since.0, now);
+        let edited = seen(edited, 2, 2, &[("shop.example.com", 30)]);
+        let all = [owner.clone(), edited.clone()];
+        assert!(check(&edited, &all, &grants(), &first_claim).is_err());
+        assert_eq!(check(&owner, &all, &grants(), &first_claim), Ok(()));
+        // A claim recorded by no operator yet, on an unchanged spec, dates from the creation.
+        let unchanged = seen(workload("a", "old", 10, "shop.example.com"), 1, 1, &[]);
+        assert_eq!(
+            first_claim(&unchanged, "shop.example.com"),
+            created(&unchanged)
         );
     }
 
@@ -167,12 +260,13 @@ spec:
         let twin = workload("a", "z", 5, "x.example.com");
         let newest = workload("b", "w", 9, "x.example.com");
         let all = [newest.clone(), middle, twin.clone(), oldest.clone()];
-        let Err(Refusal::Conflict { owner, .. }) = check(&newest, &all, &grants(), &created) else {
+        let Err(Refusal::Conflict { owner, .. }) = check(&newest, &all, &grants(), &first_claim)
+        else {
             panic!("not refused");
         };
         assert_eq!(owner, "Workload a/x");
-        assert!(check(&twin, &all, &grants(), &created).is_err());
-        assert!(check(&oldest, &all, &grants(), &created).is_ok());
+        assert!(check(&twin, &all, &grants(), &first_claim).is_err());
+        assert!(check(&oldest, &all, &grants(), &first_claim).is_ok());
     }
 
     #[test]
@@ -184,9 +278,9 @@ spec:
                 .join(",")
         };
         let most = workload("a", "most", 1, &hosts(MAX_HTTP_HOSTS));
-        assert_eq!(check(&most, [&most], &grants(), &created), Ok(()));
+        assert_eq!(check(&most, [&most], &grants(), &first_claim), Ok(()));
         let greedy = workload("a", "greedy", 1, &hosts(MAX_HTTP_HOSTS + 1));
-        let refused = check(&greedy, [&greedy], &grants(), &created).unwrap_err();
+        let refused = check(&greedy, [&greedy], &grants(), &first_claim).unwrap_err();
         assert_eq!(refused.reason(), "HostnameNotAllowed");
         assert!(
             refused.to_string().contains("33 host names, at most 32"),
@@ -199,14 +293,14 @@ spec:
         let squatter = workload("c", "early", 1, "shop.example.com");
         let owner = workload("a", "web", 10, "shop.example.com");
         let all = [squatter.clone(), owner.clone()];
-        let refused = check(&squatter, &all, &grants(), &created).unwrap_err();
+        let refused = check(&squatter, &all, &grants(), &first_claim).unwrap_err();
         assert_eq!(refused.reason(), "HostnameNotAllowed");
         assert!(
             refused
                 .to_string()
                 .contains("namespace c may not claim host shop.example.com")
         );
-        assert_eq!(check(&owner, &all, &grants(), &created), Ok(()));
+        assert_eq!(check(&owner, &all, &grants(), &first_claim), Ok(()));
     }
 
     #[test]
@@ -224,7 +318,7 @@ spec:
         // The replicas are newer than b/web, but their WorkloadDeployment is older.
         let (r1, r2) = (replica("shop-1", 30), replica("shop-2", 40));
         let rival = workload("b", "web", 20, "shop.example.com");
-        let deployment_created = |w: &Workload| match w.deployment_owner() {
+        let deployment_created = |w: &Workload, _: &str| match w.deployment_owner() {
             Some(_) => Some(Timestamp::from_second(10).unwrap()),
             None => created(w),
         };
@@ -243,7 +337,7 @@ spec:
         forged.metadata.namespace = Some("b".into());
         assert_eq!(forged.claimant(), "b/WorkloadDeployment/shop");
         let with_forged = [r1.clone(), forged.clone()];
-        let by_namespace = |w: &Workload| match w.namespace().as_deref() {
+        let by_namespace = |w: &Workload, _: &str| match w.namespace().as_deref() {
             Some("a") => Some(Timestamp::from_second(10).unwrap()),
             _ => None,
         };
@@ -254,7 +348,8 @@ spec:
                 .contains("claimed by WorkloadDeployment a/shop")
         );
         // Without the WorkloadDeployment's age the replicas claim from nothing: the rival wins.
-        let unknown = |w: &Workload| w.deployment_owner().map_or_else(|| created(w), |_| None);
+        let unknown =
+            |w: &Workload, _: &str| w.deployment_owner().map_or_else(|| created(w), |_| None);
         assert!(check(&r1, &all, &grants(), &unknown).is_err());
     }
 
@@ -273,7 +368,7 @@ spec:
         );
         let all = [a.clone(), b.clone()];
         assert_eq!(
-            check(&b, &all, &HostnameGrants::default(), &created),
+            check(&b, &all, &HostnameGrants::default(), &first_claim),
             Ok(())
         );
     }

@@ -104,13 +104,13 @@ impl Context {
             .filter(|d| d.uid().as_deref() == Some(owner.uid.as_str()))
     }
 
-    /// When `workload`'s claimant first claimed its host names (see [`crate::claims`]).
-    pub fn claimed_since(&self, workload: &Workload) -> Option<Timestamp> {
+    /// When `workload`'s claimant first claimed `host` (see [`crate::claims`]).
+    pub fn claimed_since(&self, workload: &Workload, host: &str) -> Option<Timestamp> {
         match workload.deployment_owner() {
             Some(_) => self
                 .deployment_of(workload)
                 .and_then(|d| d.meta().creation_timestamp.as_ref().map(|t| t.0)),
-            None => crate::claims::created(workload),
+            None => crate::claims::first_claim(workload, host),
         }
     }
 

@@ -1,11 +1,11 @@
-//! The operator's part of a Workload's status (`phase`, `host`, `observedGeneration`, the
-//! `Scheduled` condition), computed by pure functions.
+//! The operator's part of a Workload's status (`phase`, `host`, `observedGeneration`,
+//! `hostnames`, the `Scheduled` condition), computed by pure functions.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 use serde_json::json;
 use weft_api::labels::{condition, reason};
-use weft_api::{Phase, WorkloadStatus};
+use weft_api::{HostnameClaim, Phase, WorkloadStatus};
 
 use crate::scheduler::find_condition;
 
@@ -106,6 +106,8 @@ pub struct OperatorStatus {
     pub host: Option<String>,
     pub observed_generation: Option<i64>,
     pub scheduled: Condition,
+    /// The host names it claims and since when (see [`crate::claims::record`]).
+    pub hostnames: Vec<HostnameClaim>,
 }
 
 impl OperatorStatus {
@@ -117,6 +119,7 @@ impl OperatorStatus {
         current.phase == Some(self.phase)
             && current.host == self.host
             && current.observed_generation == self.observed_generation
+            && current.hostnames == self.hostnames
             && find_condition(&current.conditions, condition::SCHEDULED) == Some(&self.scheduled)
     }
 
@@ -126,6 +129,7 @@ impl OperatorStatus {
         let mut status = json!({
             "phase": self.phase,
             "conditions": [self.scheduled],
+            "hostnames": self.hostnames,
         });
         if let Some(host) = &self.host {
             status["host"] = json!(host);
@@ -254,6 +258,7 @@ mod tests {
             host: Some("a".into()),
             observed_generation: Some(3),
             scheduled: assigned("a", 10),
+            hostnames: Vec::new(),
         };
         let body = desired.apply_body();
         assert_eq!(body["kind"], "Workload");
@@ -272,6 +277,7 @@ mod tests {
                 assigned("a", 10),
                 ready("False", "Starting", 11).conditions[0].clone(),
             ],
+            hostnames: vec![],
             components: vec![],
         };
         assert!(desired.is_current(Some(&current)));

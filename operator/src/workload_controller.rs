@@ -61,7 +61,7 @@ pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Act
             &workload,
             rivals.iter().map(Arc::as_ref),
             &ctx.hostname_grants,
-            &|w| ctx.claimed_since(w),
+            &|w, host| ctx.claimed_since(w, host),
         )
     };
     let (workload, scheduling) = match claims {
@@ -406,11 +406,15 @@ fn desired_status(
     let previous_host = current.and_then(|status| status.host.as_deref());
     let generation = workload.meta().generation;
     let scheduled = scheduled_condition(previous, previous_host, scheduling, generation, now);
+    let hosts = workload
+        .spec
+        .http_hosts(&workload.namespace().unwrap_or_default());
     OperatorStatus {
         phase: phase(deleting, &scheduled, current),
         host: scheduling.host().map(str::to_owned),
         observed_generation: generation,
         scheduled,
+        hostnames: claims::record(workload, &hosts, now),
     }
 }
 

@@ -52,6 +52,63 @@ pub fn host_names_are_admitted_cluster_wide(cluster: &Cluster, v1: &str, host: &
         Ok((200, HELLO.to_string()))
     );
     cluster.kubectl_ok(&["delete", "wl", "hello", "-n", "team-c", "--timeout=30s"]);
+    precedence_follows_the_claim(cluster, v1);
+}
+
+/// An older Workload edited to claim a name another holds does not take it: a name belongs to
+/// whoever claimed it first, not to the older object.
+fn precedence_follows_the_claim(cluster: &Cluster, image: &str) {
+    let workload = |namespace: &str, name: &str, hosts: &str| {
+        hello_manifest(image)
+            .replace("namespace: default\n", &format!("namespace: {namespace}\n"))
+            .replace("name: hello\n", &format!("name: {name}\n"))
+            .replace("host: hello.localhost", &format!("host: \"{hosts}\""))
+    };
+    let scheduled = |namespace: &str, name: &str| {
+        cluster.control_plane.jsonpath(
+            &["wl", name, "-n", namespace],
+            "{.status.conditions[?(@.type==\"Scheduled\")].status} {.status.conditions[?(@.type==\"Scheduled\")].reason}: {.status.conditions[?(@.type==\"Scheduled\")].message}",
+        )
+    };
+    for (namespace, name, hosts) in [
+        ("team-b", "early", "early.localhost"),
+        ("default", "late", "late.localhost"),
+    ] {
+        let out = cluster
+            .control_plane
+            .apply(&workload(namespace, name, hosts));
+        assert!(out.status.success(), "{out:?}");
+        cluster.wait(
+            &format!("{name} to be scheduled"),
+            Duration::from_secs(30),
+            |_| scheduled(namespace, name).starts_with("True"),
+        );
+    }
+    let out = cluster.control_plane.apply(&workload(
+        "team-b",
+        "early",
+        "early.localhost,late.localhost",
+    ));
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait(
+        "the edited claim to be refused",
+        Duration::from_secs(30),
+        |_| scheduled("team-b", "early").starts_with("False HostnameConflict"),
+    );
+    assert!(
+        scheduled("team-b", "early")
+            .contains("host late.localhost is claimed by Workload default/late"),
+        "{}",
+        scheduled("team-b", "early")
+    );
+    assert!(
+        scheduled("default", "late").starts_with("True"),
+        "{}",
+        scheduled("default", "late")
+    );
+    for (namespace, name) in [("team-b", "early"), ("default", "late")] {
+        cluster.kubectl_ok(&["delete", "wl", name, "-n", namespace, "--timeout=30s"]);
+    }
 }
 
 /// The weft.dev/host label is the operator's; a host name is one agent's; a deleted Host
@@ -349,6 +406,25 @@ pub fn host_agents_act_only_as_themselves(cluster: &Cluster) {
     );
     assert!(
         said.contains("only the Weft operator records a Workload's assignment"),
+        "{said}"
+    );
+    // Nor does it backdate the Workload's claim to its host names.
+    let said = refused_for(
+        &cluster.agents[owner].kubeconfig,
+        &[
+            "patch",
+            "wl",
+            workload,
+            "-n",
+            namespace,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"hostnames":[{"name":"taken.localhost","since":"2000-01-01T00:00:00Z"}]}}"#,
+        ],
+    );
+    assert!(
+        said.contains("only the Weft operator records when a Workload claimed its host names"),
         "{said}"
     );
     // A token of the host-agent's account not bound to a Pod names no host at all.
