@@ -14,6 +14,8 @@ use weft_runtime::plugins::keyvalue::redis::RedisKeyValue;
 use weft_runtime::plugins::messaging::nats::NatsMessaging;
 use weft_runtime::plugins::nats::NatsConnection;
 
+use crate::isolation_args::parse_quantity;
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct BackendArgs {
     /// Offer the `redis` key-value backend on this server (`redis://[user:password@]host:port`);
@@ -25,6 +27,11 @@ pub struct BackendArgs {
     /// (`nats://[user:password@]host:port`); the host connects when a Workload first needs it.
     #[arg(long, env = "WEFT_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
+
+    /// Most a namespace may keep on this host's disk in each filesystem store, key-value and
+    /// blobs (`256Mi`); past it writes are errors to that namespace only.
+    #[arg(long, value_parser = parse_quantity, default_value = "256Mi")]
+    pub data_quota: u64,
 
     /// Messages handled at once on this host, across Workloads; a subscription waits for room.
     #[arg(long, default_value_t = weft_runtime::plugins::messaging::DEFAULT_HOST_IN_FLIGHT)]
@@ -41,12 +48,13 @@ impl BackendArgs {
             blob_staging: blob_dir.join(".staging"),
             ..Backends::default()
         };
-        backends
-            .keyvalue
-            .push(Arc::new(FilesystemKeyValue::new(keyvalue_dir)));
+        backends.keyvalue.push(Arc::new(FilesystemKeyValue::new(
+            keyvalue_dir,
+            self.data_quota,
+        )));
         backends
             .blobstore
-            .push(Arc::new(FilesystemBlobs::new(blob_dir)));
+            .push(Arc::new(FilesystemBlobs::new(blob_dir, self.data_quota)));
         if let Some(url) = &self.redis_url {
             backends
                 .keyvalue

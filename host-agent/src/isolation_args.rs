@@ -53,7 +53,7 @@ pub struct IsolationArgs {
     pub data_dir: Option<PathBuf>,
 }
 
-fn parse_quantity(s: &str) -> Result<u64, String> {
+pub fn parse_quantity(s: &str) -> Result<u64, String> {
     weft_api::parse_memory(s).map_err(|e| e.to_string())
 }
 

@@ -15,6 +15,7 @@ use weft_runtime::plugins::blobstore::backend::BlobBackend;
 use weft_runtime::plugins::blobstore::filesystem::FilesystemBlobs;
 use weft_runtime::plugins::blobstore::memory::MemoryBlobs;
 use weft_runtime::plugins::blobstore::nats::NatsBlobs;
+use weft_runtime::plugins::disk_quota::DiskQuota;
 use weft_runtime::plugins::nats::NatsConnection;
 
 /// `blob-http` answering `<name>.test` in `namespace`, on `backend`.
@@ -121,7 +122,12 @@ async fn objects_stream_list_and_range_on_the_memory_backend_and_namespaces_neve
 async fn objects_on_the_filesystem_backend_outlive_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let staging = dir.path().join(".staging");
-    let backend = || -> Arc<dyn BlobBackend> { Arc::new(FilesystemBlobs::new(dir.path())) };
+    let backend = || -> Arc<dyn BlobBackend> {
+        Arc::new(FilesystemBlobs::new(
+            dir.path(),
+            DiskQuota::DEFAULT_PER_NAMESPACE,
+        ))
+    };
     {
         let t = host_with(Some(backend()), &staging).await;
         t.run(blobs("test", "b", "filesystem")).await;
@@ -137,6 +143,34 @@ async fn objects_on_the_filesystem_backend_outlive_the_host() {
         0,
         "nothing left staged"
     );
+}
+
+/// On the filesystem backend a namespace keeps at most its disk quota (counted in blocks, with
+/// its containers), a full quota is an error value to that namespace only, and deleting frees
+/// it: one tenant cannot fill the agent's data volume.
+#[tokio::test]
+async fn a_namespace_fills_only_its_own_disk_quota_on_the_filesystem_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let staging = dir.path().join(".staging");
+    let backend: Arc<dyn BlobBackend> = Arc::new(FilesystemBlobs::new(dir.path(), 8 * 4096));
+    let t = host_with(Some(backend), &staging).await;
+    t.run(blobs("greedy", "b", "filesystem")).await;
+    t.run(blobs("quiet", "q", "filesystem")).await;
+    let big = "x".repeat(3 * 4096);
+    // The container (a block) and the object (three, and one for its entry).
+    assert_eq!(t.request("PUT", "b.test", "/photos/a", &big).await.0, 200);
+    let (status, body) = t.request("PUT", "b.test", "/photos/b", &big).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("namespace greedy would keep more than 32768 bytes"),
+        "{body}"
+    );
+    assert_eq!(t.get("b.test", "/photos/b").await.0, 404);
+    assert_eq!(t.request("PUT", "q.test", "/photos/a", &big).await.0, 200);
+    // Deleting gives the room back.
+    assert_eq!(t.request("DELETE", "b.test", "/photos/a", "").await.0, 200);
+    assert_eq!(t.request("PUT", "b.test", "/photos/b", &big).await.0, 200);
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ use common::*;
 use weft_e2e::{NatsServer, RedisServer};
 use weft_runtime::WorkloadSpec;
 use weft_runtime::plugins::Backends;
+use weft_runtime::plugins::disk_quota::DiskQuota;
 use weft_runtime::plugins::keyvalue::backend::KeyValueBackend;
 use weft_runtime::plugins::keyvalue::filesystem::FilesystemKeyValue;
 use weft_runtime::plugins::keyvalue::nats::NatsKeyValue;
@@ -48,7 +49,53 @@ async fn assert_fifty_increments_are_atomic(t: &Arc<TestHost>, host: &'static st
 }
 
 async fn host_with_filesystem(dir: &std::path::Path) -> TestHost {
-    host_with(Arc::new(FilesystemKeyValue::new(dir))).await
+    host_with(Arc::new(FilesystemKeyValue::new(
+        dir,
+        DiskQuota::DEFAULT_PER_NAMESPACE,
+    )))
+    .await
+}
+
+/// One tenant writing until the disk is full would get the agent's Pod evicted, every tenant's
+/// data and Workloads with it: on the filesystem backend a namespace keeps at most its quota,
+/// a full quota is an error value to that namespace only, and deleting frees it.
+#[tokio::test]
+async fn a_namespace_fills_only_its_own_disk_quota_on_the_filesystem_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for the bucket and a few small keys.
+    let t = host_with(Arc::new(FilesystemKeyValue::new(dir.path(), 8 * 4096))).await;
+    t.run(counter("greedy", "g", &[("backend", "filesystem")]))
+        .await;
+    t.run(counter("quiet", "q", &[("backend", "filesystem")]))
+        .await;
+    let big = "x".repeat(3 * 4096);
+    assert_eq!(t.request("PUT", "g.test", "/set?key=a", &big).await.0, 200);
+    let (status, body) = t.request("PUT", "g.test", "/set?key=b", &big).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("namespace greedy would keep more than 32768 bytes"),
+        "{body}"
+    );
+    // Small keys, one block each with their entry, fill it up to the quota and no further.
+    let mut stored = 0;
+    for i in 0..20 {
+        if t.request("PUT", "g.test", &format!("/set?key=k{i}"), "v")
+            .await
+            .0
+            == 200
+        {
+            stored += 1;
+        }
+    }
+    assert_eq!(stored, 1, "8 blocks: the bucket, 4 for `a`, 2 for k0");
+    // Another namespace is untouched by it.
+    assert_eq!(t.request("PUT", "q.test", "/set?key=a", &big).await.0, 200);
+    // What was refused is not on disk, and the rest reads back.
+    assert_eq!(t.get("g.test", "/get?key=b").await.0, 404);
+    assert_eq!(
+        t.get("g.test", "/get?key=a").await.1.trim().len(),
+        big.len()
+    );
 }
 
 #[tokio::test]

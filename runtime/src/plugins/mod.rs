@@ -3,6 +3,7 @@
 pub mod backend_set;
 pub mod blobstore;
 pub mod config;
+pub mod disk_quota;
 pub mod http;
 pub mod keyvalue;
 pub mod logging;

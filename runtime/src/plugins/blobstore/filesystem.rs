@@ -1,7 +1,9 @@
 //! The filesystem backend: `<dir>/<namespace>/<container>/<object>`, each object a file whose
 //! name is the object's name in URL-safe base64 (so any name is a safe file name). A finished
 //! object is renamed into place from the staging directory (on the same filesystem), so a
-//! reader never sees half an object. State survives host restarts and stays on the host.
+//! reader never sees half an object. State survives host restarts and stays on the host. Each
+//! namespace keeps at most its [`DiskQuota`]; its changes happen one at a time, so what is
+//! counted is what is on disk.
 
 use std::path::PathBuf;
 use std::time::UNIX_EPOCH;
@@ -13,18 +15,32 @@ use tempfile::TempPath;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use super::backend::{BackendError, BlobBackend, ContainerName, ObjectInfo, Reader};
+use crate::plugins::disk_quota::{DiskQuota, file_cost, usage};
 
 /// Longest object name this backend stores: its base64 must fit a file name.
 const MAX_NAME_BYTES: usize = 190;
 
 pub struct FilesystemBlobs {
     dir: PathBuf,
+    quota: DiskQuota,
 }
 
 impl FilesystemBlobs {
-    /// Containers under `dir`; the staging directory must be on the same filesystem.
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+    /// Containers under `dir`, at most `per_namespace` bytes of them for each namespace; the
+    /// staging directory must be on the same filesystem.
+    pub fn new(dir: impl Into<PathBuf>, per_namespace: u64) -> Self {
+        let dir = dir.into();
+        Self {
+            quota: DiskQuota::new(&dir, per_namespace),
+            dir,
+        }
+    }
+
+    fn over_quota(&self, e: crate::plugins::disk_quota::QuotaExceeded) -> BackendError {
+        BackendError::Unavailable {
+            backend: "filesystem",
+            reason: e.to_string(),
+        }
     }
 
     fn container_dir(&self, container: &ContainerName) -> PathBuf {
@@ -72,16 +88,28 @@ impl BlobBackend for FilesystemBlobs {
 
     async fn create_container(&self, container: &ContainerName) -> Result<(), BackendError> {
         let dir = self.container_dir(container);
-        tokio::fs::create_dir_all(dir.parent().expect("a namespace dir"))
-            .await
-            .map_err(failed)?;
-        match tokio::fs::create_dir(&dir).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                Err(BackendError::ContainerExists(container.name.clone()))
+        let namespace = &container.namespace;
+        let _writer = self.quota.writer(namespace).await;
+        (self.quota)
+            .change(self.name(), namespace, file_cost(0), 0)
+            .map_err(|e| self.over_quota(e))?;
+        let created = async {
+            tokio::fs::create_dir_all(dir.parent().expect("a namespace dir"))
+                .await
+                .map_err(failed)?;
+            match tokio::fs::create_dir(&dir).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    Err(BackendError::ContainerExists(container.name.clone()))
+                }
+                Err(e) => Err(failed(e)),
             }
-            Err(e) => Err(failed(e)),
         }
+        .await;
+        if created.is_err() {
+            self.quota.release(namespace, file_cost(0));
+        }
+        created
     }
 
     async fn container_created(
@@ -95,7 +123,14 @@ impl BlobBackend for FilesystemBlobs {
     }
 
     async fn delete_container(&self, container: &ContainerName) -> Result<(), BackendError> {
-        match tokio::fs::remove_dir_all(self.container_dir(container)).await {
+        let dir = self.container_dir(container);
+        let _writer = self.quota.writer(&container.namespace).await;
+        let freed = file_cost(0) + usage(&dir);
+        match tokio::fs::remove_dir_all(&dir).await {
+            Ok(()) => {
+                self.quota.release(&container.namespace, freed);
+                Ok(())
+            }
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e)),
             _ => Ok(()),
         }
@@ -159,14 +194,29 @@ impl BlobBackend for FilesystemBlobs {
         container: &ContainerName,
         object: &str,
         staged: TempPath,
-        _size: u64,
+        size: u64,
     ) -> Result<(), BackendError> {
         let path = self.path(container, object)?;
         self.existing_dir(container).await?;
-        tokio::task::spawn_blocking(move || staged.persist(&path))
+        let namespace = &container.namespace;
+        let _writer = self.quota.writer(namespace).await;
+        let replaced = match tokio::fs::metadata(&path).await {
+            Ok(m) => file_cost(m.len()),
+            Err(_) => 0,
+        };
+        (self.quota)
+            .change(self.name(), namespace, file_cost(size), replaced)
+            .map_err(|e| self.over_quota(e))?;
+        let written = tokio::task::spawn_blocking(move || staged.persist(&path))
             .await
             .map_err(|e| failed(std::io::Error::other(e)))?
-            .map_err(|e| failed(e.error))
+            .map_err(|e| failed(e.error));
+        if written.is_err() {
+            // Nothing changed on disk: give back what was counted.
+            self.quota.release(namespace, file_cost(size));
+            let _ = self.quota.change(self.name(), namespace, replaced, 0);
+        }
+        written
     }
 
     async fn delete_object(
@@ -175,7 +225,16 @@ impl BlobBackend for FilesystemBlobs {
         object: &str,
     ) -> Result<(), BackendError> {
         self.existing_dir(container).await?;
-        match tokio::fs::remove_file(self.path(container, object)?).await {
+        let path = self.path(container, object)?;
+        let _writer = self.quota.writer(&container.namespace).await;
+        let Ok(size) = tokio::fs::metadata(&path).await.map(|m| m.len()) else {
+            return Ok(());
+        };
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                self.quota.release(&container.namespace, file_cost(size));
+                Ok(())
+            }
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(failed(e)),
             _ => Ok(()),
         }

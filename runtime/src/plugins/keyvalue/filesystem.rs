@@ -1,32 +1,34 @@
 //! The filesystem backend: `<dir>/<namespace>/<bucket>/<key>`, each key a file whose name is
 //! the key in URL-safe base64 (so any key is a safe file name), written to a temporary file and
 //! renamed so a crash never leaves half a value. State survives host restarts; it stays on the
-//! host, so a Workload that moves does not take it along.
+//! host, so a Workload that moves does not take it along. Each namespace keeps at most its
+//! [`DiskQuota`]; its writes happen one at a time, so what is counted is what is on disk.
 
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tokio::sync::Mutex;
 
 use super::BucketName;
 use super::backend::{BackendError, KeyValueBackend, incremented, page};
+use crate::plugins::disk_quota::{DiskQuota, file_cost};
 
 /// Longest key this backend stores: its base64 must fit a file name.
 const MAX_KEY_BYTES: usize = 190;
 
 pub struct FilesystemKeyValue {
     dir: PathBuf,
-    /// Serialises increments (read, add, write) within this host.
-    increments: Mutex<()>,
+    quota: DiskQuota,
 }
 
 impl FilesystemKeyValue {
-    pub fn new(dir: impl Into<PathBuf>) -> Self {
+    /// Buckets under `dir`, at most `per_namespace` bytes of them for each namespace.
+    pub fn new(dir: impl Into<PathBuf>, per_namespace: u64) -> Self {
+        let dir = dir.into();
         Self {
-            dir: dir.into(),
-            increments: Mutex::new(()),
+            quota: DiskQuota::new(&dir, per_namespace),
+            dir,
         }
     }
 
@@ -58,6 +60,8 @@ impl FilesystemKeyValue {
         }
     }
 
+    /// Writes `value` at `path` if the namespace's quota holds it in place of what is there;
+    /// the caller holds the namespace's writer lock.
     async fn write(
         &self,
         bucket: &BucketName,
@@ -65,6 +69,35 @@ impl FilesystemKeyValue {
         value: Vec<u8>,
     ) -> Result<(), BackendError> {
         let dir = self.bucket_dir(bucket);
+        let replaced = match tokio::fs::metadata(path).await {
+            Ok(m) => file_cost(m.len()),
+            Err(_) => 0,
+        };
+        let new_bucket = match tokio::fs::metadata(&dir).await {
+            Ok(_) => 0,
+            Err(_) => file_cost(0),
+        };
+        let cost = file_cost(value.len() as u64) + new_bucket;
+        let namespace = &bucket.namespace;
+        (self.quota)
+            .change(self.name(), namespace, cost, replaced)
+            .map_err(|e| BackendError::Invalid(e.to_string()))?;
+        let written = self.write_file(&dir, path, value).await;
+        if written.is_err() {
+            // Nothing changed on disk: give back what was counted.
+            self.quota.release(namespace, cost);
+            let _ = self.quota.change(self.name(), namespace, replaced, 0);
+        }
+        written
+    }
+
+    async fn write_file(
+        &self,
+        dir: &Path,
+        path: &Path,
+        value: Vec<u8>,
+    ) -> Result<(), BackendError> {
+        let dir = dir.to_path_buf();
         tokio::fs::create_dir_all(&dir)
             .await
             .map_err(|e| self.io(e))?;
@@ -101,13 +134,24 @@ impl KeyValueBackend for FilesystemKeyValue {
         value: Vec<u8>,
     ) -> Result<(), BackendError> {
         let path = self.path(bucket, key)?;
+        let _writer = self.quota.writer(&bucket.namespace).await;
         self.write(bucket, &path, value).await
     }
 
     async fn delete(&self, bucket: &BucketName, key: &str) -> Result<(), BackendError> {
-        match tokio::fs::remove_file(self.path(bucket, key)?).await {
-            Err(err) if err.kind() != std::io::ErrorKind::NotFound => Err(self.io(err)),
-            _ => Ok(()),
+        let path = self.path(bucket, key)?;
+        let _writer = self.quota.writer(&bucket.namespace).await;
+        let size = match tokio::fs::metadata(&path).await {
+            Ok(m) => m.len(),
+            Err(_) => return Ok(()),
+        };
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {
+                self.quota.release(&bucket.namespace, file_cost(size));
+                Ok(())
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(err) => Err(self.io(err)),
         }
     }
 
@@ -145,7 +189,8 @@ impl KeyValueBackend for FilesystemKeyValue {
         delta: u64,
     ) -> Result<u64, BackendError> {
         let path = self.path(bucket, key)?;
-        let _one_at_a_time = self.increments.lock().await;
+        // Read, add, write: one at a time in the namespace.
+        let _writer = self.quota.writer(&bucket.namespace).await;
         let value = incremented(self.read(&path).await?.as_deref(), delta)?;
         self.write(bucket, &path, value.to_string().into_bytes())
             .await?;
