@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test examples tools host-agent lint unit crds bench bench-pull bench-data bench-cluster dev-cluster fuzz clean
+.PHONY: run test examples tools host-agent lint unit crds bench bench-pull bench-data bench-cluster bench-soak dev-cluster fuzz clean
 
 ## run: build the examples and the host-agent, then serve examples/hello-http.yaml locally
 run: examples host-agent
@@ -56,6 +56,10 @@ bench-pull: examples
 ## bench-data: key-value rates through a component on redis, next to redis-benchmark (not part of test)
 bench-data: examples
 	scripts/bench-data.sh
+
+## bench-soak: one million requests (fresh and pooled hello, key-value, blobs) through one agent, its RSS before and after (not part of test)
+bench-soak: examples
+	scripts/soak.sh
 
 ## bench-cluster: apply-to-first-response, a 3-replica WorkloadDeployment and its rolling update, and 200 Workloads to Ready on a real control plane
 bench-cluster: examples tools
