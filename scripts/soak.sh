@@ -37,11 +37,15 @@ RUST_LOG=warn "$host_agent" run "$root/examples/hello-http.yaml" "$pooled" \
   --data-dir "$work/data" --image-dir "$work/images" >"$work/agent.log" 2>&1 &
 pid=$!
 url=http://127.0.0.1:$port
-for _ in $(seq 1 600); do
-  curl -sf -o /dev/null -H 'Host: hello.localhost' "$url/" && break
+# Every Workload compiles on its own; the blob reader's object is written once it serves.
+for _ in $(seq 1 1200); do
+  curl -sf -o /dev/null -H 'Host: hello.localhost' "$url/" &&
+    curl -sf -o /dev/null -H 'Host: pooled.localhost' "$url/" &&
+    curl -sf -o /dev/null -H 'Host: counter.localhost' "$url/incr?key=hits" &&
+    curl -sf -o /dev/null -X PUT -H 'Host: blobs.localhost' --data-binary 'soak object' "$url/soak/object" &&
+    break
   sleep 0.1
 done
-curl -sf -o /dev/null -X PUT -H 'Host: blobs.localhost' --data-binary 'soak object' "$url/soak/object"
 
 targets=("hello.localhost /" "pooled.localhost /" "counter.localhost /incr?key=hits" "blobs.localhost /soak/object")
 rss() { awk '/^VmRSS/ { printf "%.1f", $2 / 1024 }' "/proc/$pid/status"; }

@@ -2,8 +2,11 @@
 //! replays their corpora and every crash found (`api/tests/fuzz_corpus.rs`) on the stable
 //! toolchain, without libFuzzer. Each takes what a tenant writes and must never panic.
 
+use oci_client::Reference;
+use oci_client::manifest::{OciImageIndex, OciImageManifest};
+
 use crate::hostnames::{HostnameGrants, normalize};
-use crate::{WitInterface, manifest, parse_duration, parse_memory};
+use crate::{WitInterface, manifest, oci_layout, parse_duration, parse_memory, subjects};
 
 /// A target: what it does with one input.
 pub type Target = fn(&[u8]);
@@ -14,6 +17,9 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("quantity", quantity),
     ("hostname", hostname),
     ("wit_interface", wit_interface),
+    ("subject", subject),
+    ("oci_reference", oci_reference),
+    ("oci_manifest", oci_manifest),
 ];
 
 /// A manifest file as `host-agent run` reads it: several documents, Workloads and
@@ -56,5 +62,44 @@ pub fn wit_interface(data: &[u8]) {
             panic!("{text:?} printed as {printed:?}, which does not parse: {e}")
         });
         assert_eq!(again, interface, "{text:?} printed as {printed:?}");
+    }
+}
+
+/// A messaging subject a guest publishes to or subscribes to (and a manifest's
+/// `subscriptions`): what is valid matches itself, and `>` matches it.
+pub fn subject(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    for wildcards in [false, true] {
+        if subjects::check(text, wildcards).is_ok() {
+            assert!(
+                subjects::matches(text, text),
+                "{text:?} does not match itself"
+            );
+            assert!(subjects::matches(">", text), "> does not match {text:?}");
+        }
+    }
+}
+
+/// A component's `image`, the reference that chooses the registry a host connects to.
+pub fn oci_reference(data: &[u8]) {
+    if let Ok(reference) = std::str::from_utf8(data).map(str::parse::<Reference>)
+        && let Ok(reference) = reference
+    {
+        let _ = (reference.whole(), reference.resolve_registry());
+    }
+}
+
+/// What a registry answers for a manifest: an image manifest whose wasm layer a host picks, or
+/// an index whose wasm entry it follows.
+pub fn oci_manifest(data: &[u8]) {
+    if let Ok(manifest) = serde_json::from_slice::<OciImageManifest>(data)
+        && let Ok(layer) = oci_layout::wasm_layer(&manifest)
+    {
+        assert!((0..=oci_layout::MAX_COMPONENT_BYTES).contains(&layer.size));
+    }
+    if let Ok(index) = serde_json::from_slice::<OciImageIndex>(data) {
+        let _ = oci_layout::wasm_platform(&index.manifests);
     }
 }

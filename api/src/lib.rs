@@ -5,7 +5,7 @@
 pub mod assignment;
 #[cfg(feature = "crd")]
 pub mod component;
-#[cfg(feature = "crd")]
+#[cfg(all(feature = "crd", feature = "oci"))]
 pub mod fuzz_targets;
 #[cfg(feature = "crd")]
 pub mod host;
@@ -17,6 +17,8 @@ pub mod labels;
 pub mod limit_defaults;
 #[cfg(feature = "crd")]
 pub mod manifest;
+#[cfg(feature = "oci")]
+pub mod oci_layout;
 #[cfg(feature = "crd")]
 pub mod patterns;
 #[cfg(feature = "crd")]
@@ -25,6 +27,7 @@ pub mod pool;
 pub mod quantity;
 #[cfg(feature = "crd")]
 pub mod replica;
+pub mod subjects;
 #[cfg(feature = "crd")]
 pub mod volume;
 pub mod wit;

@@ -12,6 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::workload::WorkloadSpec;
+use crate::workload_status::HostnameClaim;
 
 /// Most replicas one WorkloadDeployment may ask for.
 pub const MAX_REPLICAS: i32 = 10_000;
@@ -248,6 +249,11 @@ pub struct WorkloadDeploymentStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<DeploymentCondition>,
+
+    /// The HTTP host names the template claims, each with when the WorkloadDeployment first claimed it: its replicas hold a name by this claim, so a rollout keeps it and a template edited to name a contested host does not take it. Written by the operator.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
+    pub hostnames: Vec<HostnameClaim>,
 }
 
 impl WorkloadDeploymentSpec {

@@ -28,8 +28,9 @@ pub struct BackendArgs {
     #[arg(long, env = "WEFT_NATS_URL", hide_env_values = true)]
     pub nats_url: Option<String>,
 
-    /// Most a namespace may keep on this host's disk in each filesystem store, key-value and
-    /// blobs (`256Mi`); past it writes are errors to that namespace only.
+    /// Most a namespace may keep in each store: on this host's disk in the filesystem
+    /// key-value and blob stores and in blobs being written, on the Redis server (counted
+    /// there, across hosts) (`256Mi`); past it writes are errors to that namespace only.
     #[arg(long, value_parser = parse_quantity, default_value = "256Mi")]
     pub data_quota: u64,
 
@@ -46,6 +47,7 @@ impl BackendArgs {
             messages_in_flight: self.max_messages_in_flight.max(1),
             // Next to the containers, so committing a finished object is a rename.
             blob_staging: blob_dir.join(".staging"),
+            blob_staging_quota: self.data_quota,
             ..Backends::default()
         };
         backends.keyvalue.push(Arc::new(FilesystemKeyValue::new(
@@ -56,9 +58,9 @@ impl BackendArgs {
             .blobstore
             .push(Arc::new(FilesystemBlobs::new(blob_dir, self.data_quota)));
         if let Some(url) = &self.redis_url {
-            backends
-                .keyvalue
-                .push(Arc::new(RedisKeyValue::new(url).context("--redis-url")?));
+            backends.keyvalue.push(Arc::new(
+                RedisKeyValue::new(url, self.data_quota).context("--redis-url")?,
+            ));
         }
         if let Some(url) = &self.nats_url {
             let nats = NatsConnection::new(url).context("--nats-url")?;

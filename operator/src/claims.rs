@@ -10,7 +10,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::{Resource, ResourceExt};
 use weft_api::hostnames::{HostnameGrants, MAX_HTTP_HOSTS};
 use weft_api::labels::reason;
-use weft_api::{HostnameClaim, Workload};
+use weft_api::{HostnameClaim, Workload, WorkloadDeployment};
 
 /// Why a Workload's claims are refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -43,8 +43,9 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// When a Workload's claimant first claimed a host name: its WorkloadDeployment's creation for a
-/// replica (`None` when that WorkloadDeployment is not known), [`first_claim`] otherwise.
+/// When a Workload's claimant first claimed a host name: [`first_claim`] of its
+/// WorkloadDeployment for a replica (`None` when that WorkloadDeployment is not known), of the
+/// Workload otherwise.
 pub type ClaimedSince<'a> = &'a dyn Fn(&Workload, &str) -> Option<Timestamp>;
 
 /// Which of two claimants of `host` came first: the time they claimed it, then their name (so
@@ -57,35 +58,53 @@ fn precedence(workload: &Workload, host: &str, since: ClaimedSince<'_>) -> (Time
     )
 }
 
-/// When a Workload (not a replica) first claimed `host`: as the operator recorded it in
-/// `status.hostnames`. A name not recorded yet was claimed at the Workload's creation if its
-/// spec is as the operator last saw it (new, or recorded by an operator that kept no claims);
-/// else it is claimed only now, by an edit: an old Workload edited to name a contested host
-/// does not take it from the Workload that held it.
-pub fn first_claim(workload: &Workload, host: &str) -> Option<Timestamp> {
-    let status = workload.status.as_ref();
-    if let Some(claim) = status
-        .into_iter()
-        .flat_map(|s| &s.hostnames)
-        .find(|c| c.name == host)
-    {
+/// An object that claims host names and records when it first claimed each (`status.hostnames`
+/// of a Workload, or of a WorkloadDeployment for all its replicas).
+pub trait Claimant: Resource {
+    /// The claims recorded in its status, and the generation that status describes.
+    fn recorded(&self) -> (&[HostnameClaim], Option<i64>);
+}
+
+impl Claimant for Workload {
+    fn recorded(&self) -> (&[HostnameClaim], Option<i64>) {
+        self.status
+            .as_ref()
+            .map_or((&[], None), |s| (&s.hostnames, s.observed_generation))
+    }
+}
+
+impl Claimant for WorkloadDeployment {
+    fn recorded(&self) -> (&[HostnameClaim], Option<i64>) {
+        self.status
+            .as_ref()
+            .map_or((&[], None), |s| (&s.hostnames, s.observed_generation))
+    }
+}
+
+/// When `claimant` first claimed `host`: as the operator recorded it in `status.hostnames`. A
+/// name not recorded yet was claimed at the object's creation if its spec is as the operator
+/// last saw it (new, or recorded by an operator that kept no claims); else it is claimed only
+/// now, by an edit: an old Workload (or WorkloadDeployment template) edited to name a contested
+/// host does not take it from the one that held it.
+pub fn first_claim(claimant: &impl Claimant, host: &str) -> Option<Timestamp> {
+    let (recorded, seen) = claimant.recorded();
+    if let Some(claim) = recorded.iter().find(|c| c.name == host) {
         return Some(claim.since.0);
     }
-    let seen = status.and_then(|s| s.observed_generation);
-    match seen.is_none() || seen == workload.meta().generation {
-        true => created(workload),
+    match seen.is_none() || seen == claimant.meta().generation {
+        true => claimant.meta().creation_timestamp.as_ref().map(|t| t.0),
         false => None,
     }
 }
 
 /// What `status.hostnames` should say: each of `hosts` with when it was first claimed (`now`
 /// for a name claimed only now).
-pub fn record(workload: &Workload, hosts: &[String], now: Timestamp) -> Vec<HostnameClaim> {
+pub fn record(claimant: &impl Claimant, hosts: &[String], now: Timestamp) -> Vec<HostnameClaim> {
     hosts
         .iter()
         .map(|host| HostnameClaim {
             name: host.clone(),
-            since: Time(first_claim(workload, host).unwrap_or(now)),
+            since: Time(first_claim(claimant, host).unwrap_or(now)),
         })
         .collect()
 }

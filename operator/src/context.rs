@@ -9,9 +9,9 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
+use kube::ResourceExt;
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Resource, ResourceExt};
 use tokio::sync::Mutex;
 use weft_api::hostnames::HostnameGrants;
 use weft_api::labels::HOST_LEASE_PREFIX;
@@ -109,7 +109,7 @@ impl Context {
         match workload.deployment_owner() {
             Some(_) => self
                 .deployment_of(workload)
-                .and_then(|d| d.meta().creation_timestamp.as_ref().map(|t| t.0)),
+                .and_then(|d| crate::claims::first_claim(d.as_ref(), host)),
             None => crate::claims::first_claim(workload, host),
         }
     }

@@ -110,6 +110,8 @@ pub async fn reconcile(
     revisions::reconcile(&deployment, &hash, &ctx).await?;
     endpoint_slices(&deployment, &owned, &ctx).await?;
 
+    let now = Timestamp::now();
+    let hosts = deployment.spec.template.spec.http_hosts(&namespace);
     let observed = Observed {
         name: &name,
         generation: deployment.meta().generation,
@@ -118,7 +120,8 @@ pub async fn reconcile(
         replicas: &after,
         previous: deployment.status.as_ref(),
         acted: !step.is_empty(),
-        now: Timestamp::now(),
+        hostnames: crate::claims::record(deployment.as_ref(), &hosts, now),
+        now,
     };
     let status = observed.status();
     if deployment.status.as_ref() != Some(&status) {

@@ -6,7 +6,7 @@ use k8s_openapi::api::apps::v1::DeploymentCondition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use weft_api::labels::DEPLOYMENT_LABEL;
-use weft_api::{WorkloadDeploymentSpec, WorkloadDeploymentStatus};
+use weft_api::{HostnameClaim, WorkloadDeploymentSpec, WorkloadDeploymentStatus};
 
 use crate::rollout::Replica;
 
@@ -27,6 +27,8 @@ pub struct Observed<'a> {
     pub previous: Option<&'a WorkloadDeploymentStatus>,
     /// This reconciliation created or deleted replicas.
     pub acted: bool,
+    /// The host names the template claims, and since when (see [`crate::claims::record`]).
+    pub hostnames: Vec<HostnameClaim>,
     pub now: Timestamp,
 }
 
@@ -47,6 +49,7 @@ impl Observed<'_> {
             selector: Some(format!("{DEPLOYMENT_LABEL}={}", self.name)),
             template_hash: Some(self.hash.to_owned()),
             conditions: vec![],
+            hostnames: self.hostnames.clone(),
         };
         status.conditions = vec![self.available(&status), self.progressing(&status)];
         status
@@ -235,6 +238,7 @@ template: {{spec: {{components: [{{name: c, image: r/c:1}}]}}}}"
             replicas,
             previous,
             acted: false,
+            hostnames: vec![],
             now: Timestamp::from_second(at).unwrap(),
         }
         .status()

@@ -153,6 +153,16 @@ impl WasiHttpHooks for EgressPolicy {
         let policy = self.clone();
         Box::new(async move { policy.send(request, options).await })
     }
+
+    // What an unsent request's body holds on the host is one resource's buffer at most (see
+    // `store::max_resources`), not Wasmtime's default of 1 MiB.
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::store::RESOURCE_BUFFER_BYTES
+    }
+
+    fn p3_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::store::RESOURCE_BUFFER_BYTES
+    }
 }
 
 impl EgressPolicy {

@@ -23,6 +23,11 @@ impl Limiter {
         }
     }
 
+    /// The limit, in bytes.
+    pub(crate) fn limit(&self) -> usize {
+        self.limit
+    }
+
     /// Grows the running total from `current` to `desired` bytes, if it stays within the limit.
     fn grow(&mut self, current: usize, desired: usize) -> bool {
         let used = self.used.saturating_sub(current).saturating_add(desired);

@@ -21,9 +21,20 @@ pub struct Identity {
 }
 
 /// Host resources (streams, sockets, files, HTTP handles, blob values…) one instance may hold
-/// at once: a guest that opens them in a loop traps at this many, and cannot exhaust the
-/// agent's file descriptors or memory by handles.
+/// at once at most: a guest that opens them in a loop traps, and cannot exhaust the agent's
+/// file descriptors or memory by handles.
 pub const MAX_RESOURCES: usize = 4096;
+
+/// The most one resource buffers on the host (an outgoing HTTP body's write, a blob value's
+/// write budget; a value being written waits on disk, counted by its namespace's quota).
+pub const RESOURCE_BUFFER_BYTES: usize = 64 * 1024;
+
+/// Resources an instance with a memory limit of `memory_bytes` may hold: one per
+/// [`RESOURCE_BUFFER_BYTES`] of it (at least 256, at most [`MAX_RESOURCES`]), so what its
+/// handles make the host buffer counts against its own memory limit, about once more.
+pub fn max_resources(memory_bytes: usize) -> usize {
+    (memory_bytes / RESOURCE_BUFFER_BYTES).clamp(256, MAX_RESOURCES)
+}
 
 pub struct Ctx {
     pub(crate) identity: Identity,
@@ -46,7 +57,7 @@ impl Ctx {
         slots: Slots,
     ) -> Self {
         let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_RESOURCES);
+        table.set_max_capacity(max_resources(limiter.limit()));
         Self {
             identity,
             wasi,
@@ -140,5 +151,17 @@ impl WasiView for Ctx {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resources_scale_with_the_memory_limit() {
+        assert_eq!(max_resources(128 << 20), 2048);
+        assert_eq!(max_resources(1 << 20), 256);
+        assert_eq!(max_resources(4 << 30), MAX_RESOURCES);
     }
 }

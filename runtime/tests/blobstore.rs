@@ -267,6 +267,42 @@ async fn the_memory_backend_holds_a_bounded_amount_per_namespace() {
     );
 }
 
+/// Values being written count against their namespace's staging quota whatever the backend,
+/// so a guest cannot fill the agent's disk with objects it never finishes; a refused write
+/// is an error value naming the quota, and what it staged is given back.
+#[tokio::test]
+async fn values_being_written_count_against_the_staging_quota() {
+    let staging = tempfile::tempdir().unwrap();
+    let t = TestHost::with(Options {
+        backends: Backends {
+            blob_staging: staging.path().to_path_buf(),
+            blob_staging_quota: 8 * 4096,
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .await;
+    t.run(blobs("greedy", "b", "memory")).await;
+    t.run(blobs("quiet", "q", "memory")).await;
+    let (status, body) = t
+        .request("PUT", "b.test", "/photos/big", &"x".repeat(10 * 4096))
+        .await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("namespace greedy would keep more than 32768 bytes in the staging backend"),
+        "{body}"
+    );
+    assert_eq!(t.get("b.test", "/photos/big").await.0, 404);
+    // What the refused write staged was given back: smaller writes go on fitting.
+    let small = "x".repeat(5 * 4096);
+    for n in 0..4 {
+        let path: &'static str = Box::leak(format!("/photos/s{n}").into_boxed_str());
+        assert_eq!(t.request("PUT", "b.test", path, &small).await.0, 200);
+    }
+    assert_eq!(t.request("PUT", "q.test", "/photos/s", &small).await.0, 200);
+    assert_eq!(std::fs::read_dir(staging.path()).unwrap().count(), 0);
+}
+
 /// Writes `bytes` to a staging file in `dir`, as the plugin does before `write`.
 fn staged(dir: &std::path::Path, bytes: &[u8]) -> tempfile::TempPath {
     use std::io::Write;

@@ -322,7 +322,11 @@ async fn recovered(t: &TestHost) -> String {
 async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
     let redis = RedisServer::start();
     assert_atomic_and_outlives_the_host(
-        || Arc::new(RedisKeyValue::new(&redis.url()).unwrap()),
+        || {
+            Arc::new(
+                RedisKeyValue::new(&redis.url(), RedisKeyValue::DEFAULT_PER_NAMESPACE).unwrap(),
+            )
+        },
         "redis",
     )
     .await;
@@ -331,12 +335,63 @@ async fn a_counter_on_redis_is_atomic_and_outlives_the_host() {
 #[tokio::test]
 async fn a_redis_outage_costs_errors_not_the_host_and_it_recovers() {
     let mut redis = RedisServer::start();
-    let t = counting_host(Arc::new(RedisKeyValue::new(&redis.url()).unwrap()), "redis").await;
+    let t = counting_host(
+        Arc::new(RedisKeyValue::new(&redis.url(), RedisKeyValue::DEFAULT_PER_NAMESPACE).unwrap()),
+        "redis",
+    )
+    .await;
     redis.stop();
     assert_down(&t, "redis").await;
     // The server kept nothing: it persists nothing here.
     redis.restart();
     recovered(&t).await;
+}
+
+/// A shared Redis is every tenant's: each namespace keeps at most its quota there, counted on
+/// the server in the same step as the write, so two hosts sharing it hold one count; a full
+/// quota is an error value to that namespace only, for a new counter too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_keeps_at_most_its_quota_on_a_shared_redis() {
+    let redis = RedisServer::start();
+    let backend =
+        || -> Arc<dyn KeyValueBackend> { Arc::new(RedisKeyValue::new(&redis.url(), 400).unwrap()) };
+    let (first, second) = (host_with(backend()).await, host_with(backend()).await);
+    let config = [("backend", "redis")];
+    first.run(counter("greedy", "g", &config)).await;
+    second.run(counter("greedy", "g", &config)).await;
+    first.run(counter("quiet", "q", &config)).await;
+    let value = "x".repeat(200);
+    assert_eq!(
+        first.request("PUT", "g.test", "/set?key=a", &value).await.0,
+        200
+    );
+    // The other host counts what the first stored.
+    let (status, body) = second.request("PUT", "g.test", "/set?key=b", &value).await;
+    assert_eq!(status, 500, "{body}");
+    assert!(
+        body.contains("namespace greedy is over its 400 bytes in the redis backend"),
+        "{body}"
+    );
+    let (status, body) = second.get("g.test", "/incr?key=new").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("over its 400 bytes"), "{body}");
+    // Replacing with fewer bytes always fits; another namespace has its own room.
+    assert_eq!(
+        second
+            .request("PUT", "g.test", "/set?key=a", "small")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        first.request("PUT", "q.test", "/set?key=a", &value).await.0,
+        200
+    );
+    assert_eq!(
+        second.get("g.test", "/incr?key=new").await,
+        (200, "1\n".into())
+    );
+    assert_eq!(first.get("g.test", "/get?key=b").await.0, 404);
 }
 
 fn nats_kv(nats: &NatsServer) -> Arc<dyn KeyValueBackend> {

@@ -2,7 +2,8 @@
 //! the Service's EndpointSlice, `kubectl scale` up and down through the `/scale` subresource, a
 //! rolling update under a request loop, a bad template stopped by its progress deadline while
 //! the old replicas serve, a HorizontalPodAutoscaler (the real controller-manager's) scaling it,
-//! and the garbage collector deleting the replicas with it.
+//! host names held through a rollout and not taken by a template edit, and the garbage
+//! collector deleting the replicas with it.
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
@@ -87,6 +88,22 @@ fn rolled_out(cluster: &Cluster, n: usize) -> bool {
             cluster,
             ".status.conditions[?(@.type==\"Progressing\")].reason",
         ) == "NewReplicaSetAvailable"
+}
+
+/// The `Scheduled` condition of Workload `name`: `<status> <reason>: <message>`.
+fn scheduled(cluster: &Cluster, name: &str) -> String {
+    let at = |field: &str| format!("{{.status.conditions[?(@.type==\"Scheduled\")].{field}}}");
+    cluster.control_plane.jsonpath(
+        &["wl", name],
+        &format!("{} {}: {}", at("status"), at("reason"), at("message")),
+    )
+}
+
+/// hello-http as Workload `name` claiming `host`.
+fn hello_claiming(image: &str, name: &str, host: &str) -> String {
+    crate::hello_manifest(image)
+        .replace("name: hello\n", &format!("name: {name}\n"))
+        .replace("host: hello.localhost", &format!("host: {host}"))
 }
 
 fn slice_addresses(cluster: &Cluster) -> BTreeSet<String> {
@@ -177,6 +194,18 @@ pub(crate) fn replicas_spread_scale_roll_and_autoscale(cluster: &Cluster, v1: &s
         |c| slice_addresses(c) == addresses,
     );
 
+    // --- a rival claiming the WorkloadDeployment's name later is refused, during and after
+    // the rollout: its replicas hold the name by the WorkloadDeployment's claim, not their own
+    let out = cluster
+        .control_plane
+        .apply(&hello_claiming(v1, "rival", "web.localhost"));
+    assert!(out.status.success(), "{out:?}");
+    let refused =
+        "False HostnameConflict: host web.localhost is claimed by WorkloadDeployment default/web";
+    cluster.wait("the rival to be refused", Duration::from_secs(30), |c| {
+        scheduled(c, "rival").starts_with(refused)
+    });
+
     // --- a rolling update under a request loop to both hosts: nothing fails, and never fewer
     // than replicas - maxUnavailable = 2 Ready
     let targets: Vec<String> = cluster.agents.values().map(|a| a.http()).collect();
@@ -218,6 +247,12 @@ pub(crate) fn replicas_spread_scale_roll_and_autoscale(cluster: &Cluster, v1: &s
             Ok((200, V2.to_owned()))
         );
     }
+    assert!(
+        scheduled(cluster, "rival").starts_with(refused),
+        "{}",
+        scheduled(cluster, "rival")
+    );
+    cluster.kubectl_ok(&["delete", "wl", "rival", "--timeout=30s"]);
     let revisions = cluster.kubectl_ok(&[
         "get",
         "controllerrevisions",
@@ -322,6 +357,44 @@ spec:
         "HPA read the scale: {current}"
     );
     cluster.kubectl_ok(&["delete", "hpa", "web"]);
+
+    // --- a template edited to name a host another Workload claimed since: the new replicas are
+    // refused and the other Workload keeps it (precedence dates from the template's claim, not
+    // from the WorkloadDeployment's creation)
+    let out = cluster
+        .control_plane
+        .apply(&hello_claiming(v1, "late", "late.localhost"));
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait("late to be scheduled", Duration::from_secs(30), |c| {
+        scheduled(c, "late").starts_with("True")
+    });
+    let out = cluster.control_plane.apply(&manifest(v2, "").replace(
+        "host: web.localhost",
+        "host: \"web.localhost,late.localhost\"",
+    ));
+    assert!(out.status.success(), "{out:?}");
+    cluster.wait(
+        "a replica of the edited template to be refused",
+        Duration::from_secs(60),
+        |c| {
+            replicas(c).iter().any(|(name, _, _)| {
+                scheduled(c, name).starts_with(
+                    "False HostnameConflict: host late.localhost is claimed by Workload default/late",
+                )
+            })
+        },
+    );
+    assert!(
+        scheduled(cluster, "late").starts_with("True"),
+        "{}",
+        scheduled(cluster, "late")
+    );
+    let claims = field(cluster, ".status.hostnames[*].name");
+    assert!(
+        claims.starts_with("web.localhost late.localhost "),
+        "{claims}"
+    );
+    cluster.kubectl_ok(&["delete", "wl", "late", "--timeout=30s"]);
 
     // --- deleting the WorkloadDeployment deletes its replicas (garbage collector)
     cluster.kubectl_ok(&["delete", "wd", "web", "--timeout=60s"]);

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::config::Architecture;
-use oci_client::manifest::{ImageIndexEntry, OciDescriptor};
+use oci_client::manifest::OciDescriptor;
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use weft_api::PullPolicy;
@@ -153,7 +152,10 @@ impl Puller {
             .pull_image_manifest(reference, &auth)
             .await
             .map_err(oci)?;
-        let layer = layout::wasm_layer(&manifest, &whole)?;
+        let layer = layout::wasm_layer(&manifest).map_err(|found| PullError::WrongMediaType {
+            image: whole.clone(),
+            found,
+        })?;
         let digest = layer.digest.clone();
 
         let fingerprint = fingerprint(reference.registry(), &auth);
@@ -274,27 +276,11 @@ pub fn client(registry: &str, insecure: &[String], proxy: Option<String>) -> Cli
         protocol,
         connect_timeout: Some(Duration::from_secs(10)),
         read_timeout: Some(Duration::from_secs(60)),
-        platform_resolver: Some(Box::new(wasm_platform)),
+        platform_resolver: Some(Box::new(layout::wasm_platform)),
         http_proxy: proxy.clone(),
         https_proxy: proxy,
         ..Default::default()
     })
-}
-
-/// In an image index, the entry for the `wasm` architecture, or the only entry.
-fn wasm_platform(entries: &[ImageIndexEntry]) -> Option<String> {
-    entries
-        .iter()
-        .find(|e| {
-            e.platform
-                .as_ref()
-                .is_some_and(|p| p.architecture == Architecture::Wasm)
-        })
-        .or(match entries {
-            [only] => Some(only),
-            _ => None,
-        })
-        .map(|e| e.digest.clone())
 }
 
 /// Streams the layer to a file of the store, refusing more bytes than the manifest announced,

@@ -56,6 +56,15 @@ impl DiskQuota {
         }
     }
 
+    /// A quota of `per_namespace` bytes with nothing used yet.
+    pub fn empty(per_namespace: u64) -> Self {
+        Self {
+            per_namespace,
+            used: Mutex::default(),
+            writers: IdLocks::default(),
+        }
+    }
+
     /// Held while a namespace changes what it keeps (stat, count, write).
     pub(crate) async fn writer(&self, namespace: &str) -> IdGuard<'_> {
         self.writers.lock(namespace).await

@@ -52,6 +52,8 @@ pub struct Backends {
     /// Where blobs being written wait for `finish` (on the filesystem blob backend's
     /// filesystem, so committing is a rename).
     pub blob_staging: std::path::PathBuf,
+    /// Most one namespace may have staged at once (values written but not finished).
+    pub blob_staging_quota: u64,
     pub messaging: Vec<Arc<dyn messaging::backend::MessagingBackend>>,
     /// Messages handled at once on the host, across Workloads.
     pub messages_in_flight: usize,
@@ -64,6 +66,7 @@ impl Default for Backends {
             blobstore: Vec::new(),
             blob_staging: std::env::temp_dir()
                 .join(format!("weft-blob-staging-{}", std::process::id())),
+            blob_staging_quota: disk_quota::DiskQuota::DEFAULT_PER_NAMESPACE,
             messaging: Vec::new(),
             messages_in_flight: messaging::DEFAULT_HOST_IN_FLIGHT,
         }
@@ -102,7 +105,10 @@ impl DefaultPlugins {
             Arc::new(blobstore::BlobstorePlugin::new(
                 blob_backends,
                 "memory",
-                backends.blob_staging,
+                blobstore::staging::StagingArea::new(
+                    backends.blob_staging,
+                    backends.blob_staging_quota,
+                ),
             )),
             Arc::new(messaging::MessagingPlugin::new(
                 messaging_backends,

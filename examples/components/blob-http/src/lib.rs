@@ -7,6 +7,7 @@
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{IncomingBody, IncomingRequest, Method, ResponseOutparam};
+use wasip2::io::streams::StreamError;
 use weft_guest::{respond, respond_stream, write_all};
 
 wit_bindgen::generate!({
@@ -90,7 +91,12 @@ fn put(request: IncomingRequest, name: &str, object: &str) -> Result<String, Str
     let source = body.stream().map_err(|()| "no request body".to_string())?;
     let mut size = 0u64;
     while let Ok(chunk) = source.blocking_read(64 * 1024) {
-        write_all(&sink, &chunk).map_err(|e| format!("writing the object: {e:?}"))?;
+        write_all(&sink, &chunk).map_err(|e| match e {
+            StreamError::LastOperationFailed(e) => {
+                format!("writing the object: {}", e.to_debug_string())
+            }
+            StreamError::Closed => "writing the object: the stream closed".to_string(),
+        })?;
         size += chunk.len() as u64;
     }
     drop(source);

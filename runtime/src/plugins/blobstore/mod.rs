@@ -15,7 +15,6 @@ pub mod staging;
 
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
@@ -30,7 +29,7 @@ use crate::plugin::{ComponentBinding, HostPlugin, WitWorld};
 use crate::spec::WorkloadSpec;
 use crate::store::{Ctx, PluginView, StateFactory};
 use backend::{BackendError, BlobBackend, ContainerName, Reader};
-use staging::{Staged, StagedStream};
+use staging::{Staged, StagedStream, StagingArea};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -83,12 +82,12 @@ pub struct ObjectNames {
 struct BlobState {
     namespace: Arc<str>,
     backend: Arc<dyn BlobBackend>,
-    staging: Arc<PathBuf>,
+    staging: Arc<StagingArea>,
 }
 
 pub struct BlobstorePlugin {
     backends: BackendSet<dyn BlobBackend>,
-    staging: Arc<PathBuf>,
+    staging: Arc<StagingArea>,
 }
 
 impl BlobstorePlugin {
@@ -97,7 +96,7 @@ impl BlobstorePlugin {
     pub fn new(
         backends: Vec<Arc<dyn BlobBackend>>,
         default: &'static str,
-        staging: PathBuf,
+        staging: StagingArea,
     ) -> Self {
         let backends = backends.into_iter().map(|b| (b.name(), b));
         Self {
@@ -202,10 +201,10 @@ impl PluginView<'_, BlobState> {
     }
 }
 
-/// Reads `src` and stores it as `dest`, through a staging file.
+/// Reads `src` and stores it as `dest`, through a staging file counted for `namespace`.
 async fn copy(
     backend: &Arc<dyn BlobBackend>,
-    staging: &std::path::Path,
+    (staging, namespace): (&Arc<StagingArea>, &Arc<str>),
     (src, src_object): (&ContainerName, &str),
     (dest, dest_object): (&ContainerName, &str),
 ) -> Result<(), BackendError> {
@@ -222,7 +221,10 @@ async fn copy(
         backend: "staging",
         reason: e.to_string(),
     };
-    let (file, path) = staging::staging_file(staging).map_err(unavailable)?;
+    let _charge = staging
+        .charge(namespace, size)
+        .map_err(|e| BackendError::Invalid(e.to_string()))?;
+    let (file, path) = staging.file().map_err(unavailable)?;
     let mut file = tokio::fs::File::from_std(file);
     let copied = tokio::io::copy(&mut reader, &mut file)
         .await
@@ -274,6 +276,7 @@ impl blobstore::Host for PluginView<'_, BlobState> {
     async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Answer<()> {
         let backend = self.state.backend.clone();
         let staging = self.state.staging.clone();
+        let namespace = self.state.namespace.clone();
         let names = (
             self.container_name(&src.container),
             self.container_name(&dest.container),
@@ -282,7 +285,7 @@ impl blobstore::Host for PluginView<'_, BlobState> {
             let (from, to) = (names.0?, names.1?);
             copy(
                 &backend,
-                &staging,
+                (&staging, &namespace),
                 (&from, &src.object),
                 (&to, &dest.object),
             )
@@ -294,6 +297,7 @@ impl blobstore::Host for PluginView<'_, BlobState> {
     async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Answer<()> {
         let backend = self.state.backend.clone();
         let staging = self.state.staging.clone();
+        let namespace = self.state.namespace.clone();
         let names = (
             self.container_name(&src.container),
             self.container_name(&dest.container),
@@ -305,7 +309,7 @@ impl blobstore::Host for PluginView<'_, BlobState> {
             }
             copy(
                 &backend,
-                &staging,
+                (&staging, &namespace),
                 (&from, &src.object),
                 (&to, &dest.object),
             )
@@ -495,7 +499,8 @@ impl types::Host for PluginView<'_, BlobState> {}
 
 impl types::HostOutgoingValue for PluginView<'_, BlobState> {
     async fn new_outgoing_value(&mut self) -> wasmtime::Result<Resource<OutgoingValue>> {
-        let staged = Staged::create(&self.state.staging, MAX_OBJECT_BYTES)
+        let staged = (self.state.staging)
+            .create(&self.state.namespace, MAX_OBJECT_BYTES)
             .map_err(|e| wasmtime::format_err!("blobstore staging: {e}"))?;
         Ok(self.table.push(OutgoingValue {
             staged: Arc::new(Mutex::new(Some(staged))),
@@ -525,7 +530,7 @@ impl types::HostOutgoingValue for PluginView<'_, BlobState> {
         let Some(staged) = staged else {
             return Ok(Err("the value was already finished".into()));
         };
-        let (path, size) = match staged.finish() {
+        let (path, size, _charge) = match staged.finish() {
             Ok(done) => done,
             Err(e) => return Ok(Err(format!("blobstore staging: {e}"))),
         };

@@ -9,6 +9,22 @@ use super::BucketName;
 /// How many keys one `list-keys` call returns at most.
 pub const PAGE: usize = 100;
 
+/// What a store keeps for an entry besides its key and value, and for a bucket besides its
+/// name: counted against a namespace's quota, so a tenant cannot keep millions of empty keys
+/// or buckets for free.
+pub const ENTRY_BYTES: u64 = 32;
+pub const BUCKET_BYTES: u64 = 128;
+
+/// What an entry costs against its namespace's quota.
+pub fn entry_cost(key: &str, value: &[u8]) -> u64 {
+    ENTRY_BYTES + key.len() as u64 + value.len() as u64
+}
+
+/// What a bucket costs against its namespace's quota, `physical` being its stored name.
+pub fn bucket_cost(physical: &str) -> u64 {
+    BUCKET_BYTES + physical.len() as u64
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
     #[error("{0}")]

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use async_trait::async_trait;
 
 use super::BucketName;
-use super::backend::{BackendError, KeyValueBackend, incremented, page};
+use super::backend::{BackendError, KeyValueBackend, bucket_cost, entry_cost, incremented, page};
 
 type Bucket = BTreeMap<String, Vec<u8>>;
 
@@ -23,20 +23,6 @@ struct State {
     buckets: HashMap<String, Bucket>,
     /// Bytes of keys and values held, by namespace.
     used: HashMap<String, u64>,
-}
-
-/// What the host keeps for an entry besides its key and value, and for a bucket besides its
-/// name: counted against the quota, so a tenant cannot keep millions of empty keys or buckets
-/// for free.
-const ENTRY_BYTES: u64 = 32;
-const BUCKET_BYTES: u64 = 128;
-
-fn entry_cost(key: &str, value: &[u8]) -> u64 {
-    ENTRY_BYTES + key.len() as u64 + value.len() as u64
-}
-
-fn bucket_cost(physical: &str) -> u64 {
-    BUCKET_BYTES + physical.len() as u64
 }
 
 impl State {
