@@ -8,6 +8,7 @@ use kube::KubeSchema;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config_source::{ConfigSource, EnvVarSource};
 use crate::patterns::{
     ABSOLUTE_PATH, DNS_LABEL, DNS_SUBDOMAIN, DURATION, ENV_VAR_NAME, MEMORY_QUANTITY,
 };
@@ -49,6 +50,11 @@ pub struct Component {
     #[schemars(length(max = 256))]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["name".into()]))]
     pub env: Vec<EnvVar>,
+
+    /// ConfigMaps and Secrets of the Workload's namespace whose every key becomes an environment variable (keys that are not valid names are skipped). `env` wins over them; of two sources, the later one wins. Updates reach the running component (docs/configuration.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::config_source::MAX_SOURCES))]
+    pub env_from: Vec<ConfigSource>,
 
     /// Volumes of the Workload (`spec.volumes`) to mount into the component as preopened directories.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -106,7 +112,9 @@ pub struct SecretRef {
 }
 
 /// An environment variable.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.valueFrom) || !has(self.value) || self.value == ''").message("set value or valueFrom, not both").reason(Reason::FieldValueInvalid))]
 pub struct EnvVar {
     /// Name of the variable.
     #[schemars(length(min = 1, max = 256), regex(pattern = ENV_VAR_NAME))]
@@ -115,6 +123,10 @@ pub struct EnvVar {
     /// Value of the variable. Defaults to the empty string.
     #[serde(default)]
     pub value: String,
+
+    /// Where the value comes from instead: a key of a ConfigMap or Secret of the Workload's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<EnvVarSource>,
 }
 
 /// A volume mounted into a component.

@@ -41,6 +41,11 @@ pub struct HostInterface {
     #[schemars(schema_with = "config_schema")]
     pub config: BTreeMap<String, String>,
 
+    /// ConfigMaps and Secrets of the Workload's namespace whose every key becomes a `config` value (for a secret such as a password in the wasi:config store). `config` wins over them; of two sources, the later one wins. The same bounds hold for the merged values. Updates reach the running Workload (docs/configuration.md).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = crate::config_source::MAX_SOURCES))]
+    pub config_from: Vec<crate::config_source::ConfigSource>,
+
     /// Tells apart entries for the same package, each with its own config (for example two key-value buckets). Entries of one package must have distinct names; at most one may go without.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 63), regex(pattern = WIT_IDENTIFIER))]
@@ -106,13 +111,18 @@ impl TryFrom<&HostInterface> for WitInterface {
     }
 }
 
+/// Most keys one entry's `config` may have, merged from `configFrom` too.
+pub const MAX_CONFIG_KEYS: usize = 64;
+/// Longest value of one `config` key, in bytes.
+pub const MAX_CONFIG_VALUE: usize = 4096;
+
 /// `config`: at most 64 keys of at most 4 KiB each, so the API server can bound what its rules
 /// over it cost (and what a Workload makes every plugin keep).
 fn config_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
     schemars::json_schema!({
         "type": "object",
-        "maxProperties": 64,
-        "additionalProperties": {"type": "string", "maxLength": 4096},
+        "maxProperties": MAX_CONFIG_KEYS,
+        "additionalProperties": {"type": "string", "maxLength": MAX_CONFIG_VALUE},
     })
 }
 

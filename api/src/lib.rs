@@ -5,6 +5,8 @@
 pub mod assignment;
 #[cfg(feature = "crd")]
 pub mod component;
+#[cfg(feature = "crd")]
+pub mod config_source;
 #[cfg(all(feature = "crd", feature = "oci"))]
 pub mod fuzz_targets;
 #[cfg(feature = "crd")]

@@ -32,3 +32,6 @@ pub const ABSOLUTE_PATH: &str = "^/";
 
 /// An environment variable name: any printable characters except `=`.
 pub const ENV_VAR_NAME: &str = "^[^=]+$";
+
+/// A key of a ConfigMap or Secret, as Kubernetes allows them.
+pub const CONFIG_KEY: &str = r"^[-._a-zA-Z0-9]+$";

@@ -177,3 +177,32 @@ fn timeout_must_be_positive() {
         "must be a positive duration, such as 500ms, 30s or 1m30s"
     );
 }
+
+#[test]
+fn a_value_comes_from_one_place() {
+    let (_, message) = rejected(|w| {
+        w["spec"]["components"][0]["env"] = json!([{
+            "name": "P",
+            "value": "clear",
+            "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}},
+        }]);
+    });
+    assert_eq!(message, "set value or valueFrom, not both");
+    let (_, message) = rejected(|w| {
+        w["spec"]["components"][0]["env"] = json!([{
+            "name": "P",
+            "valueFrom": {
+                "secretKeyRef": {"name": "db", "key": "password"},
+                "configMapKeyRef": {"name": "db", "key": "password"},
+            },
+        }]);
+    });
+    assert_eq!(
+        message,
+        "set exactly one of configMapKeyRef and secretKeyRef"
+    );
+    let (_, message) = rejected(|w| {
+        w["spec"]["hostInterfaces"][0]["configFrom"] = json!([{}]);
+    });
+    assert_eq!(message, "set exactly one of configMapRef and secretRef");
+}

@@ -81,6 +81,8 @@ impl Cluster {
             // No node runs Pods here, so the uninstall Job could never run (tests/node.rs
             // covers it on a real node).
             .args(["--set", "operator.uninstallHook.enabled=false"])
+            // Workloads in `default` may take values from its ConfigMaps and Secrets.
+            .args(["--set", "hostAgent.secrets.namespaces={default}"])
             .output()
             .unwrap();
         assert!(

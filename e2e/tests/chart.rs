@@ -160,6 +160,27 @@ fn other_values_render_what_they_say() {
     }
     let cluster_wide = render(&["hostAgent.pullSecrets.clusterWide=true"]);
     assert!(cluster_wide.contains("resources: [\"secrets\"]"));
+    // Values from ConfigMaps and Secrets: a Role in each listed namespace, nowhere else.
+    let sources = render(&["hostAgent.secrets.namespaces={shop}"]);
+    let roles: Vec<serde_yaml::Value> = objects(&sources, "Role")
+        .into_iter()
+        .filter(|r| {
+            r["metadata"]["name"]
+                .as_str()
+                .unwrap()
+                .ends_with("-sources")
+        })
+        .collect();
+    assert_eq!(roles.len(), 1, "{sources}");
+    assert_eq!(roles[0]["metadata"]["namespace"], "shop");
+    assert_eq!(
+        roles[0]["rules"][0]["resources"],
+        serde_yaml::to_value(["secrets", "configmaps"]).unwrap()
+    );
+    assert_eq!(
+        roles[0]["rules"][0]["verbs"],
+        serde_yaml::to_value(["get"]).unwrap()
+    );
 }
 
 #[test]

@@ -14,6 +14,7 @@ mod observed;
 mod push;
 mod registry_args;
 mod run;
+mod sources;
 
 use clap::{Parser, Subcommand};
 

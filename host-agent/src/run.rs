@@ -15,6 +15,7 @@ use crate::admin::Admin;
 use crate::convert;
 use crate::launcher::{LaunchError, id_of};
 use crate::node::{ImageArgs, Mode, Node};
+use crate::sources::{self, files::FilesReader};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -28,6 +29,10 @@ pub struct RunArgs {
     /// Where /metrics, /healthz, /readyz and /workloads are served.
     #[arg(long, default_value = "127.0.0.1:9090", env = "WEFT_ADMIN_LISTEN")]
     pub admin_listen: SocketAddr,
+    /// Where the ConfigMaps and Secrets the manifests name are, as files:
+    /// `DIR/configmaps/<name>/<key>` and `DIR/secrets/<name>/<key>`, one file per key.
+    #[arg(long, env = "WEFT_SOURCES_DIR")]
+    pub sources_dir: Option<PathBuf>,
     #[command(flatten)]
     pub images: ImageArgs,
     #[command(flatten)]
@@ -45,7 +50,14 @@ pub const BAD_INPUT: i32 = 2;
 pub struct BadInput(#[from] pub anyhow::Error);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let workloads = load_all(&args.manifests)?;
+    let reader = FilesReader(args.sources_dir.clone());
+    let mut workloads = Vec::new();
+    for (path, workload) in load_all(&args.manifests)? {
+        let resolved = sources::resolve(&workload, &reader)
+            .await
+            .map_err(|e| bad_input(e, &path))?;
+        workloads.push((path, resolved.workload));
+    }
     let credentials = args.images.registry.credentials()?;
     if workloads
         .iter()

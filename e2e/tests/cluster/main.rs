@@ -22,6 +22,7 @@ mod deployment;
 mod events;
 mod fencing;
 mod gc;
+mod sources;
 mod tenancy;
 mod wasi_p3;
 
@@ -156,6 +157,7 @@ spec:
     cluster.kubectl_ok(&["delete", "wl", "needs-redis", "--timeout=30s"]);
 
     events::the_hosts_events_show_in_describe(&cluster, &v1);
+    sources::values_come_from_config_maps_and_secrets(&cluster);
 
     // --- a hostPath onto the host-agent's ServiceAccount token is refused on the host, and
     // the Workload's status says why

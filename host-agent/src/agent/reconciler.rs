@@ -28,6 +28,7 @@ use super::host_object::Registration;
 use super::{pull_secrets, status};
 use crate::launcher::{Launcher, id_of};
 use crate::lifecycle::Reason;
+use crate::sources::{self, cluster::ClusterReader};
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -51,9 +52,11 @@ enum Unconfirmed {
 const FENCED: &str = "this host could not renew its Lease, so the operator may move its \
                       Workloads; they run again here if they are still assigned when it can";
 
-/// A workload's launch task, and the generation it launches.
+/// A workload's launch task, and what it launches: a generation, with the values of the
+/// ConfigMaps and Secrets it uses as they were read (their fingerprint).
 struct Launch {
     generation: Option<i64>,
+    sources: u64,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -192,18 +195,28 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
     }
 
     // A new spec runs once the operator has recorded the assignment for it; until then the
-    // current one keeps running.
+    // current one keeps running. A change of a ConfigMap or Secret it uses is a new launch too
+    // (a live update), seen at the latest at the next requeue.
     let generation = workload.metadata.generation;
-    let relaunch = matches!(assignment, Assignment::Current(_))
-        && match ctx.entries.lock().get(&id) {
-            Some(Entry {
-                launch: Some(launch),
-                ..
-            }) => launch.generation != generation,
-            _ => true,
-        };
-    if relaunch {
-        ctx.launch(workload.clone(), id.clone());
+    if matches!(assignment, Assignment::Current(_)) {
+        let launched = ctx.entry(&id, |e| {
+            e.launch.as_ref().map(|l| (l.generation, l.sources))
+        });
+        match sources::resolve(&workload, &ClusterReader(ctx.client.clone())).await {
+            Ok(resolved) if launched != Some((generation, resolved.fingerprint)) => {
+                ctx.launch(
+                    Arc::new(resolved.workload),
+                    id.clone(),
+                    resolved.fingerprint,
+                );
+            }
+            Ok(_) => {}
+            // What runs keeps the values it has, as a Pod keeps its environment.
+            Err(err) if launched.is_some_and(|(g, _)| g == generation) => {
+                tracing::warn!(workload = %id, %err, "keeps its values: its sources cannot be read");
+            }
+            Err(err) => ctx.entry(&id, |e| e.failure = Some(err.to_string())),
+        }
     }
 
     let ready = ctx.report(&workload).await?;
@@ -271,7 +284,7 @@ impl Ctx {
         ids
     }
 
-    fn launch(self: &Arc<Self>, workload: Arc<Workload>, id: String) {
+    fn launch(self: &Arc<Self>, workload: Arc<Workload>, id: String, sources: u64) {
         let ctx = self.clone();
         let generation = workload.metadata.generation;
         let task_id = id.clone();
@@ -303,7 +316,11 @@ impl Ctx {
         });
         let old = self.entry(&id, |e| {
             e.failure = None;
-            e.launch.replace(Launch { generation, task })
+            e.launch.replace(Launch {
+                generation,
+                sources,
+                task,
+            })
         });
         if let Some(old) = old {
             // A launch for an older generation that is still pulling is obsolete.

@@ -1,5 +1,6 @@
 //! Reads its greeting from `wasi:config/store` and logs through `wasi:logging`.
-//! `/all` lists every config entry as sorted `key=value` lines.
+//! `/all` lists every config entry as sorted `key=value` lines, `/env` the environment
+//! (`wasi:cli/environment`) the same way.
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
@@ -16,11 +17,10 @@ struct ConfigHttp;
 
 impl Guest for ConfigHttp {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let all = request.path_with_query().as_deref() == Some("/all");
-        let (body, message) = if all {
-            (list_config(), "served all config")
-        } else {
-            (greeting(), "served greeting")
+        let (body, message) = match request.path_with_query().as_deref() {
+            Some("/all") => (list_config(), "served all config"),
+            Some("/env") => (Ok(list_env()), "served the environment"),
+            _ => (greeting(), "served greeting"),
         };
         match body {
             Ok(body) => {
@@ -45,6 +45,12 @@ fn list_config() -> Result<String, store::Error> {
     let mut entries = store::get_all()?;
     entries.sort();
     Ok(entries.iter().map(|(k, v)| format!("{k}={v}\n")).collect())
+}
+
+fn list_env() -> String {
+    let mut vars = wasip2::cli::environment::get_environment();
+    vars.sort();
+    vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect()
 }
 
 wasip2::http::proxy::export!(ConfigHttp);
