@@ -92,13 +92,24 @@ pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool
     }
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now, and never handed out before in this process:
+/// the kernel may offer a port again as soon as it is closed, so two servers of tests running
+/// side by side could otherwise be given one port, and the second's readiness check would
+/// pass on the first's answers.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// The directory holding this workspace's built binaries (`operator`, `host-agent`): the test
