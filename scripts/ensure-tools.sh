@@ -10,7 +10,8 @@
 # kube-controller-manager and kubelet (a real node that runs the chart's Pods), kubectl (its client,
 # the same release; no Debian package of it exists), helm (the chart's installer), nats-server
 # (JetStream, the production backend of keyvalue, blobstore and messaging) and nats (its own
-# client, the reference in `make bench-data`). A directory in
+# client, the reference in `make bench-data`) and jaeger (takes OTLP traces and answers queries,
+# for the tracing tests). A directory in
 # KUBEBUILDER_ASSETS holding etcd and kube-apiserver is used instead of building them, as
 # envtest users expect.
 set -euo pipefail
@@ -31,6 +32,7 @@ tools=(
   "helm helm.sh/helm/v3/cmd/helm v3.21.4 helm"
   "nats-server github.com/nats-io/nats-server/v2 v2.15.2 nats-server"
   "nats github.com/nats-io/natscli/nats v0.5.0 nats"
+  "jaeger github.com/jaegertracing/jaeger/cmd/jaeger v1.75.0 jaeger"
 )
 
 # k8s.io/kubernetes replaces its staging modules with local paths, so a module requiring it

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod containerd;
 pub mod control_plane;
+pub mod jaeger;
 pub mod nats;
 pub mod node;
 pub mod partition;
@@ -15,6 +16,7 @@ pub mod registry;
 
 pub use cluster::{Agent, Cluster};
 pub use control_plane::ControlPlane;
+pub use jaeger::JaegerServer;
 pub use nats::NatsServer;
 pub use node::Node;
 pub use redis::RedisServer;

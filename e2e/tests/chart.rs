@@ -160,6 +160,16 @@ fn other_values_render_what_they_say() {
     }
     let cluster_wide = render(&["hostAgent.pullSecrets.clusterWide=true"]);
     assert!(cluster_wide.contains("resources: [\"secrets\"]"));
+    // OpenTelemetry variables reach both daemons.
+    let otel = render(&["otel.OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4318"]);
+    assert_eq!(
+        otel.matches(
+            "name: OTEL_EXPORTER_OTLP_ENDPOINT\n              value: \"http://collector:4318\""
+        )
+        .count(),
+        2,
+        "{otel}"
+    );
     // Values from ConfigMaps and Secrets: a Role in each listed namespace, nowhere else.
     let sources = render(&["hostAgent.secrets.namespaces={shop}"]);
     let roles: Vec<serde_yaml::Value> = objects(&sources, "Role")

@@ -41,7 +41,9 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
-    cli.log.init("info,wasmtime=warn,cranelift=warn");
+    let telemetry = cli
+        .log
+        .init("weft-host-agent", "info,wasmtime=warn,cranelift=warn");
     // Two rustls crypto providers are in the dependency tree; pick the one reqwest uses.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");
@@ -56,6 +58,8 @@ fn main() {
     // A compile still running on a blocking thread (a big component) is not waited for: a
     // shutdown asked for is a shutdown done.
     runtime.shutdown_background();
+    // Spans still batched go out before the process ends (exit skips destructors).
+    drop(telemetry);
     if let Err(err) = result {
         eprintln!("error: {err:#}");
         let code = if err.downcast_ref::<run::BadInput>().is_some() {

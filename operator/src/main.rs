@@ -75,7 +75,7 @@ fn block_on(log: LogArgs, task: impl Future<Output = anyhow::Result<()>>) -> any
     // Both aws-lc-rs and ring are in the dependency tree: pick one before any TLS client
     // is built. An error means a provider is already installed, which is fine.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    log.init("info");
+    let _telemetry = log.init("weft-operator", "info");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -146,10 +146,12 @@ type ResponseFuture = Box<
 impl WasiHttpHooks for EgressPolicy {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _fut: IoFuture,
     ) -> ResponseFuture {
+        // Called within the sending invocation: the request continues its trace.
+        crate::trace_context::inject(request.headers_mut());
         let policy = self.clone();
         Box::new(async move { policy.send(request, options).await })
     }

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
+use tracing::Instrument;
 
 use wasmtime::component::{Accessor, GuestTaskId, Instance};
 use wasmtime::{PoolConcurrencyLimitError, Trap};
@@ -109,7 +110,38 @@ impl ComponentRuntime {
     /// the returned future (a client that went away) cancels the call where it has its instance
     /// to itself; on a shared instance the call runs on to its deadline, as Wasmtime cannot
     /// cancel one task of several.
-    pub async fn invoke<R, F>(&self, call: F) -> Result<R, Failure>
+    ///
+    /// Each invocation is a span (`invoke`, child of the caller's: an HTTP request's carries
+    /// the client's `traceparent`) naming the workload, component and export, with its
+    /// outcome and whether its instance was fresh, warm or shared.
+    pub async fn invoke<R, F>(&self, export: &'static str, call: F) -> Result<R, Failure>
+    where
+        R: Send + 'static,
+        F: for<'a> FnOnce(Guest<'a>) -> Call<'a, R> + Send + 'static,
+    {
+        let span = tracing::info_span!(
+            "invoke",
+            otel.name = %format_args!("{} {export}", self.identity.component),
+            workload = &*self.identity.workload,
+            component = &*self.identity.component,
+            export,
+            outcome = tracing::field::Empty,
+            instance = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let result = self.invoke_in_span(call).instrument(span.clone()).await;
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(failure) => failure.label(),
+        };
+        span.record("outcome", outcome);
+        if result.is_err() {
+            span.record("otel.status_code", "ERROR");
+        }
+        result
+    }
+
+    async fn invoke_in_span<R, F>(&self, call: F) -> Result<R, Failure>
     where
         R: Send + 'static,
         F: for<'a> FnOnce(Guest<'a>) -> Call<'a, R> + Send + 'static,
@@ -143,7 +175,10 @@ impl ComponentRuntime {
         };
         match &self.shared {
             // The call accounts for itself where it runs, so the caller may go away first.
-            Some(shared) => shared.call(self, call, deadline, held).await,
+            Some(shared) => {
+                tracing::Span::current().record("instance", "shared");
+                shared.call(self, call, deadline, held).await
+            }
             None => {
                 // A stopped workload's call ends at once, its store dropped with it.
                 let result = tokio::select! {
@@ -201,9 +236,11 @@ impl ComponentRuntime {
             self.series().set_warm(pool.idle());
             if let Some(mut warm) = warm {
                 warm.store.set_epoch_deadline(1);
+                tracing::Span::current().record("instance", "warm");
                 return Ok(warm);
             }
         }
+        tracing::Span::current().record("instance", "fresh");
         let mut store = self.new_store()?;
         let start = Instant::now();
         let instance = self

@@ -35,6 +35,7 @@ pub mod status;
 mod stdio;
 pub mod store;
 pub mod template;
+mod trace_context;
 pub mod volumes;
 mod warm_pool;
 pub mod workload;

@@ -6,6 +6,7 @@
 //! on while it waits).
 
 use std::sync::Arc;
+use tracing::Instrument;
 
 use wasmtime::AsContextMut;
 use wasmtime::component::types::ComponentItem;
@@ -179,25 +180,33 @@ async fn call(
     let params = params.to_vec();
     let count = results.len();
     let name = provider.identity.component.clone();
-    let task = tokio::spawn(async move {
-        provider
-            .invoke(move |guest| {
-                Box::pin(async move {
-                    let func = guest
-                        .accessor
-                        .with(|mut access| guest.instance.get_func(&mut access, index))
-                        .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
-                    let mut values = vec![Val::Bool(false); count];
-                    let call = guest.accessor.with(|mut access| {
-                        func.start_call_concurrent(access.as_context_mut(), &params, &mut values)
-                    })?;
-                    guest.track(call.task());
-                    func.finish_call_concurrent(guest.accessor, call).await?;
-                    Ok(values)
+    // In the caller's span: a linked call is part of the caller's trace.
+    let task = tokio::spawn(
+        async move {
+            provider
+                .invoke("linked call", move |guest| {
+                    Box::pin(async move {
+                        let func = guest
+                            .accessor
+                            .with(|mut access| guest.instance.get_func(&mut access, index))
+                            .ok_or_else(|| wasmtime::format_err!("linked function vanished"))?;
+                        let mut values = vec![Val::Bool(false); count];
+                        let call = guest.accessor.with(|mut access| {
+                            func.start_call_concurrent(
+                                access.as_context_mut(),
+                                &params,
+                                &mut values,
+                            )
+                        })?;
+                        guest.track(call.task());
+                        func.finish_call_concurrent(guest.accessor, call).await?;
+                        Ok(values)
+                    })
                 })
-            })
-            .await
-    });
+                .await
+        }
+        .in_current_span(),
+    );
     // The caller going away (its own deadline, say) ends the linked call too.
     let mut task = AbortOnDrop(task);
     let values = (&mut task.0)

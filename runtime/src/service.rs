@@ -241,7 +241,7 @@ async fn supervise(
 async fn run_once(runtime: &ComponentRuntime, entry: &Arc<Entry>) -> String {
     let entry = entry.clone();
     let result = runtime
-        .invoke(move |guest| {
+        .invoke("wasi:cli/run.run", move |guest| {
             Box::pin(async move {
                 let accessor = guest.accessor;
                 let func = accessor

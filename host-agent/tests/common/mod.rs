@@ -31,6 +31,7 @@ pub fn host_agent() -> Command {
 pub struct AgentBuilder {
     manifests: Vec<PathBuf>,
     args: Vec<OsString>,
+    envs: Vec<(String, String)>,
     image_dir: Option<PathBuf>,
     registry_config: Option<PathBuf>,
 }
@@ -39,6 +40,7 @@ pub fn agent() -> AgentBuilder {
     AgentBuilder {
         manifests: Vec::new(),
         args: Vec::new(),
+        envs: Vec::new(),
         image_dir: None,
         registry_config: None,
     }
@@ -52,6 +54,11 @@ impl AgentBuilder {
 
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    pub fn env(mut self, name: &str, value: &str) -> Self {
+        self.envs.push((name.to_owned(), value.to_owned()));
         self
     }
 
@@ -81,6 +88,7 @@ impl AgentBuilder {
         let mut cmd = host_agent();
         // Key-value state and the like go to the scratch directory, not the user's home.
         cmd.env("XDG_DATA_HOME", scratch.join("data"));
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         cmd.args([
             "run",
             "--listen",

@@ -5,8 +5,10 @@
 //! sent, on a shared instance when the response is out (its body is cut at the deadline).
 
 use std::sync::Arc;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -62,14 +64,25 @@ pub async fn handle(
     let component = route.component.clone();
     let shared = component.shared.is_some();
     let export = route.export.clone();
-    let mut call = Box::pin(async move {
-        component
-            .invoke(move |guest| match &*export {
-                HttpExport::P2(indices) => call_p2(guest, indices, request, sender, request_over),
-                HttpExport::P3(indices) => call_p3(guest, indices, request, sender, request_over),
-            })
-            .await
-    });
+    let span = crate::trace_context::server_span(&request);
+    let mut call = Box::pin(
+        async move {
+            component
+                .invoke(
+                    "wasi:http/incoming-handler.handle",
+                    move |guest| match &*export {
+                        HttpExport::P2(indices) => {
+                            call_p2(guest, indices, request, sender, request_over)
+                        }
+                        HttpExport::P3(indices) => {
+                            call_p3(guest, indices, request, sender, request_over)
+                        }
+                    },
+                )
+                .await
+        }
+        .instrument(span),
+    );
     // The call runs here until its response head is out (a client that goes away before then
     // drops it), then in a task of its own while the guest may still write the body.
     let ended = tokio::select! {

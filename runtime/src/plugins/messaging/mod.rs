@@ -307,7 +307,7 @@ impl Delivery {
         let indices = self.indices.clone();
         let outcome = self
             .handler
-            .invoke(move |guest| {
+            .invoke("wasmcloud:messaging/handler.handle-message", move |guest| {
                 Box::pin(async move {
                     let reply = message.reply_to.clone();
                     let grant = |access: &mut Access<'_, Ctx>, on: bool| {
