@@ -27,6 +27,8 @@ lint:
 	scripts/ensure-packages.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	# An embedder's runtime without the Redis and NATS backends builds alone, warning-free.
+	$(CARGO) clippy -p weft-runtime --lib --no-default-features --locked -- -D warnings
 
 unit: tools
 	$(CARGO) test --workspace --locked

@@ -8,6 +8,7 @@ pub mod http;
 pub mod keyvalue;
 pub mod logging;
 pub mod messaging;
+#[cfg(feature = "nats")]
 pub mod nats;
 pub mod wasi;
 

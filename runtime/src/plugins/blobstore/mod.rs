@@ -10,6 +10,7 @@
 pub mod backend;
 pub mod filesystem;
 pub mod memory;
+#[cfg(feature = "nats")]
 pub mod nats;
 pub mod staging;
 

@@ -10,7 +10,9 @@
 pub mod backend;
 pub mod filesystem;
 pub mod memory;
+#[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "redis")]
 pub mod redis;
 
 use std::collections::{BTreeMap, HashMap};

@@ -11,6 +11,7 @@
 
 pub mod backend;
 pub mod memory;
+#[cfg(feature = "nats")]
 pub mod nats;
 pub mod subject;
 
