@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use weft_api::{Component, ComponentState, ComponentStatus, Workload};
 use weft_runtime::Host;
@@ -62,6 +63,8 @@ impl Launcher {
     /// Pulls and starts `workload` (or updates it if it runs). `files_from` allows file images
     /// relative to that directory (local mode). Retryable pull failures are retried until they
     /// succeed; the others end the launch, and stay in the status until [`Launcher::forget`].
+    /// A span (`launch`, with `pull` per component and `compile and start`), its own trace.
+    #[tracing::instrument(name = "launch", skip_all, fields(workload = %id_of(workload)))]
     pub async fn launch(
         &self,
         workload: &Workload,
@@ -99,7 +102,8 @@ impl Launcher {
                 let spec = convert::to_spec(workload, &images)?;
                 // Compiled now, or found compiled; a big component takes a while.
                 self.set_pending(&id, &components, |_| ("Compiling".into(), None));
-                match self.host.start_workload(spec).await {
+                let start = tracing::info_span!("compile and start");
+                match self.host.start_workload(spec).instrument(start).await {
                     // A backend it needs is down: the workload waits, saying why, and tries
                     // again as pulls do.
                     Err(err) if err.is_retryable() => {
@@ -173,6 +177,11 @@ impl Launcher {
 
     /// Pulls one component's image, reporting as the kubelet does (Pulling, then Pulled or
     /// Failed).
+    #[tracing::instrument(
+        name = "pull",
+        skip_all,
+        fields(component = %component.name, image = %component.image)
+    )]
     async fn pull(
         &self,
         id: &str,

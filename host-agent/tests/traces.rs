@@ -80,6 +80,26 @@ fn a_request_with_a_traceparent_is_one_trace_across_workloads() {
         assert_eq!(tag(span, "outcome"), Some("ok"), "{span:#}");
         assert_eq!(tag(span, "instance"), Some("fresh"), "{span:#}");
     }
+    // Each Workload's launch is a trace of its own: pull, then compile and start.
+    weft_e2e::process::wait_until(
+        "hello's launch in jaeger",
+        std::time::Duration::from_secs(30),
+        || {
+            let Some(found) =
+                jaeger.get("/api/traces?service=weft-host-agent&operation=launch&limit=20")
+            else {
+                return false;
+            };
+            found["data"].as_array().into_iter().flatten().any(|trace| {
+                let spans = trace["spans"].as_array().cloned().unwrap_or_default();
+                let has = |name: &str| spans.iter().any(|s| s["operationName"] == name);
+                spans.iter().any(|s| {
+                    s["operationName"] == "launch" && tag(s, "workload") == Some("default/hello")
+                }) && has("pull")
+                    && has("compile and start")
+            })
+        },
+    );
     let services = jaeger.get("/api/services").unwrap();
     assert!(
         services["data"]
