@@ -53,10 +53,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let reader = FilesReader(args.sources_dir.clone());
     let mut workloads = Vec::new();
     for (path, workload) in load_all(&args.manifests)? {
-        let resolved = sources::resolve(&workload, &reader)
+        let resolved = sources::resolve(Arc::new(workload), &reader)
             .await
             .map_err(|e| bad_input(e, &path))?;
-        workloads.push((path, resolved.workload));
+        workloads.push((path, Arc::unwrap_or_clone(resolved.workload)));
     }
     let credentials = args.images.registry.credentials()?;
     if workloads

@@ -202,13 +202,10 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
         let launched = ctx.entry(&id, |e| {
             e.launch.as_ref().map(|l| (l.generation, l.sources))
         });
-        match sources::resolve(&workload, &ClusterReader(ctx.client.clone())).await {
+        let reader = ClusterReader(ctx.client.clone());
+        match sources::resolve(workload.clone(), &reader).await {
             Ok(resolved) if launched != Some((generation, resolved.fingerprint)) => {
-                ctx.launch(
-                    Arc::new(resolved.workload),
-                    id.clone(),
-                    resolved.fingerprint,
-                );
+                ctx.launch(resolved.workload, id.clone(), resolved.fingerprint);
             }
             Ok(_) => {}
             // What runs keeps the values it has, as a Pod keeps its environment.

@@ -11,6 +11,7 @@ pub mod files;
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 use weft_api::Workload;
 use weft_api::config_source::{ConfigSource, SourceKind};
@@ -77,15 +78,26 @@ pub trait Reader: Send + Sync {
 /// A Workload with its values written in, and a fingerprint of what was read (a change of a
 /// ConfigMap or Secret it uses changes it).
 pub struct Resolved {
-    pub workload: Workload,
+    pub workload: Arc<Workload>,
     pub fingerprint: u64,
 }
 
-/// `workload` with every value it takes from a ConfigMap or Secret written in.
-pub async fn resolve(workload: &Workload, reader: &dyn Reader) -> Result<Resolved, SourceError> {
+/// `workload` with every value it takes from a ConfigMap or Secret written in; the same
+/// Workload, uncopied, when it takes none (most do, and this runs at every resync).
+pub async fn resolve(
+    workload: Arc<Workload>,
+    reader: &dyn Reader,
+) -> Result<Resolved, SourceError> {
+    let sources = workload.spec.config_sources();
+    if sources.is_empty() {
+        return Ok(Resolved {
+            workload,
+            fingerprint: 0,
+        });
+    }
     let namespace = workload.metadata.namespace.as_deref().unwrap_or("default");
     let mut objects: HashMap<(SourceKind, String), Option<Data>> = HashMap::new();
-    for (kind, name) in workload.spec.config_sources() {
+    for (kind, name) in sources {
         let data = reader.read(kind, namespace, &name).await?;
         objects.insert((kind, name), data);
     }
@@ -121,7 +133,7 @@ pub async fn resolve(workload: &Workload, reader: &dyn Reader) -> Result<Resolve
             Ok(all)
         };
 
-    let mut resolved = workload.clone();
+    let mut resolved = Workload::clone(&workload);
     let spec = &mut resolved.spec;
     let components = spec
         .components
@@ -186,7 +198,7 @@ pub async fn resolve(workload: &Workload, reader: &dyn Reader) -> Result<Resolve
         interface.config_from.clear();
     }
     Ok(Resolved {
-        workload: resolved,
+        workload: Arc::new(resolved),
         fingerprint: fingerprint.finish(),
     })
 }
@@ -271,7 +283,10 @@ spec:
       config: {user: explicit}
       configFrom: [{secretRef: {name: db}}]",
         );
-        let resolved = resolve(&w, &objects()).await.unwrap().workload;
+        let resolved = resolve(Arc::new(w.clone()), &objects())
+            .await
+            .unwrap()
+            .workload;
         let component = &resolved.spec.components[0];
         let env: Vec<(&str, &str)> = component
             .env
@@ -296,7 +311,7 @@ spec:
     #[tokio::test]
     async fn what_is_missing_is_named_and_optional_is_skipped() {
         let missing = workload("      envFrom: [{secretRef: {name: nope}}]");
-        let err = resolve(&missing, &objects())
+        let err = resolve(Arc::new(missing.clone()), &objects())
             .await
             .err()
             .unwrap()
@@ -304,7 +319,7 @@ spec:
         assert_eq!(err, "Secret nope not found in namespace shop");
         let no_key =
             workload("      env: [{name: X, valueFrom: {secretKeyRef: {name: db, key: token}}}]");
-        let err = resolve(&no_key, &objects())
+        let err = resolve(Arc::new(no_key.clone()), &objects())
             .await
             .err()
             .unwrap()
@@ -314,21 +329,39 @@ spec:
             "      envFrom: [{secretRef: {name: nope, optional: true}}]
       env: [{name: X, valueFrom: {secretKeyRef: {name: db, key: token, optional: true}}}]",
         );
-        let resolved = resolve(&optional, &objects()).await.unwrap().workload;
+        let resolved = resolve(Arc::new(optional.clone()), &objects())
+            .await
+            .unwrap()
+            .workload;
         assert!(resolved.spec.components[0].env.is_empty());
     }
 
     #[tokio::test]
     async fn a_changed_value_changes_the_fingerprint() {
         let w = workload("      envFrom: [{secretRef: {name: db}}]");
-        let before = resolve(&w, &objects()).await.unwrap().fingerprint;
-        assert_eq!(before, resolve(&w, &objects()).await.unwrap().fingerprint);
+        let before = resolve(Arc::new(w.clone()), &objects())
+            .await
+            .unwrap()
+            .fingerprint;
+        assert_eq!(
+            before,
+            resolve(Arc::new(w.clone()), &objects())
+                .await
+                .unwrap()
+                .fingerprint
+        );
         let mut changed = objects();
         changed
             .0
             .get_mut(&(SourceKind::Secret, "db".to_owned()))
             .unwrap()
             .insert("password".into(), "rotated".into());
-        assert_ne!(before, resolve(&w, &changed).await.unwrap().fingerprint);
+        assert_ne!(
+            before,
+            resolve(Arc::new(w.clone()), &changed)
+                .await
+                .unwrap()
+                .fingerprint
+        );
     }
 }

@@ -1,7 +1,10 @@
 //! `host-agent run` as a user runs it: the real binary, real manifests from `examples/`, curl as
 //! the client.
 
+#[path = "../common/mod.rs"]
 mod common;
+mod shutdown;
+mod sources;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -98,74 +101,6 @@ fn serves_a_wasi_0_3_component_from_one_shared_instance() {
     }
     let workloads = curl(&[&format!("http://{}/workloads", running.admin)]);
     assert!(workloads.contains("wasi:http/handler@0.3.2"), "{workloads}");
-}
-
-#[test]
-fn stops_cleanly_on_sigterm() {
-    let mut running = start(&examples().join("hello-http.yaml"));
-    sigterm_and_wait_for_exit(&mut running, "host-agent did not stop");
-}
-
-/// Sends SIGTERM and waits up to fifteen seconds for a clean exit, failing with `what`.
-fn sigterm_and_wait_for_exit(running: &mut common::Agent, what: &str) {
-    let pid = running.child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Some(status) = running.child.try_wait().unwrap() {
-            assert!(status.success(), "{status:?}");
-            return;
-        }
-        assert!(Instant::now() < deadline, "{what}:\n{}", running.logs());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// A component that takes long to compile: thousands of long functions.
-fn slow_to_compile() -> Vec<u8> {
-    let body = format!(
-        "local.get 0 {}",
-        "i32.const 7 i32.mul i32.const 3 i32.add ".repeat(200)
-    );
-    let functions: String = (0..4000)
-        .map(|i| format!("(func (export \"f{i}\") (param i32) (result i32) {body})\n"))
-        .collect();
-    wat::parse_str(format!("(component (core module {functions}))")).unwrap()
-}
-
-#[test]
-fn sigterm_during_a_compile_exits_at_once_and_caches_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("big.wasm"), slow_to_compile()).unwrap();
-    let manifest = common::workload(dir.path(), "big", &["big.wasm"], "");
-    let store = dir.path().join("store");
-    let mut running = agent().manifest(&manifest).image_dir(&store).spawn();
-    // Its status says what it is doing: compiling (a local file is never "Pulling").
-    running.wait("the compile to start", |a| {
-        a.workloads().contains("Compiling")
-    });
-    // It exits without waiting for the compile, which takes far longer than fifteen seconds in
-    // a debug build (about forty here).
-    sigterm_and_wait_for_exit(&mut running, "host-agent waited for the compile");
-    // No compiled artifact (`<engine>/<digest>.cwasm`) was written for it.
-    let cached: Vec<_> = std::fs::read_dir(store.join("compiled"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.path().is_dir())
-        .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
-        .map(|e| e.path())
-        .collect();
-    assert!(
-        cached.is_empty(),
-        "a compile cut short was cached: {cached:?}"
-    );
 }
 
 #[test]
@@ -604,76 +539,5 @@ fn a_100_mib_object_streams_through_without_sitting_in_memory() {
             &format!("{url}?range=1000-1009"),
         ]);
         assert_eq!(size, "10", "{backend}: an inclusive range of ten bytes");
-    }
-}
-
-/// Values from ConfigMaps and Secrets, locally: read from `--sources-dir` laid out as the
-/// kubelet projects them; without it (or with the key missing) the run is refused, naming
-/// what is missing and never a value; a name that climbs out of the directory is refused.
-#[test]
-fn values_from_secrets_and_config_maps_come_from_the_sources_dir() {
-    let dir = tempfile::tempdir().unwrap();
-    let sources = dir.path().join("sources");
-    std::fs::create_dir_all(sources.join("secrets/db")).unwrap();
-    std::fs::create_dir_all(sources.join("configmaps/settings")).unwrap();
-    std::fs::write(sources.join("secrets/db/password"), "s3cret").unwrap();
-    std::fs::write(
-        sources.join("configmaps/settings/greeting"),
-        "Hello from a file",
-    )
-    .unwrap();
-    let text = |secret: &str| {
-        format!(
-            "apiVersion: weft.dev/v1alpha1
-kind: Workload
-metadata:
-  name: conf
-spec:
-  components:
-    - name: config
-      image: build/config-http.wasm
-      env:
-        - name: PASSWORD
-          valueFrom: {{secretKeyRef: {{name: {secret}, key: password}}}}
-  hostInterfaces:
-    - {{namespace: wasi, package: http, interfaces: [incoming-handler]}}
-    - namespace: wasi
-      package: config
-      interfaces: [store]
-      version: 0.2.0-draft
-      configFrom: [{{configMapRef: {{name: settings}}}}]
-"
-        )
-    };
-    let path = manifest(&dir, &text("db"));
-    let running = agent()
-        .manifest(&path)
-        .arg("--sources-dir")
-        .arg(&sources)
-        .start();
-    assert_eq!(running.get("/", None), "Hello from a file\n");
-    assert!(running.get("/env", None).contains("PASSWORD=s3cret\n"));
-    drop(running);
-
-    let without = stderr(&refused(&path));
-    assert!(
-        without.contains(
-            "host-agent run reads ConfigMaps from --sources-dir (DIR/configmaps/settings/<key>)"
-        ),
-        "{without}"
-    );
-    for (secret, needle) in [
-        ("absent", "Secret absent not found"),
-        ("..", "Secret ..: not a valid name"),
-    ] {
-        let output = agent()
-            .manifest(manifest(&dir, &text(secret)))
-            .arg("--sources-dir")
-            .arg(&sources)
-            .output();
-        assert_eq!(output.status.code(), Some(2), "{output:?}");
-        let err = stderr(&output);
-        assert!(err.contains(needle), "{err}");
-        assert!(!err.contains("s3cret"), "{err}");
     }
 }
