@@ -27,8 +27,12 @@ lint:
 	scripts/ensure-packages.sh
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
-	# An embedder's runtime without the Redis and NATS backends builds alone, warning-free.
-	$(CARGO) clippy -p weft-runtime --lib --no-default-features --locked -- -D warnings
+	# An embedder's runtime with only some plugins and backends builds alone, warning-free.
+	for features in "" keyvalue,redis blobstore,messaging,nats; do \
+		$(CARGO) clippy -p weft-runtime --lib --no-default-features --features "$$features" --locked -- -D warnings || exit 1; \
+	done
+	# Every public item of the runtime is documented, and its docs link only to public items.
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p weft-runtime --no-deps --locked
 
 unit: tools
 	$(CARGO) test --workspace --locked

@@ -7,6 +7,7 @@ pub mod assignment;
 pub mod component;
 #[cfg(feature = "crd")]
 pub mod config_source;
+mod error_chain;
 #[cfg(all(feature = "crd", feature = "oci"))]
 pub mod fuzz_targets;
 #[cfg(feature = "crd")]
@@ -44,6 +45,7 @@ pub mod workload_status;
 
 #[cfg(feature = "crd")]
 pub use component::{Component, EnvVar, Limits, PullPolicy, SecretRef, Service, VolumeMount};
+pub use error_chain::error_chain;
 #[cfg(feature = "crd")]
 pub use host::{Host, HostCapacity, HostSpec, HostStatus, ServedInterface};
 #[cfg(feature = "crd")]

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tracing::Instrument;
 
-use weft_api::{Component, ComponentState, ComponentStatus, Workload};
+use weft_api::{Component, ComponentState, ComponentStatus, Workload, error_chain};
 use weft_runtime::Host;
 
 use crate::convert::{self, ConvertError, Image};
@@ -107,7 +107,7 @@ impl Launcher {
                     // A backend it needs is down: the workload waits, saying why, and tries
                     // again as pulls do.
                     Err(err) if err.is_retryable() => {
-                        let message = format!("Back-off starting: {err}");
+                        let message = format!("Back-off starting: {}", error_chain(&err));
                         tracing::warn!(workload = %id, retry_in = ?delay, "{message}");
                         self.reports
                             .send(&id, None, Reason::BackOff, message.clone());

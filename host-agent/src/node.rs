@@ -115,7 +115,7 @@ impl Node {
         let host = Arc::new(builder.build()?);
         let budget = host.budget().total();
         tracing::info!(
-            memory = %weft_runtime::budget::Bytes(budget.memory),
+            memory = %weft_runtime::Bytes(budget.memory),
             instances = budget.instances,
             "host budget"
         );

@@ -207,7 +207,7 @@ fn announce(
 /// with [`BAD_INPUT`]; anything else is the host's own failure.
 fn launch_error(err: LaunchError, manifest: &Path) -> anyhow::Error {
     match err {
-        LaunchError::Runtime(weft_runtime::Error::Engine(_)) => {
+        LaunchError::Runtime(weft_runtime::Error::Engine { .. }) => {
             anyhow::Error::new(err).context(manifest.display().to_string())
         }
         err => bad_input(err, manifest),

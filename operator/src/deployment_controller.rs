@@ -34,6 +34,7 @@ const SETTLED_REQUEUE: Duration = Duration::from_secs(60);
 const ERROR_REQUEUE: Duration = Duration::from_secs(2);
 
 /// Reconciles one WorkloadDeployment.
+#[tracing::instrument(name = "reconcile WorkloadDeployment", skip_all, fields(namespace = deployment.namespace(), name = deployment.name_any()))]
 pub async fn reconcile(
     deployment: Arc<WorkloadDeployment>,
     ctx: Arc<Context>,

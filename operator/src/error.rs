@@ -1,7 +1,5 @@
 //! Errors of the operator's controllers and leader election, each naming what failed.
 
-use std::error::Error as StdError;
-
 /// What went wrong while reconciling or electing a leader.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -47,14 +45,4 @@ impl Error {
     }
 }
 
-/// An error and its sources, joined by `: `, for log lines.
-pub fn chain(error: &dyn StdError) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
+pub use weft_api::error_chain as chain;

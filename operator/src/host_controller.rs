@@ -125,6 +125,7 @@ fn pod_state(host: &Host, pods: &Store<Pod>, namespace: &str) -> PodState {
 }
 
 /// Reconciles one Host.
+#[tracing::instrument(name = "reconcile Host", skip_all, fields(name = host.name_any()))]
 pub async fn reconcile(host: Arc<Host>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciled(HOST_CONTROLLER);
     ctx.caches_ready().await?;

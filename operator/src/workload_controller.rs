@@ -38,7 +38,9 @@ const SETTLED_REQUEUE: Duration = Duration::from_secs(60);
 /// Requeue after an error.
 const ERROR_REQUEUE: Duration = Duration::from_secs(2);
 
-/// Reconciles one Workload.
+/// Reconciles one Workload. (kube's own span covers only making the future, so each reconcile
+/// is its own span here.)
+#[tracing::instrument(name = "reconcile Workload", skip_all, fields(namespace = workload.namespace(), name = workload.name_any()))]
 pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Action, Error> {
     ctx.metrics.reconciled(WORKLOAD_CONTROLLER);
     ctx.caches_ready().await?;

@@ -14,7 +14,9 @@ use weft_api::limit_defaults::reserved_memory;
 /// What one workload holds.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Reservation {
+    /// Bytes of memory: every instance the workload may run at once, at its memory limit.
     pub memory: u64,
+    /// Instance slots: one per invocation the workload may run at once.
     pub instances: u64,
 }
 
@@ -53,6 +55,8 @@ impl Reservation {
     }
 }
 
+/// What the host may give its workloads, and what they hold: a workload that does not fit is
+/// refused before it starts, never run until the host runs out.
 pub struct Budget {
     total: Reservation,
     /// The most memory one instance may have (the pooling allocator's slot size).
@@ -87,6 +91,8 @@ impl Held {
 }
 
 impl Budget {
+    /// A budget of `memory` bytes and `instances` slots, one instance having at most
+    /// `max_instance_memory` bytes.
     pub fn new(memory: u64, instances: u64, max_instance_memory: u64) -> Self {
         Self {
             total: Reservation { memory, instances },
@@ -102,6 +108,7 @@ impl Budget {
         self
     }
 
+    /// What the host has in all.
     pub fn total(&self) -> Reservation {
         self.total
     }
@@ -173,6 +180,7 @@ impl Budget {
         self.held.lock().set(id, previous);
     }
 
+    /// Gives back what the workload `id` held, when it stops.
     pub fn release(&self, id: &str) {
         self.held.lock().set(id, None);
     }

@@ -99,9 +99,10 @@ impl CompileCache {
         let Some(mut signer) = self.signer() else {
             return Ok(());
         };
-        let mut bytes = component
-            .serialize()
-            .map_err(|e| Error::Engine(format!("{e:#}")))?;
+        let mut bytes = component.serialize().map_err(|source| Error::Engine {
+            what: "cannot serialize a compiled component",
+            source,
+        })?;
         signer.update(digest.as_bytes());
         signer.update(&bytes);
         bytes.extend_from_slice(&signer.finalize().into_bytes());

@@ -5,6 +5,7 @@ use wasmtime::component::Component;
 use wasmtime::component::types::ComponentItem;
 use weft_api::{WitInterface, version_compatible};
 
+/// What a component imports and exports, read from its binary once per digest.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ComponentInfo {
     /// `sha256:<hex>` of the component's bytes.

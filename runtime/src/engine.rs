@@ -13,7 +13,7 @@ use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::compile_cache::CompileCache;
 use crate::component_info::ComponentInfo;
-use crate::error::{Error, Result, chain};
+use crate::error::{Error, Result};
 use crate::shared::Shared;
 
 /// How often the epoch advances. Timeouts are enforced to this granularity, and long-running
@@ -32,7 +32,10 @@ pub struct EngineBuilder {
 }
 
 impl EngineBuilder {
+    /// Instances the host runs at once, unless [`EngineBuilder::max_instances`] says otherwise.
     pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+    /// The most memory one instance may have (1 GiB), unless
+    /// [`EngineBuilder::max_instance_memory`] says otherwise.
     pub const DEFAULT_MAX_INSTANCE_MEMORY: u64 = 1 << 30;
 }
 
@@ -66,6 +69,7 @@ impl EngineBuilder {
         self
     }
 
+    /// Makes the engine and starts its epoch ticker (which times out guest calls).
     pub fn build(self) -> Result<Engine> {
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(self.max_instances)
@@ -87,7 +91,10 @@ impl EngineBuilder {
             .epoch_interruption(true)
             .memory_reservation(self.max_instance_memory)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
-        let inner = wasmtime::Engine::new(&config).map_err(|e| Error::Engine(chain(&e)))?;
+        let inner = wasmtime::Engine::new(&config).map_err(|source| Error::Engine {
+            what: "cannot configure Wasmtime",
+            source,
+        })?;
         let cache = self.cache_dir.map(|dir| CompileCache::new(dir, &inner));
         let ticker = EpochTicker::start(inner.clone());
         Ok(Engine(Arc::new(EngineInner {
@@ -120,7 +127,9 @@ struct EngineInner {
 /// A component's native code and what it imports and exports: one per digest in the host,
 /// however many workloads run it.
 pub struct Code {
+    /// The compiled component.
     pub component: Component,
+    /// What it imports and exports.
     pub info: Arc<ComponentInfo>,
 }
 
@@ -131,10 +140,12 @@ pub enum CodeSource {
     Memory,
     /// The on-disk cache.
     Disk,
+    /// Compiled now.
     Compiler,
 }
 
 impl CodeSource {
+    /// The name metrics and logs use: `memory`, `cache` or `compiler`.
     pub fn label(self) -> &'static str {
         match self {
             Self::Memory => "memory",
@@ -147,8 +158,11 @@ impl CodeSource {
 /// A component compiled, or found compiled in memory or on disk.
 #[derive(Clone)]
 pub struct CompiledComponent {
+    /// The native code, shared by every workload running this digest.
     pub code: Arc<Code>,
+    /// Where the code came from.
     pub source: CodeSource,
+    /// How long finding or compiling it took.
     pub compile_time: Duration,
 }
 
@@ -160,10 +174,12 @@ impl CompiledComponent {
 }
 
 impl Engine {
+    /// An engine with the defaults: no compile cache, [`EngineBuilder::DEFAULT_MAX_INSTANCES`].
     pub fn builder() -> EngineBuilder {
         EngineBuilder::default()
     }
 
+    /// The Wasmtime engine underneath, for plugins that compile or type-check.
     pub fn wasmtime(&self) -> &wasmtime::Engine {
         &self.0.inner
     }
@@ -222,9 +238,9 @@ impl Engine {
         if let Some(component) = self.0.cache.as_ref().and_then(|c| c.load(engine, digest)) {
             return Ok((component, true));
         }
-        let component = Component::new(engine, wasm).map_err(|e| Error::Compile {
+        let component = Component::new(engine, wasm).map_err(|source| Error::Compile {
             component: name.to_string(),
-            reason: chain(&e),
+            source,
         })?;
         if let Some(cache) = &self.0.cache
             && !self.0.closing.load(Ordering::Relaxed)

@@ -21,8 +21,9 @@ use crate::spec::WorkloadSpec;
 use crate::status::{ComponentState, ComponentStatus, StatusEvent, WorkloadStatus};
 use crate::template::Templates;
 use crate::volumes::VolumePolicy;
-use crate::workload::{ResolvedWorkload, resolve};
+use crate::workload::{ResolvedWorkload, plugin_error, resolve};
 
+/// Configures a [`Host`]; see [`Host::builder`].
 pub struct HostBuilder {
     engine: Option<Engine>,
     plugins: Vec<Arc<dyn HostPlugin>>,
@@ -36,7 +37,11 @@ pub struct HostBuilder {
 }
 
 impl HostBuilder {
+    /// The longest `limits.timeout` a component may ask for, unless [`HostBuilder::max_timeout`]
+    /// says otherwise.
     pub const DEFAULT_MAX_TIMEOUT: Duration = Duration::from_secs(600);
+    /// How long the calls of a replaced workload may run on, unless [`HostBuilder::stop_grace`]
+    /// says otherwise.
     pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
 
     /// How long the calls of a stopped workload may run on to finish [default: 10 seconds]:
@@ -67,11 +72,14 @@ impl HostBuilder {
         self
     }
 
+    /// The engine to compile and run on [default: one with [`Engine::builder`]'s defaults].
     pub fn engine(mut self, engine: Engine) -> Self {
         self.engine = Some(engine);
         self
     }
 
+    /// Where the host counts invocations, instances and compiles (register it with a Prometheus
+    /// registry to export them).
     pub fn metrics(mut self, metrics: RuntimeMetrics) -> Self {
         self.metrics = metrics;
         self
@@ -105,15 +113,15 @@ impl HostBuilder {
     /// Adds a plugin; ids must be unique.
     pub fn plugin(mut self, plugin: Arc<dyn HostPlugin>) -> Result<Self> {
         if self.plugins.iter().any(|p| p.id() == plugin.id()) {
-            return Err(Error::Plugin {
+            return Err(Error::DuplicatePlugin {
                 plugin: plugin.id().into(),
-                reason: "registered twice".into(),
             });
         }
         self.plugins.push(plugin);
         Ok(self)
     }
 
+    /// Makes the host; call [`Host::start`] before starting workloads.
     pub fn build(self) -> Result<Host> {
         let engine = match self.engine {
             Some(engine) => engine,
@@ -125,7 +133,10 @@ impl HostBuilder {
                 let temp = tempfile::Builder::new()
                     .prefix("weft-data-")
                     .tempdir()
-                    .map_err(|e| Error::Engine(format!("cannot create a data directory: {e}")))?;
+                    .map_err(|e| Error::Engine {
+                        what: "cannot create a data directory",
+                        source: e.into(),
+                    })?;
                 (temp.path().to_path_buf(), Some(temp))
             }
         };
@@ -165,6 +176,8 @@ struct Running {
     service: Option<Supervisor>,
 }
 
+/// Runs workloads: starts, updates and stops them, and reports their status. One per process
+/// is the intent; everything in it is shared by the workloads it runs.
 pub struct Host {
     engine: Engine,
     budget: Budget,
@@ -181,6 +194,8 @@ pub struct Host {
 }
 
 impl Host {
+    /// A builder with no plugins, an engine with defaults, a memory budget from the machine's
+    /// memory and a temporary data directory.
     pub fn builder() -> HostBuilder {
         HostBuilder {
             engine: None,
@@ -195,10 +210,12 @@ impl Host {
         }
     }
 
+    /// The engine workloads run on.
     pub fn engine(&self) -> &Engine {
         &self.engine
     }
 
+    /// The host's metrics.
     pub fn metrics(&self) -> &RuntimeMetrics {
         &self.metrics
     }
@@ -233,10 +250,10 @@ impl Host {
     /// Starts every plugin; call once before starting workloads.
     pub async fn start(&self) -> Result<()> {
         for plugin in &self.plugins {
-            plugin.start().await.map_err(|e| Error::Plugin {
-                plugin: plugin.id().into(),
-                reason: format!("{e:#}"),
-            })?;
+            plugin
+                .start()
+                .await
+                .map_err(|e| plugin_error(plugin.as_ref(), e))?;
         }
         Ok(())
     }
@@ -322,10 +339,7 @@ impl Host {
                     plugin: plugin.id().into(),
                     source,
                 },
-                Err(e) => Error::Plugin {
-                    plugin: plugin.id().into(),
-                    reason: format!("{e:#}"),
-                },
+                Err(e) => plugin_error(plugin.as_ref(), e),
             });
         }
         let service = match (&workload.service, &workload.spec.service) {
@@ -389,6 +403,7 @@ impl Host {
         Ok(())
     }
 
+    /// The status of the workload `id` (`namespace/name`), if it runs here.
     pub async fn status(&self, id: &str) -> Option<WorkloadStatus> {
         self.workloads.lock().await.get(id).map(status_of)
     }
@@ -398,6 +413,7 @@ impl Host {
         self.workloads.lock().await.keys().cloned().collect()
     }
 
+    /// The status of every workload running here, by id.
     pub async fn statuses(&self) -> Vec<WorkloadStatus> {
         let workloads = self.workloads.lock().await;
         let mut all: Vec<_> = workloads.values().map(status_of).collect();

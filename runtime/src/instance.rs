@@ -27,15 +27,21 @@ pub use crate::invoke::{Call, Failure, Guest};
 /// long-running service (its `run` has no deadline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Role {
+    /// Answers invocations, each within its timeout.
     Component,
+    /// The workload's long-running service.
     Service,
 }
 
 /// Everything needed to instantiate one component again and again, prepared once.
 pub struct ComponentRuntime {
+    /// Whose component it is.
     pub identity: Identity,
+    /// What it was given (its bytes emptied once compiled).
     pub spec: ComponentSpec,
+    /// What it imports and exports.
     pub info: Arc<ComponentInfo>,
+    /// Whether it answers invocations or is the service.
     pub role: Role,
     pub(crate) template: Arc<Template>,
     pub(crate) volumes: Arc<Volumes>,
@@ -121,6 +127,7 @@ impl ComponentRuntime {
         })
     }
 
+    /// Its linked template, for plugins that look up exports.
     pub fn instance_pre(&self) -> &InstancePre<Ctx> {
         &self.template.pre
     }

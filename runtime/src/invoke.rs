@@ -25,7 +25,9 @@ pub type Call<'a, R> = Pin<Box<dyn Future<Output = wasmtime::Result<R>> + Send +
 /// runs in. Calls start guest functions with `start_call_concurrent` on the accessor, so that
 /// several calls can share a WASI 0.3 instance.
 pub struct Guest<'a> {
+    /// The store's event loop the call runs in.
     pub accessor: &'a Accessor<Ctx>,
+    /// The instance called.
     pub instance: Instance,
     /// When the call must be done; `None` for the service.
     pub deadline: Option<Instant>,
@@ -50,12 +52,15 @@ impl Guest<'_> {
 pub enum Failure {
     /// The invocation ran past its timeout (computing or blocked in a host call).
     Timeout,
+    /// The instance asked for more memory than its limit.
     MemoryLimit,
+    /// The guest trapped; the trap's message.
     Trap(String),
     /// The component is at its `maxConcurrency`.
     Busy,
     /// The host has no instance slot left right now.
     Overloaded(String),
+    /// The host failed the call (a host function's error), with its message.
     Host(String),
 }
 

@@ -107,7 +107,7 @@ pub(crate) fn wire(
     let err = |reason: String| Error::Link {
         component: consumer_name.to_string(),
         interface: import.to_string(),
-        reason,
+        source: wasmtime::Error::msg(reason),
     };
     let engine = consumer.engine();
     let Some(ComponentItem::ComponentInstance(instance)) = consumer

@@ -60,8 +60,11 @@ pub fn serves<'a>(
 
 /// One component being bound: what it is and what it really imports and exports.
 pub struct ComponentBinding<'a> {
+    /// The workload the component belongs to.
     pub workload: &'a WorkloadSpec,
+    /// The component.
     pub component: &'a ComponentSpec,
+    /// What the component really imports and exports.
     pub info: &'a ComponentInfo,
     /// Whether this is the workload's long-running service.
     pub is_service: bool,
@@ -87,6 +90,7 @@ pub trait HostPlugin: Send + Sync + 'static {
     /// Unique among the host's plugins.
     fn id(&self) -> &'static str;
 
+    /// The interfaces the plugin provides to components and drives in them.
     fn world(&self) -> WitWorld;
 
     /// The backends a Workload may pick from (`memory`, `filesystem`, `nats`, ...), reported in

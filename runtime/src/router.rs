@@ -16,10 +16,13 @@ use crate::plugins::http::HttpExport;
 
 /// One workload's HTTP entry point.
 pub struct Route {
+    /// The workload's id.
     pub workload: String,
     /// Who the workload's hosts belong to: itself, or the group of replicas it is one of.
     pub group: String,
+    /// The component exporting `wasi:http/incoming-handler`.
     pub component: Arc<ComponentRuntime>,
+    /// Where its handler is, WASI 0.2 or 0.3.
     pub export: Arc<HttpExport>,
 }
 
@@ -27,7 +30,9 @@ pub struct Route {
 #[derive(Debug, thiserror::Error)]
 #[error("host {host} is already served by workload {owner}")]
 pub struct HostTaken {
+    /// The host asked for.
     pub host: String,
+    /// The workload (or group) serving it.
     pub owner: String,
 }
 
@@ -56,6 +61,8 @@ struct Table {
     any: Routes,
 }
 
+/// Which workload answers each HTTP host: a host is claimed by one workload (or one group of
+/// replicas) at a time.
 #[derive(Default)]
 pub struct Router {
     table: RwLock<Table>,
@@ -72,6 +79,7 @@ impl Router {
         }
     }
 
+    /// The route for a request's `Host` (port and case ignored), balanced among a group.
     pub fn lookup(&self, host: Option<&str>) -> Option<Arc<Route>> {
         let table = self.table.read();
         if let Some(routes) = host.and_then(|h| table.by_host.get(&normalize_host(h))) {
@@ -130,6 +138,7 @@ impl Router {
         Ok(())
     }
 
+    /// Drops the routes of `workload` and frees its hosts.
     pub fn remove(&self, workload: &str) {
         Self::remove_locked(&mut self.table.write(), workload);
     }

@@ -12,11 +12,18 @@ use weft_api::{WitInterface, limit_defaults};
 /// interfaces they need and the volumes they mount.
 #[derive(Clone, Debug)]
 pub struct WorkloadSpec {
+    /// The namespace, which scopes what the workload may reach (its buckets, subjects, quotas).
     pub namespace: String,
+    /// The name, unique in its namespace on one host.
     pub name: String,
+    /// The components answering invocations (HTTP requests, messages, linked calls).
     pub components: Vec<ComponentSpec>,
+    /// The long-running component, if any.
     pub service: Option<ServiceSpec>,
+    /// The host interfaces the workload asks for, each with the configuration it gives the
+    /// plugin serving it (HTTP hosts, buckets, subjects).
     pub host_interfaces: Vec<InterfaceConfig>,
+    /// The volumes its components may mount.
     pub volumes: Vec<VolumeSpec>,
     /// Workloads of one group (replicas of one WorkloadDeployment) share their HTTP hosts, and
     /// requests are balanced among them. `None`: the workload claims its hosts alone.
@@ -45,6 +52,7 @@ impl WorkloadSpec {
 /// One component: its bytes and everything it is given.
 #[derive(Clone, Debug)]
 pub struct ComponentSpec {
+    /// The name, unique in its workload; siblings link by it.
     pub name: String,
     /// The component binary (already pulled and verified by the caller). A running workload
     /// keeps its compiled code, shared by digest, not these bytes: they are empty in
@@ -54,8 +62,11 @@ pub struct ComponentSpec {
     pub image_id: Option<String>,
     /// wasi:config values for this component (they override the interface-level ones).
     pub config: BTreeMap<String, String>,
+    /// The wasi:cli environment variables, in order.
     pub env: Vec<(String, String)>,
+    /// The volumes it mounts.
     pub mounts: Vec<MountSpec>,
+    /// What one instance may use.
     pub limits: Limits,
     /// Hosts outgoing HTTP may reach; empty means none.
     pub allowed_hosts: Vec<String>,
@@ -100,8 +111,11 @@ pub struct PoolSpec {
 /// A volume mounted into a component as a preopened directory.
 #[derive(Clone, Debug)]
 pub struct MountSpec {
+    /// The workload's volume mounted.
     pub volume: String,
+    /// Where the guest sees it (an absolute guest path).
     pub path: String,
+    /// Whether the guest may only read it.
     pub read_only: bool,
 }
 
@@ -121,9 +135,13 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// [`Limits::memory_bytes`] when a Workload sets none.
     pub const DEFAULT_MEMORY_BYTES: u64 = limit_defaults::MEMORY_BYTES;
+    /// [`Limits::timeout`] when a Workload sets none.
     pub const DEFAULT_TIMEOUT: Duration = limit_defaults::TIMEOUT;
+    /// [`Limits::max_concurrency`] when a Workload sets none.
     pub const DEFAULT_MAX_CONCURRENCY: u32 = limit_defaults::MAX_CONCURRENCY;
+    /// [`Limits::max_request_body`] when a Workload sets none.
     pub const DEFAULT_MAX_REQUEST_BODY: u64 = limit_defaults::MAX_REQUEST_BODY_BYTES;
 
     /// What the host sets aside for the component: the memory of every instance it may run at
@@ -148,6 +166,7 @@ impl Default for Limits {
 /// The long-running component of a workload.
 #[derive(Clone, Debug)]
 pub struct ServiceSpec {
+    /// The component; it exports `wasi:cli/run`.
     pub component: ComponentSpec,
     /// Restarts allowed after the service exits or traps; `None` means without end.
     pub max_restarts: Option<u32>,
@@ -156,22 +175,50 @@ pub struct ServiceSpec {
 /// A host interface a workload asks for, with the configuration it gives the plugin.
 #[derive(Clone, Debug)]
 pub struct InterfaceConfig {
+    /// The interface (`wasi:keyvalue/store@0.2.0-draft`); a version is matched semver-wise.
     pub interface: WitInterface,
+    /// Tells apart several entries of one package (two buckets), as guests name them.
     pub name: Option<String>,
+    /// The plugin's configuration (`host`, `bucket`, `subscriptions`, `backend`, ...).
     pub config: BTreeMap<String, String>,
 }
 
+impl InterfaceConfig {
+    /// An unnamed entry for `interface` with the given configuration.
+    pub fn new<K: Into<String>, V: Into<String>>(
+        interface: WitInterface,
+        config: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            interface,
+            name: None,
+            config: config
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+}
+
+/// A volume of a workload, which its components may mount.
 #[derive(Clone, Debug)]
 pub struct VolumeSpec {
+    /// The name mounts refer to.
     pub name: String,
+    /// What the volume is.
     pub source: VolumeSource,
 }
 
+/// What a volume is on the host.
 #[derive(Clone, Debug)]
 pub enum VolumeSource {
     /// An empty directory that lives as long as the workload runs on the host; past
     /// `size_limit` bytes components get it read-only.
-    EmptyDir { size_limit: Option<u64> },
+    EmptyDir {
+        /// Bytes its files may take before it turns read-only; `None`: no limit but the
+        /// host's.
+        size_limit: Option<u64>,
+    },
     /// A directory of the host.
     HostPath(PathBuf),
 }

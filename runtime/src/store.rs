@@ -16,7 +16,9 @@ use crate::loopback::NetState;
 /// Who a store belongs to, for logs and metrics.
 #[derive(Clone, Debug)]
 pub struct Identity {
+    /// The workload's id, `namespace/name`.
     pub workload: Arc<str>,
+    /// The component's name in it.
     pub component: Arc<str>,
 }
 
@@ -36,6 +38,8 @@ pub fn max_resources(memory_bytes: usize) -> usize {
     (memory_bytes / RESOURCE_BUFFER_BYTES).clamp(256, MAX_RESOURCES)
 }
 
+/// The data of every store (one per instance): the WASI contexts, the resource table and each
+/// bound plugin's state.
 pub struct Ctx {
     pub(crate) identity: Identity,
     pub(crate) wasi: WasiCtx,
@@ -69,10 +73,12 @@ impl Ctx {
         }
     }
 
+    /// Whose instance this is.
     pub fn identity(&self) -> &Identity {
         &self.identity
     }
 
+    /// The store's resource table (bounded: one resource per 64 KiB of the memory limit).
     pub fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
     }
@@ -87,6 +93,7 @@ impl Ctx {
             .unwrap_or_else(|| panic!("no {} in this store", std::any::type_name::<T>()))
     }
 
+    /// The state a plugin keeps in this store, if a plugin bound to the component made a `T`.
     pub fn try_state<T: Send + 'static>(&mut self) -> Option<&mut T> {
         self.slots.get_mut()
     }
@@ -107,7 +114,9 @@ impl Ctx {
 
 /// What a plugin's host functions work on: its own state and the store's resource table.
 pub struct PluginView<'a, T> {
+    /// The plugin's state.
     pub state: &'a mut T,
+    /// The store's resource table.
     pub table: &'a mut ResourceTable,
 }
 
@@ -116,6 +125,7 @@ pub struct PluginView<'a, T> {
 pub struct StateFactory(Arc<dyn Fn() -> (TypeId, Box<dyn Any + Send>) + Send + Sync>);
 
 impl StateFactory {
+    /// A factory calling `make` for each new store.
     pub fn new<T: Send + 'static>(make: impl Fn() -> T + Send + Sync + 'static) -> Self {
         Self(Arc::new(move || {
             (TypeId::of::<T>(), Box::new(make()) as Box<dyn Any + Send>)

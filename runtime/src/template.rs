@@ -36,15 +36,15 @@ impl Template {
         for plugin in plugins {
             plugin
                 .add_to_linker(&mut linker, &code.info)
-                .map_err(|e| plugin_error(plugin.as_ref(), &e))?;
+                .map_err(|e| plugin_error(plugin.as_ref(), e))?;
         }
         extra(&mut linker)?;
         let pre = linker
             .instantiate_pre(&code.component)
-            .map_err(|e| Error::Link {
+            .map_err(|source| Error::Link {
                 component: component.to_string(),
                 interface: "*".into(),
-                reason: format!("{e:#}"),
+                source,
             })?;
         Ok(Self {
             pre,

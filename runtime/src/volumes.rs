@@ -137,15 +137,18 @@ impl Volumes {
     ) -> Result<Self> {
         let mut volumes = Self::default();
         for spec in specs {
-            let err = |reason: String| Error::Volume {
+            let refuse = |reason: String| Error::InvalidVolume {
                 volume: spec.name.clone(),
                 reason,
             };
             let volume = match &spec.source {
                 VolumeSource::EmptyDir { size_limit } => {
                     let path = policy.empty_dir_root(workload).join(&spec.name);
-                    std::fs::create_dir_all(&path).map_err(|e| {
-                        err(format!("cannot create emptyDir {}: {e}", path.display()))
+                    std::fs::create_dir_all(&path).map_err(|source| Error::Volume {
+                        volume: spec.name.clone(),
+                        action: "create emptyDir",
+                        path: path.clone(),
+                        source: source.into(),
                     })?;
                     Volume {
                         path,
@@ -154,7 +157,7 @@ impl Volumes {
                 }
                 VolumeSource::HostPath(path) => {
                     if let Some(reason) = policy.host_path_refusal(path) {
-                        return Err(err(reason));
+                        return Err(refuse(reason));
                     }
                     Volume {
                         path: path.clone(),
@@ -171,7 +174,7 @@ impl Volumes {
     pub(crate) fn check_mounts(&self, component: &str, mounts: &[MountSpec]) -> Result<()> {
         for mount in mounts {
             if !self.volumes.contains_key(&mount.volume) {
-                return Err(Error::Volume {
+                return Err(Error::InvalidVolume {
                     volume: mount.volume.clone(),
                     reason: format!(
                         "component {component} mounts it, but the workload declares no such volume"
@@ -208,7 +211,9 @@ impl Volumes {
                 .preopened_dir(&volume.path, &mount.path, perms)
                 .map_err(|e| Error::Volume {
                     volume: mount.volume.clone(),
-                    reason: format!("cannot open {}: {e:#}", volume.path.display()),
+                    action: "open",
+                    path: volume.path.clone(),
+                    source: e,
                 })?;
         }
         Ok(())

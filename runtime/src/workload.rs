@@ -24,9 +24,11 @@ use crate::volumes::{VolumePolicy, Volumes};
 
 /// A workload whose components are compiled, bound and ready to instantiate.
 pub struct ResolvedWorkload {
+    /// What was asked for, the components' bytes emptied.
     pub spec: WorkloadSpec,
     /// In the order of `spec.components`.
     pub components: Vec<Arc<ComponentRuntime>>,
+    /// The service, if the workload has one.
     pub service: Option<Arc<ComponentRuntime>>,
     /// Plugins bound to this workload, by id.
     pub plugins: Vec<&'static str>,
@@ -34,6 +36,7 @@ pub struct ResolvedWorkload {
 }
 
 impl ResolvedWorkload {
+    /// `namespace/name`.
     pub fn id(&self) -> String {
         self.spec.id()
     }
@@ -172,7 +175,7 @@ pub(crate) async fn resolve(
         plugins[p]
             .on_workload_bind(&spec)
             .await
-            .map_err(|e| plugin_error(plugins[p].as_ref(), &e))?;
+            .map_err(|e| plugin_error(plugins[p].as_ref(), e))?;
     }
 
     let loopback = Loopback::default();
@@ -197,7 +200,7 @@ pub(crate) async fn resolve(
             };
             let state = plugins[p]
                 .on_component_bind(&binding)
-                .map_err(|e| plugin_error(plugins[p].as_ref(), &e))?;
+                .map_err(|e| plugin_error(plugins[p].as_ref(), e))?;
             states.extend(state);
         }
         let linked: Vec<&Arc<dyn HostPlugin>> = bound[i].iter().map(|&p| &plugins[p]).collect();
@@ -264,16 +267,19 @@ async fn compile_all(
         let (engine, name) = (engine.clone(), item.name.clone());
         let result = tokio::task::spawn_blocking(move || engine.compile(&name, &wasm))
             .await
-            .map_err(|e| Error::Engine(format!("compile task failed: {e}")))??;
+            .map_err(|e| Error::Engine {
+                what: "the compile task failed",
+                source: e.into(),
+            })??;
         metrics.record_compile(result.source, result.compile_time);
         compiled.push(result);
     }
     Ok(compiled)
 }
 
-pub(crate) fn plugin_error(plugin: &dyn HostPlugin, err: &wasmtime::Error) -> Error {
+pub(crate) fn plugin_error(plugin: &dyn HostPlugin, source: wasmtime::Error) -> Error {
     Error::Plugin {
         plugin: plugin.id().to_string(),
-        reason: format!("{err:#}"),
+        source,
     }
 }

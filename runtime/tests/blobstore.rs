@@ -214,7 +214,7 @@ async fn a_backend_the_host_does_not_offer_refuses_the_workload() {
         .start_workload(blobs("test", "b", "s3"))
         .await
         .unwrap_err()
-        .to_string();
+        .to_chain();
     assert!(
         err.contains(
             "wasi:blobstore backend \"s3\" is not offered by this host (it offers memory)"

@@ -45,9 +45,14 @@ async fn garbage_bytes_are_refused_naming_the_component() {
         .start_workload(http_workload("w", vec![cut]))
         .await
         .unwrap_err();
+    assert_eq!(err.to_string(), "component cut: failed to compile");
+    // The cause is kept as the error's source, and shown by the chain status uses.
+    let cause = std::error::Error::source(&err).expect("the compile error's cause");
+    assert!(!cause.to_string().is_empty());
+    let chain = err.to_chain();
     assert!(
-        err.to_string().contains("component cut: failed to compile"),
-        "{err}"
+        chain.starts_with("component cut: failed to compile: ") && chain.len() > 40,
+        "{chain}"
     );
 }
 
@@ -60,7 +65,7 @@ async fn unsatisfied_imports_are_listed() {
         .start_workload(http_workload("w", vec![component("web", "greet-http")]))
         .await
         .unwrap_err()
-        .to_string();
+        .to_chain();
     assert!(
         err.contains("component web imports interfaces nothing provides"),
         "{err}"
@@ -74,7 +79,7 @@ async fn an_unserved_host_interface_is_refused() {
     let mut w = http_workload("w", vec![component("hello", "hello-http")]);
     w.host_interfaces
         .push(interface("acme:ledger/entries@1.0.0", &[]));
-    let err = t.host.start_workload(w).await.unwrap_err().to_string();
+    let err = t.host.start_workload(w).await.unwrap_err().to_chain();
     assert!(
         err.contains("no host plugin serves acme:ledger/entries@1.0.0"),
         "{err}"

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use common::*;
-use weft_runtime::budget::Reservation;
+use weft_runtime::Reservation;
 
 #[tokio::test]
 async fn serves_hello_from_a_real_component() {
@@ -59,7 +59,7 @@ async fn a_host_claimed_twice_is_refused() {
         "wasi:http/incoming-handler@0.2.0",
         &[("host", "one.test")],
     )];
-    let err = t.host.start_workload(other).await.unwrap_err().to_string();
+    let err = t.host.start_workload(other).await.unwrap_err().to_chain();
     assert!(err.contains("already served by workload test/one"), "{err}");
 }
 
@@ -89,7 +89,7 @@ async fn workloads_claiming_one_host_at_once_are_refused_but_one() {
     for start in starts {
         match start.await.unwrap() {
             (i, Ok(_)) => winners.push(format!("test/w{i}")),
-            (_, Err(err)) => refusals.push(err.to_string()),
+            (_, Err(err)) => refusals.push(err.to_chain()),
         }
     }
     assert_eq!(winners.len(), 1, "{winners:?} {refusals:?}");

@@ -25,7 +25,7 @@ fn files(name: &str, source: VolumeSource) -> WorkloadSpec {
 }
 
 async fn refusal(t: &TestHost, w: WorkloadSpec) -> String {
-    t.host.start_workload(w).await.unwrap_err().to_string()
+    t.host.start_workload(w).await.unwrap_err().to_chain()
 }
 
 #[tokio::test]

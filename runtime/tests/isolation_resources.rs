@@ -140,7 +140,7 @@ async fn a_workload_over_the_memory_budget_is_refused_with_the_numbers() {
         .start_workload(http_workload("big", vec![big]))
         .await
         .unwrap_err()
-        .to_string();
+        .to_chain();
     assert!(err.contains("test/big does not fit on this host"), "{err}");
     assert!(err.contains("needs 1 GiB of memory"), "{err}");
     assert!(
@@ -233,7 +233,7 @@ async fn a_timeout_over_the_hosts_maximum_is_refused_saying_so() {
         .start_workload(http_workload("forever", vec![forever]))
         .await
         .unwrap_err()
-        .to_string();
+        .to_chain();
     assert!(
         err.contains("asks for limits.timeout 292years") && err.contains("(--max-timeout)"),
         "{err}"

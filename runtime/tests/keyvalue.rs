@@ -234,7 +234,7 @@ async fn bad_input_gets_error_values_or_a_refusal() {
         .start_workload(counter("test", "redis", &[("backend", "redis")]))
         .await
         .unwrap_err()
-        .to_string();
+        .to_chain();
     assert!(
         err.contains("backend \"redis\" is not offered by this host (it offers memory)"),
         "{err}"

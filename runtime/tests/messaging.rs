@@ -203,7 +203,7 @@ async fn bad_messaging_configs_are_refused_with_the_reason() {
             .start_workload(workload)
             .await
             .unwrap_err()
-            .to_string();
+            .to_chain();
         assert!(err.contains(reason), "{name}: {err}");
     }
 }
@@ -349,7 +349,7 @@ async fn a_nats_backend_that_cannot_be_reached_fails_its_workload_alone() {
         ))
         .await
         .unwrap_err()
-        .to_string();
+        .to_chain();
     assert!(
         err.contains(&format!("backend wasmcloud:messaging nats is unavailable: subscribing to test.a: 127.0.0.1:{port}")),
         "{err}"
@@ -464,7 +464,7 @@ async fn idle_subscriptions_hold_no_host_slot_and_their_number_is_bounded() {
         .start_workload(echo("test", "greedy", &[], &[("subscriptions", &too_many)]))
         .await
         .unwrap_err()
-        .to_string();
+        .to_chain();
     assert!(err.contains("17 subjects, at most 16"), "{err}");
 }
 

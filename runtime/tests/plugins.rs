@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::*;
 use wasmtime::component::{HasData, Linker, Resource};
-use weft_runtime::component_info::ComponentInfo;
-use weft_runtime::plugin::ComponentBinding;
+use weft_runtime::ComponentBinding;
+use weft_runtime::ComponentInfo;
 use weft_runtime::{Ctx, HostPlugin, PluginView, StateFactory, WitWorld};
 
 mod bindings {
@@ -190,7 +190,7 @@ async fn the_runtime_accepts_what_the_scheduler_places() {
         .start_workload(w.clone())
         .await
         .unwrap_err()
-        .to_string();
+        .to_chain();
     assert!(
         err.contains("no host plugin serves wasi:config/store,wasi-config-absent"),
         "{err}"

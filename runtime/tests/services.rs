@@ -186,7 +186,7 @@ async fn a_service_without_an_entry_point_is_refused_saying_why() {
         ),
     ] {
         let w = with_service(http_workload("bad", Vec::new()), image, &[], 0);
-        let err = t.host.start_workload(w).await.unwrap_err().to_string();
+        let err = t.host.start_workload(w).await.unwrap_err().to_chain();
         assert_eq!(err, reason, "{image}");
     }
 }

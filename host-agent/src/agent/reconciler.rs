@@ -20,9 +20,9 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
-use weft_api::Workload;
 use weft_api::assignment::Assignment;
 use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_LABEL};
+use weft_api::{Workload, error_chain};
 
 use super::host_object::Registration;
 use super::{pull_secrets, status};
@@ -170,6 +170,7 @@ pub fn start(
     Reconciler { store, host, done }
 }
 
+#[tracing::instrument(name = "reconcile Workload", skip_all, fields(namespace = workload.namespace(), name = workload.name_any()))]
 async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let id = id_of(&workload);
     if *ctx.fenced.borrow() {
@@ -301,8 +302,9 @@ impl Ctx {
             match ctx.launcher.launch(&spec, None, &credentials).await {
                 Ok(status) => tracing::info!(workload = %status.id, "workload running"),
                 Err(err) => {
+                    let err = error_chain(&err);
                     tracing::warn!(workload = %task_id, %err, "workload cannot start");
-                    ctx.entry(&task_id, |e| e.failure = Some(err.to_string()));
+                    ctx.entry(&task_id, |e| e.failure = Some(err));
                 }
             }
             // Report at once rather than at the next requeue: this is the moment the

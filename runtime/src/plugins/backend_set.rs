@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// The backends one plugin offers by name, and the one entries get when they name none.
 pub struct BackendSet<B: ?Sized> {
     /// The package the backends serve (`wasi:keyvalue`), for messages.
     package: &'static str,

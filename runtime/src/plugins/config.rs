@@ -87,6 +87,8 @@ fn values_for(binding: &ComponentBinding<'_>) -> ConfigValues {
         .collect()
 }
 
+/// Serves `wasi:config/store` (0.2.0-rc.1 and 0.2.0-draft) from the workload's `wasi:config` entry
+/// and each component's `config`.
 #[derive(Default)]
 pub struct ConfigPlugin;
 

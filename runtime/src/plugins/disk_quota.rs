@@ -31,8 +31,11 @@ pub struct DiskQuota {
 #[derive(Debug, thiserror::Error)]
 #[error("namespace {namespace} would keep more than {quota} bytes in the {backend} backend")]
 pub struct QuotaExceeded {
+    /// The namespace that would go over.
     pub namespace: String,
+    /// Its quota, in bytes.
     pub quota: u64,
+    /// Where the write went: `filesystem` or `staging`.
     pub backend: &'static str,
 }
 

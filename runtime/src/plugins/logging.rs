@@ -16,6 +16,8 @@ mod bindings {
 
 use bindings::wasi::logging::logging::{Host, Level};
 
+/// Serves `wasi:logging`, each record going to `tracing` (target `weft::guest`) tagged with its
+/// workload and component.
 #[derive(Default)]
 pub struct LoggingPlugin;
 

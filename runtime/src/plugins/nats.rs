@@ -15,6 +15,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 const SUBSCRIPTION_CAPACITY: usize = 1024;
 const CLIENT_CAPACITY: usize = 64;
 
+/// One client of a NATS server, made on first use and shared (cheaply cloned) by the NATS backends.
 #[derive(Clone)]
 pub struct NatsConnection {
     inner: std::sync::Arc<Inner>,
@@ -27,8 +28,10 @@ struct Inner {
     client: Mutex<Option<Client>>,
 }
 
+/// Why a NATS connection could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum NatsError {
+    /// The URL does not parse, or is not `nats://` or `tls://` with a host.
     #[error("invalid NATS URL: {0}")]
     InvalidUrl(String),
 }

@@ -10,6 +10,8 @@ use crate::component_info::ComponentInfo;
 use crate::plugin::{HostPlugin, WitWorld};
 use crate::store::Ctx;
 
+/// Serves WASI 0.2 and 0.3 (cli, clocks, filesystem, random, sockets), each component limited to
+/// what its store allows.
 #[derive(Default)]
 pub struct WasiPlugin;
 

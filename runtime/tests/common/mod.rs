@@ -16,6 +16,17 @@ use weft_runtime::{
     ComponentSpec, EgressRules, Engine, Host, InterfaceConfig, RuntimeMetrics, WorkloadSpec,
 };
 
+/// An error with its sources, as status shows it.
+pub trait ToChain {
+    fn to_chain(&self) -> String;
+}
+
+impl<E: std::error::Error> ToChain for E {
+    fn to_chain(&self) -> String {
+        weft_runtime::error_chain(self)
+    }
+}
+
 /// A component built by `make examples`.
 pub fn wasm(name: &str) -> Arc<[u8]> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -9,7 +9,9 @@ use tokio::io::AsyncRead;
 /// A container as a backend stores it: the Workload's namespace and the container's name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct ContainerName {
+    /// The namespace of the Workload using the container.
     pub namespace: String,
+    /// The container's name as the guest gave it, already checked (see [`ContainerName::new`]).
     pub name: String,
 }
 
@@ -29,24 +31,39 @@ impl ContainerName {
     }
 }
 
+/// Why a blob backend could not do what was asked; the guest gets it as an error string.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// The request is refused as asked (a bad name, a quota exceeded, an object changed mid-read);
+    /// the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// The container does not exist; holds its name.
     #[error("container {0} does not exist")]
     NoContainer(String),
+    /// A container of that name already exists; holds its name.
     #[error("container {0} already exists")]
     ContainerExists(String),
+    /// The object does not exist in the container.
     #[error("object {object} does not exist in container {container}")]
-    NoObject { container: String, object: String },
+    NoObject {
+        /// The container's name, without its namespace.
+        container: String,
+        /// The object's name.
+        object: String,
+    },
+    /// The backend's storage failed: an I/O error, an unreachable server or a full disk quota.
     #[error("{backend} backend: {reason}")]
     Unavailable {
+        /// The failing backend's name, or `staging` for the staging area.
         backend: &'static str,
+        /// What failed, as the backend reported it.
         reason: String,
     },
 }
 
 impl BackendError {
+    /// The [`BackendError::NoObject`] for `object` in `container`.
     pub fn no_object(container: &ContainerName, object: &str) -> Self {
         Self::NoObject {
             container: container.name.clone(),
@@ -55,7 +72,9 @@ impl BackendError {
     }
 }
 
+/// What a backend knows of a stored object besides its bytes.
 pub struct ObjectInfo {
+    /// Its length in bytes.
     pub size: u64,
     /// Seconds since the Unix epoch.
     pub created_at: u64,
@@ -64,6 +83,8 @@ pub struct ObjectInfo {
 /// An object's bytes (or a range of them) as they are read.
 pub type Reader = Box<dyn AsyncRead + Send + Unpin>;
 
+/// A store of containers and their objects for `wasi:blobstore`; implement it to offer another
+/// backend through [`Backends::blobstore`](crate::plugins::Backends::blobstore).
 #[async_trait]
 pub trait BlobBackend: Send + Sync + 'static {
     /// The name a Workload picks it by (`config.backend`), reported in the Host's status.
@@ -84,6 +105,8 @@ pub trait BlobBackend: Send + Sync + 'static {
     /// Every object's name, sorted.
     async fn list_objects(&self, container: &ContainerName) -> Result<Vec<String>, BackendError>;
 
+    /// The object's size and creation time, or `None` if there is none;
+    /// [`BackendError::NoContainer`] if the container does not exist.
     async fn object_info(
         &self,
         container: &ContainerName,

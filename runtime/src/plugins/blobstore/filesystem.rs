@@ -20,6 +20,7 @@ use crate::plugins::disk_quota::{DiskQuota, file_cost, usage};
 /// Longest object name this backend stores: its base64 must fit a file name.
 const MAX_NAME_BYTES: usize = 190;
 
+/// Objects kept as files on the host's disk, surviving restarts; the `filesystem` backend.
 pub struct FilesystemBlobs {
     dir: PathBuf,
     quota: DiskQuota,

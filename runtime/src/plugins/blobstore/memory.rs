@@ -11,6 +11,7 @@ use tempfile::TempPath;
 
 use super::backend::{BackendError, BlobBackend, ContainerName, ObjectInfo, Reader, now};
 
+/// Objects kept in the host's memory, lost when it exits; the `memory` backend every host has.
 pub struct MemoryBlobs {
     per_namespace: u64,
     state: Mutex<State>,
@@ -29,8 +30,11 @@ struct Container {
 }
 
 impl MemoryBlobs {
+    /// The per-namespace limit [`Default`] uses: 64 MiB.
     pub const DEFAULT_PER_NAMESPACE: u64 = 64 << 20;
 
+    /// A backend holding at most `per_namespace` bytes of containers and objects for each
+    /// namespace.
     pub fn new(per_namespace: u64) -> Self {
         Self {
             per_namespace,

@@ -86,6 +86,7 @@ struct BlobState {
     staging: Arc<StagingArea>,
 }
 
+/// Serves `wasi:blobstore`, each Workload on the backend its entry picks.
 pub struct BlobstorePlugin {
     backends: BackendSet<dyn BlobBackend>,
     staging: Arc<StagingArea>,

@@ -21,6 +21,8 @@ pub const MAX_CONTAINER_BYTES: i64 = 1 << 30;
 /// Chunks (128 KiB each) fetched ahead of a reader.
 const CHUNKS_IN_FLIGHT: usize = 4;
 
+/// Objects kept in JetStream object stores on a NATS server, shared by every host using it; the
+/// `nats` backend.
 pub struct NatsBlobs {
     nats: NatsConnection,
     /// Containers opened so far, by physical name.
@@ -28,6 +30,7 @@ pub struct NatsBlobs {
 }
 
 impl NatsBlobs {
+    /// A backend on the server behind `nats`; nothing connects until first use.
     pub fn new(nats: NatsConnection) -> Self {
         Self {
             nats,

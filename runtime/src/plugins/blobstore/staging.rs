@@ -108,6 +108,7 @@ pub struct Staged {
 }
 
 impl Staged {
+    /// Bytes written so far.
     pub fn size(&self) -> u64 {
         self.size
     }

@@ -13,8 +13,11 @@ pub const INCOMING_HANDLER: &str = "wasi:http/incoming-handler";
 /// `wasi:http/handler`, WASI 0.3's HTTP export.
 pub const HANDLER: &str = "wasi:http/handler";
 
+/// Which HTTP export a component has, with what is needed to call it.
 pub enum HttpExport {
+    /// `wasi:http/incoming-handler@0.2.x`: a call takes the instance until it returns.
     P2(ProxyIndices),
+    /// `wasi:http/handler@0.3.x`: calls are `async`, and several may share an instance.
     P3(ServiceIndices),
 }
 

@@ -24,6 +24,8 @@ use crate::spec::WorkloadSpec;
 use crate::store::{Ctx, StateFactory};
 use crate::workload::ResolvedWorkload;
 
+/// Serves `wasi:http` 0.2 and 0.3: routes incoming requests to the Workload claiming their host,
+/// and lets outgoing ones through the egress rules.
 pub struct HttpPlugin {
     router: Arc<Router>,
     egress: Arc<EgressRules>,
@@ -39,6 +41,7 @@ impl HttpPlugin {
         }
     }
 
+    /// The routes by `Host` header, for the host's HTTP server to look requests up in.
     pub fn router(&self) -> &Arc<Router> {
         &self.router
     }

@@ -13,6 +13,7 @@ pub const PAGE: usize = 100;
 /// name: counted against a namespace's quota, so a tenant cannot keep millions of empty keys
 /// or buckets for free.
 pub const ENTRY_BYTES: u64 = 32;
+/// What a bucket costs against the quota besides its name (see [`ENTRY_BYTES`]).
 pub const BUCKET_BYTES: u64 = 128;
 
 /// What an entry costs against its namespace's quota.
@@ -25,29 +26,42 @@ pub fn bucket_cost(physical: &str) -> u64 {
     BUCKET_BYTES + physical.len() as u64
 }
 
+/// Why a key-value backend could not do what was asked; the guest gets it as an error value.
 #[derive(Debug, thiserror::Error)]
 pub enum BackendError {
+    /// The request is refused as asked (a bad name or key, a quota exceeded, a value that is not a
+    /// counter); the message says why.
     #[error("{0}")]
     Invalid(String),
+    /// The backend's storage failed: an I/O error or an unreachable server.
     #[error("{backend} backend: {reason}")]
     Unavailable {
+        /// The failing backend's name.
         backend: &'static str,
+        /// What failed, as the backend reported it.
         reason: String,
     },
 }
 
+/// A store of buckets of keys for `wasi:keyvalue`; implement it to offer another backend through
+/// [`Backends::keyvalue`](crate::plugins::Backends::keyvalue).
 #[async_trait]
 pub trait KeyValueBackend: Send + Sync + 'static {
     /// The name a Workload picks it by (`config.backend`), reported in the Host's status.
     fn name(&self) -> &'static str;
 
+    /// The value at `key`, or `None` if the key (or its bucket) does not exist.
     async fn get(&self, bucket: &BucketName, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
 
+    /// Stores `value` at `key`, replacing any, and makes the bucket if there is none.
     async fn set(&self, bucket: &BucketName, key: &str, value: Vec<u8>)
     -> Result<(), BackendError>;
 
+    /// Deletes `key`; nothing happens if it (or its bucket) does not exist.
     async fn delete(&self, bucket: &BucketName, key: &str) -> Result<(), BackendError>;
 
+    /// Whether `key` exists; by default a [`get`](Self::get), so override it if the store can
+    /// answer without reading the value.
     async fn exists(&self, bucket: &BucketName, key: &str) -> Result<bool, BackendError> {
         Ok(self.get(bucket, key).await?.is_some())
     }

@@ -17,6 +17,7 @@ use crate::plugins::disk_quota::{DiskQuota, file_cost};
 /// Longest key this backend stores: its base64 must fit a file name.
 const MAX_KEY_BYTES: usize = 190;
 
+/// Keys kept as files on the host's disk, surviving restarts; the `filesystem` backend.
 pub struct FilesystemKeyValue {
     dir: PathBuf,
     quota: DiskQuota,

@@ -13,6 +13,7 @@ use super::backend::{BackendError, KeyValueBackend, bucket_cost, entry_cost, inc
 
 type Bucket = BTreeMap<String, Vec<u8>>;
 
+/// Keys kept in the host's memory, lost when it exits; the `memory` backend every host has.
 pub struct MemoryKeyValue {
     per_namespace: u64,
     state: Mutex<State>,
@@ -87,6 +88,7 @@ impl Default for MemoryKeyValue {
 }
 
 impl MemoryKeyValue {
+    /// The per-namespace limit [`Default`] uses: 64 MiB of keys and values.
     pub const DEFAULT_PER_NAMESPACE: u64 = 64 << 20;
 
     /// A backend holding at most `per_namespace` bytes of keys and values for each namespace.

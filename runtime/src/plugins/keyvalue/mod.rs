@@ -42,7 +42,10 @@ use bindings::wasi::keyvalue::{atomics, batch, store};
 /// A bucket as a backend stores it: the Workload's namespace and the bucket's name.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BucketName {
+    /// The namespace of the Workload using the bucket.
     pub namespace: String,
+    /// The bucket's name as the guest or manifest gave it, already checked (see
+    /// [`BucketName::new`]).
     pub bucket: String,
 }
 
@@ -82,6 +85,7 @@ struct KeyValueState {
     named: Arc<HashMap<String, Entry>>,
 }
 
+/// Serves `wasi:keyvalue`, each `hostInterfaces` entry on the backend it picks.
 pub struct KeyValuePlugin {
     backends: BackendSet<dyn KeyValueBackend>,
 }

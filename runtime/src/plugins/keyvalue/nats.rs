@@ -33,6 +33,8 @@ const MAX_KEY_BYTES: usize = 512;
 /// Compare-and-swap attempts before an increment gives up.
 const MAX_ATTEMPTS: usize = 1000;
 
+/// Keys kept in JetStream key-value buckets on a NATS server, shared by every host using it; the
+/// `nats` backend.
 pub struct NatsKeyValue {
     nats: NatsConnection,
     /// Buckets opened so far, by physical name.
@@ -40,6 +42,7 @@ pub struct NatsKeyValue {
 }
 
 impl NatsKeyValue {
+    /// A backend on the server behind `nats`; nothing connects until first use.
     pub fn new(nats: NatsConnection) -> Self {
         Self {
             nats,

@@ -88,6 +88,7 @@ return value
     )
 });
 
+/// Keys kept in Redis hashes, shared by every host using the server; the `redis` backend.
 pub struct RedisKeyValue {
     client: redis::Client,
     per_namespace: u64,

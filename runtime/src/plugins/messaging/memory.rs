@@ -20,6 +20,7 @@ pub const BACKLOG: usize = 1024;
 /// Bytes of bodies waiting for one subscriber, at most.
 pub const BACKLOG_BYTES: usize = 8 << 20;
 
+/// The in-process broker, reaching only this host's Workloads; the `memory` backend every host has.
 #[derive(Default)]
 pub struct MemoryBroker {
     inner: Arc<Inner>,

@@ -51,6 +51,7 @@ mod bindings {
 
 use bindings::wasmcloud::messaging::{consumer, types};
 
+/// `wasmcloud:messaging/handler`, the export a Workload's subscribed messages are delivered to.
 pub const HANDLER: &str = "wasmcloud:messaging/handler";
 
 /// Subjects one Workload may subscribe to (wildcards cover more).
@@ -68,6 +69,8 @@ struct Settings {
     queue: Option<String>,
 }
 
+/// Serves `wasmcloud:messaging`: components publish and request through the broker their Workload
+/// picks, and its handler receives its subscriptions.
 pub struct MessagingPlugin {
     backends: BackendSet<dyn MessagingBackend>,
     host_in_flight: Arc<Semaphore>,

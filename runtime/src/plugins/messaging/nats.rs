@@ -14,11 +14,14 @@ use futures::StreamExt;
 use super::backend::{BackendError, Message, MessagingBackend, Subscription};
 use crate::plugins::nats::NatsConnection;
 
+/// A broker over core NATS, reaching Workloads on every host sharing the server; the `nats`
+/// backend.
 pub struct NatsMessaging {
     nats: NatsConnection,
 }
 
 impl NatsMessaging {
+    /// A broker over the server behind `nats`; nothing connects until first use.
     pub fn new(nats: NatsConnection) -> Self {
         Self { nats }
     }
