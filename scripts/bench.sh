@@ -9,6 +9,9 @@
 #            for up to 16 calls itself) and native hyper; then slow I/O: sleep-p3 awaiting a 10 ms
 #            timer per request on one shared instance, next to `wasmtime serve` and native hyper
 #            with the same sleep;
+#   tracing  hello-http pooled on `host-agent run` with traces off, exported to a real Jaeger on
+#            this machine with every request sampled, and with 1% sampled (OTEL_TRACES_SAMPLER);
+#            Jaeger's own CPU competes for the same cores, as a collector sidecar's would;
 #   python   the same greeting written in Python and built with componentize-py, fresh and pooled
 #            on `host-agent run`, next to `wasmtime serve -S cli`;
 #   density  DENSITY (10000) hello Workloads, each its own host name, in one `host-agent run`:
@@ -20,7 +23,8 @@
 # request and its mean time per invocation, fresh and pooled. Run on demand (`make bench`); not
 # part of `make test`.
 #
-#   DURATION=10 CONNECTIONS=32 ROUNDS=3 DENSITY=10000 BENCH_GROUPS="hello p3 python density cluster" \
+#   DURATION=10 CONNECTIONS=32 ROUNDS=3 DENSITY=10000 \
+#     BENCH_GROUPS="hello p3 tracing python density cluster" \
 #     scripts/bench.sh
 set -euo pipefail
 
@@ -28,7 +32,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 rounds=${ROUNDS:-3}
-groups=${BENCH_GROUPS:-hello p3 python density cluster}
+groups=${BENCH_GROUPS:-hello p3 tracing python density cluster}
 density=${DENSITY:-10000}
 wasmtime_version=48.0.8
 tools=$HOME/.cache/weft/tools/wasmtime-cli-$wasmtime_version
@@ -40,10 +44,11 @@ if [[ ! -x $tools/bin/wasmtime ]]; then
   cargo install --locked "wasmtime-cli@$wasmtime_version" --root "$tools"
 fi
 [[ $groups == *python* ]] && "$root/scripts/build-python-example.sh"
-cargo build --quiet --release -p host-agent -p weft-e2e --bin host-agent --bin native-hello \
+cargo build --quiet --release -p host-agent -p weft-e2e --bin host-agent --bin native-hello --bin jaeger \
   --manifest-path "$root/Cargo.toml"
 host_agent=${CARGO_TARGET_DIR:-$root/target}/release/host-agent
 native=${CARGO_TARGET_DIR:-$root/target}/release/native-hello
+jaeger=${CARGO_TARGET_DIR:-$root/target}/release/jaeger
 
 pids=()
 manifests=()
@@ -67,7 +72,9 @@ wait_for() {
 }
 
 # weft <name> <port> <manifest> [pool]: `host-agent run` on a copy of <manifest> (next to it, so
-# its `build/` paths resolve) with the component's pool removed, or set to <pool>.
+# its `build/` paths resolve) with the component's pool removed, or set to <pool>; with the
+# variables in weft_env.
+weft_env=()
 weft() {
   local name=$1 port=$2 manifest=$3 pool=${4:-}
   local copy
@@ -77,7 +84,7 @@ weft() {
   if [[ -n $pool ]]; then
     sed -i "s|^\(      image: build/.*\)$|\1\n      pool: $pool|" "$copy"
   fi
-  RUST_LOG=warn "$host_agent" run "$copy" --listen "127.0.0.1:$port" \
+  env "${weft_env[@]}" RUST_LOG=warn "$host_agent" run "$copy" --listen "127.0.0.1:$port" \
     --admin-listen "127.0.0.1:$((port + 1000))" >/dev/null 2>&1 &
   pids+=($!)
   addr[$name]=127.0.0.1:$port
@@ -212,6 +219,28 @@ if [[ $groups == *p3* ]]; then
     ratio "weft shared / wasmtime serve:" slow-shared slow-wasmtime
     ratio "weft shared / native:" slow-shared slow-native
     timing slow-shared shared
+  )")
+fi
+if [[ $groups == *tracing* ]]; then
+  "$root/scripts/ensure-tools.sh"
+  coproc JAEGER { "$jaeger"; }
+  pids+=($JAEGER_PID)
+  read -r otlp <&"${JAEGER[0]}"
+  weft trace-off 18121 "$root/examples/hello-http.yaml" "{size: 8}"
+  weft_env=(OTEL_EXPORTER_OTLP_ENDPOINT="$otlp")
+  weft trace-all 18124 "$root/examples/hello-http.yaml" "{size: 8}"
+  weft_env=(OTEL_EXPORTER_OTLP_ENDPOINT="$otlp" OTEL_TRACES_SAMPLER=traceidratio OTEL_TRACES_SAMPLER_ARG=0.01)
+  weft trace-1pct 18127 "$root/examples/hello-http.yaml" "{size: 8}"
+  weft_env=()
+  echo "== tracing overhead (hello-http pooled)"
+  compare trace-off trace-all trace-1pct
+  report+=("$(
+    echo "tracing, hello-http pooled (size 8), same load:"
+    row "traces off" trace-off
+    row "exported, all sampled" trace-all
+    row "exported, 1% sampled" trace-1pct
+    ratio "all sampled / off:" trace-all trace-off
+    ratio "1% sampled / off:" trace-1pct trace-off
   )")
 fi
 if [[ $groups == *python* ]]; then

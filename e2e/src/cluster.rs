@@ -54,6 +54,8 @@ pub struct Cluster {
     pub operator: Option<Process>,
     /// The operator's `/metrics` address.
     pub operator_metrics: String,
+    /// Variables every operator started from now on gets (e.g. `OTEL_*`).
+    pub operator_env: Vec<(String, String)>,
     pub agents: BTreeMap<String, Agent>,
     /// How long a host-agent's Lease holds without renewal.
     pub lease_duration: Duration,
@@ -113,6 +115,7 @@ impl Cluster {
             redis: crate::RedisServer::start(),
             operator: None,
             operator_metrics: String::new(),
+            operator_env: Vec::new(),
             agents: BTreeMap::new(),
             lease_duration: Duration::from_secs(6),
         };
@@ -148,7 +151,8 @@ impl Cluster {
             .arg("--metrics-listen")
             .arg(format!("127.0.0.1:{metrics}"))
             .env("KUBECONFIG", &self.operator_kubeconfig)
-            .env("RUST_LOG", "info");
+            .env("RUST_LOG", "info")
+            .envs(self.operator_env.iter().map(|(k, v)| (k, v)));
         let log = self
             .control_plane
             .dir()

@@ -341,6 +341,12 @@ spec:
         .as_mut()
         .unwrap()
         .wait_exit(Duration::from_secs(30));
+    // The new operator exports its traces: each reconcile is a span.
+    let jaeger = weft_e2e::JaegerServer::start();
+    cluster.operator_env = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT".into(), jaeger.otlp.clone()),
+        ("OTEL_BSP_SCHEDULE_DELAY".into(), "100".into()),
+    ];
     cluster.start_operator();
     // Give the new operator time to reconcile everything at least once.
     // The new leader has reconciled hello, the only Workload left.
@@ -360,6 +366,25 @@ spec:
             .control_plane
             .jsonpath(&["wl", "hello"], "{.metadata.uid}"),
         uid_before
+    );
+    weft_e2e::process::wait_until(
+        "the operator's reconcile of hello in jaeger",
+        Duration::from_secs(30),
+        || {
+            jaeger
+                .get("/api/traces?service=weft-operator&operation=reconcile%20Workload&limit=50")
+                .is_some_and(|found| {
+                    found["data"].as_array().into_iter().flatten().any(|trace| {
+                        trace["spans"].as_array().into_iter().flatten().any(|s| {
+                            s["tags"]
+                                .as_array()
+                                .into_iter()
+                                .flatten()
+                                .any(|t| t["key"] == "name" && t["value"] == "hello")
+                        })
+                    })
+                })
+        },
     );
     let after: Vec<f64> = cluster
         .agents

@@ -77,6 +77,8 @@ pub struct Backends {
     pub messages_in_flight: usize,
 }
 
+// With some features off, every field left has its type's default and clippy would derive it.
+#[allow(clippy::derivable_impls)]
 impl Default for Backends {
     fn default() -> Self {
         Self {

@@ -19,6 +19,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use tokio::io::AsyncReadExt;
+use tracing::Instrument;
 use wasmtime::component::{HasData, Linker, Resource};
 use wasmtime_wasi::p2::pipe::AsyncReadStream;
 use wasmtime_wasi::p2::{DynInputStream, DynOutputStream};
@@ -193,14 +194,33 @@ impl PluginView<'_, BlobState> {
     }
 
     /// The backend and name of an open container, cloned out of the table so no borrow is
-    /// held across the backend's await.
+    /// held across the backend's await, and the span of the operation `op` on it.
     fn open(
         &mut self,
         container: &Resource<Container>,
-    ) -> wasmtime::Result<(Arc<dyn BlobBackend>, ContainerName)> {
+        op: &'static str,
+    ) -> wasmtime::Result<(Arc<dyn BlobBackend>, ContainerName, tracing::Span)> {
         let container = self.table.get(container)?;
-        Ok((container.backend.clone(), container.name.clone()))
+        let span = span(op, container.backend.as_ref(), &container.name.name);
+        Ok((container.backend.clone(), container.name.clone(), span))
     }
+
+    /// The span of the operation `op` on the Workload's backend.
+    fn span(&self, op: &'static str, container: &str) -> tracing::Span {
+        span(op, self.state.backend.as_ref(), container)
+    }
+}
+
+/// The span of a blobstore operation: a child of the invocation, so a trace shows what a
+/// request did to which container.
+fn span(op: &'static str, backend: &dyn BlobBackend, container: &str) -> tracing::Span {
+    tracing::info_span!(
+        "wasi:blobstore",
+        otel.name = %format_args!("wasi:blobstore {op}"),
+        otel.kind = "client",
+        container,
+        backend = backend.name(),
+    )
 }
 
 /// Reads `src` and stores it as `dest`, through a staging file counted for `namespace`.
@@ -242,7 +262,8 @@ impl blobstore::Host for PluginView<'_, BlobState> {
             Err(e) => return Ok(Err(to_wit(e))),
         };
         let backend = self.state.backend.clone();
-        if let Err(e) = backend.create_container(&name).await {
+        let span = self.span("create-container", &name.name);
+        if let Err(e) = backend.create_container(&name).instrument(span).await {
             return Ok(Err(to_wit(e)));
         }
         Ok(Ok(self.table.push(Container { backend, name })?))
@@ -254,7 +275,8 @@ impl blobstore::Host for PluginView<'_, BlobState> {
             Err(e) => return Ok(Err(to_wit(e))),
         };
         let backend = self.state.backend.clone();
-        match backend.container_created(&name).await {
+        let span = self.span("get-container", &name.name);
+        match backend.container_created(&name).instrument(span).await {
             Ok(Some(_)) => Ok(Ok(self.table.push(Container { backend, name })?)),
             Ok(None) => Ok(Err(to_wit(BackendError::NoContainer(name.name)))),
             Err(e) => Ok(Err(to_wit(e))),
@@ -263,16 +285,18 @@ impl blobstore::Host for PluginView<'_, BlobState> {
 
     async fn delete_container(&mut self, name: String) -> Answer<()> {
         let backend = self.state.backend.clone();
+        let span = self.span("delete-container", &name);
         let name = self.container_name(&name);
         let deleted = async { backend.delete_container(&name?).await };
-        Ok(deleted.await.map_err(to_wit))
+        Ok(deleted.instrument(span).await.map_err(to_wit))
     }
 
     async fn container_exists(&mut self, name: String) -> Answer<bool> {
         let backend = self.state.backend.clone();
+        let span = self.span("container-exists", &name);
         let name = self.container_name(&name);
         let exists = async { Ok(backend.container_created(&name?).await?.is_some()) };
-        Ok(exists.await.map_err(to_wit))
+        Ok(exists.instrument(span).await.map_err(to_wit))
     }
 
     async fn copy_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Answer<()> {
@@ -283,6 +307,7 @@ impl blobstore::Host for PluginView<'_, BlobState> {
             self.container_name(&src.container),
             self.container_name(&dest.container),
         );
+        let span = self.span("copy-object", &dest.container);
         let copied = async {
             let (from, to) = (names.0?, names.1?);
             copy(
@@ -293,7 +318,7 @@ impl blobstore::Host for PluginView<'_, BlobState> {
             )
             .await
         };
-        Ok(copied.await.map_err(to_wit))
+        Ok(copied.instrument(span).await.map_err(to_wit))
     }
 
     async fn move_object(&mut self, src: types::ObjectId, dest: types::ObjectId) -> Answer<()> {
@@ -304,6 +329,7 @@ impl blobstore::Host for PluginView<'_, BlobState> {
             self.container_name(&src.container),
             self.container_name(&dest.container),
         );
+        let span = self.span("move-object", &dest.container);
         let moved = async {
             let (from, to) = (names.0?, names.1?);
             if (&from, &src.object) == (&to, &dest.object) {
@@ -318,7 +344,7 @@ impl blobstore::Host for PluginView<'_, BlobState> {
             .await?;
             backend.delete_object(&from, &src.object).await
         };
-        Ok(moved.await.map_err(to_wit))
+        Ok(moved.instrument(span).await.map_err(to_wit))
     }
 }
 
@@ -330,15 +356,17 @@ impl container::HostContainer for PluginView<'_, BlobState> {
     }
 
     async fn info(&mut self, container: Resource<Container>) -> Answer<types::ContainerMetadata> {
-        let (backend, name) = self.open(&container)?;
-        Ok(match backend.container_created(&name).await {
-            Ok(Some(created_at)) => Ok(types::ContainerMetadata {
-                name: name.name,
-                created_at,
-            }),
-            Ok(None) => Err(to_wit(BackendError::NoContainer(name.name))),
-            Err(e) => Err(to_wit(e)),
-        })
+        let (backend, name, span) = self.open(&container, "info")?;
+        Ok(
+            match backend.container_created(&name).instrument(span).await {
+                Ok(Some(created_at)) => Ok(types::ContainerMetadata {
+                    name: name.name,
+                    created_at,
+                }),
+                Ok(None) => Err(to_wit(BackendError::NoContainer(name.name))),
+                Err(e) => Err(to_wit(e)),
+            },
+        )
     }
 
     async fn get_data(
@@ -348,7 +376,7 @@ impl container::HostContainer for PluginView<'_, BlobState> {
         start: u64,
         end: u64,
     ) -> Answer<Resource<IncomingValue>> {
-        let (backend, name) = self.open(&container)?;
+        let (backend, name, span) = self.open(&container, "get-data")?;
         let opened = async {
             let size = backend
                 .object_info(&name, &object)
@@ -368,7 +396,7 @@ impl container::HostContainer for PluginView<'_, BlobState> {
             let reader = backend.read(&name, &object, start, len).await?;
             Ok(IncomingValue { reader, size: len })
         };
-        match opened.await {
+        match opened.instrument(span).await {
             Ok(value) => Ok(Ok(self.table.push(value)?)),
             Err(e) => Ok(Err(to_wit(e))),
         }
@@ -380,7 +408,8 @@ impl container::HostContainer for PluginView<'_, BlobState> {
         object: String,
         data: Resource<OutgoingValue>,
     ) -> Answer<()> {
-        let (backend, name) = self.open(&container)?;
+        // The write happens at `finish`, which is its span.
+        let (backend, name, _) = self.open(&container, "write-data")?;
         if object.is_empty() {
             return Ok(Err("object names are not empty".into()));
         }
@@ -392,8 +421,8 @@ impl container::HostContainer for PluginView<'_, BlobState> {
         &mut self,
         container: Resource<Container>,
     ) -> Answer<Resource<ObjectNames>> {
-        let (backend, name) = self.open(&container)?;
-        match backend.list_objects(&name).await {
+        let (backend, name, span) = self.open(&container, "list-objects")?;
+        match backend.list_objects(&name).instrument(span).await {
             Ok(names) => Ok(Ok(self.table.push(ObjectNames {
                 names: names.into(),
             })?)),
@@ -406,8 +435,12 @@ impl container::HostContainer for PluginView<'_, BlobState> {
         container: Resource<Container>,
         object: String,
     ) -> Answer<()> {
-        let (backend, name) = self.open(&container)?;
-        Ok(backend.delete_object(&name, &object).await.map_err(to_wit))
+        let (backend, name, span) = self.open(&container, "delete-object")?;
+        Ok(backend
+            .delete_object(&name, &object)
+            .instrument(span)
+            .await
+            .map_err(to_wit))
     }
 
     async fn delete_objects(
@@ -415,19 +448,21 @@ impl container::HostContainer for PluginView<'_, BlobState> {
         container: Resource<Container>,
         objects: Vec<String>,
     ) -> Answer<()> {
-        let (backend, name) = self.open(&container)?;
-        for object in objects {
-            if let Err(e) = backend.delete_object(&name, &object).await {
-                return Ok(Err(to_wit(e)));
+        let (backend, name, span) = self.open(&container, "delete-objects")?;
+        let deleted = async {
+            for object in objects {
+                backend.delete_object(&name, &object).await?;
             }
-        }
-        Ok(Ok(()))
+            Ok(())
+        };
+        Ok(deleted.instrument(span).await.map_err(to_wit))
     }
 
     async fn has_object(&mut self, container: Resource<Container>, object: String) -> Answer<bool> {
-        let (backend, name) = self.open(&container)?;
+        let (backend, name, span) = self.open(&container, "has-object")?;
         Ok(backend
             .object_info(&name, &object)
+            .instrument(span)
             .await
             .map(|info| info.is_some())
             .map_err(to_wit))
@@ -438,28 +473,30 @@ impl container::HostContainer for PluginView<'_, BlobState> {
         container: Resource<Container>,
         object: String,
     ) -> Answer<types::ObjectMetadata> {
-        let (backend, name) = self.open(&container)?;
-        Ok(match backend.object_info(&name, &object).await {
-            Ok(Some(info)) => Ok(types::ObjectMetadata {
-                name: object,
-                container: name.name,
-                created_at: info.created_at,
-                size: info.size,
-            }),
-            Ok(None) => Err(to_wit(BackendError::no_object(&name, &object))),
-            Err(e) => Err(to_wit(e)),
-        })
+        let (backend, name, span) = self.open(&container, "object-info")?;
+        Ok(
+            match backend.object_info(&name, &object).instrument(span).await {
+                Ok(Some(info)) => Ok(types::ObjectMetadata {
+                    name: object,
+                    container: name.name,
+                    created_at: info.created_at,
+                    size: info.size,
+                }),
+                Ok(None) => Err(to_wit(BackendError::no_object(&name, &object))),
+                Err(e) => Err(to_wit(e)),
+            },
+        )
     }
 
     async fn clear(&mut self, container: Resource<Container>) -> Answer<()> {
-        let (backend, name) = self.open(&container)?;
+        let (backend, name, span) = self.open(&container, "clear")?;
         let cleared = async {
             for object in backend.list_objects(&name).await? {
                 backend.delete_object(&name, &object).await?;
             }
             Ok(())
         };
-        Ok(cleared.await.map_err(to_wit))
+        Ok(cleared.instrument(span).await.map_err(to_wit))
     }
 
     async fn drop(&mut self, container: Resource<Container>) -> wasmtime::Result<()> {
@@ -536,8 +573,10 @@ impl types::HostOutgoingValue for PluginView<'_, BlobState> {
             Ok(done) => done,
             Err(e) => return Ok(Err(format!("blobstore staging: {e}"))),
         };
+        let span = span("write-data", backend.as_ref(), &container.name);
         Ok(backend
             .write(&container, &object, path, size)
+            .instrument(span)
             .await
             .map_err(to_wit))
     }

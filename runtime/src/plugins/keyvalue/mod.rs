@@ -18,6 +18,7 @@ pub mod redis;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use tracing::Instrument;
 use wasmtime::component::{HasData, Linker, Resource};
 
 use super::backend_set::BackendSet;
@@ -192,13 +193,22 @@ fn to_wit(err: BackendError) -> store::Error {
 type Answer<T> = wasmtime::Result<Result<T, store::Error>>;
 
 /// The backend and name of an open bucket, cloned out of the table so no borrow is held
-/// across the backend's await.
+/// across the backend's await, and the span of the operation `op` on it: a child of the
+/// invocation, so a trace shows what a request did to which bucket.
 fn bucket_of(
     view: &mut PluginView<'_, KeyValueState>,
     bucket: &Resource<Bucket>,
-) -> wasmtime::Result<(Arc<dyn KeyValueBackend>, BucketName)> {
+    op: &'static str,
+) -> wasmtime::Result<(Arc<dyn KeyValueBackend>, BucketName, tracing::Span)> {
     let bucket = view.table.get(bucket)?;
-    Ok((bucket.backend.clone(), bucket.name.clone()))
+    let span = tracing::info_span!(
+        "wasi:keyvalue",
+        otel.name = %format_args!("wasi:keyvalue {op}"),
+        otel.kind = "client",
+        bucket = bucket.name.bucket,
+        backend = bucket.backend.name(),
+    );
+    Ok((bucket.backend.clone(), bucket.name.clone(), span))
 }
 
 impl store::Host for PluginView<'_, KeyValueState> {
@@ -221,23 +231,39 @@ impl store::Host for PluginView<'_, KeyValueState> {
 
 impl store::HostBucket for PluginView<'_, KeyValueState> {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<Option<Vec<u8>>> {
-        let (backend, name) = bucket_of(self, &bucket)?;
-        Ok(backend.get(&name, &key).await.map_err(to_wit))
+        let (backend, name, span) = bucket_of(self, &bucket, "get")?;
+        Ok(backend
+            .get(&name, &key)
+            .instrument(span)
+            .await
+            .map_err(to_wit))
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> Answer<()> {
-        let (backend, name) = bucket_of(self, &bucket)?;
-        Ok(backend.set(&name, &key, value).await.map_err(to_wit))
+        let (backend, name, span) = bucket_of(self, &bucket, "set")?;
+        Ok(backend
+            .set(&name, &key, value)
+            .instrument(span)
+            .await
+            .map_err(to_wit))
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<()> {
-        let (backend, name) = bucket_of(self, &bucket)?;
-        Ok(backend.delete(&name, &key).await.map_err(to_wit))
+        let (backend, name, span) = bucket_of(self, &bucket, "delete")?;
+        Ok(backend
+            .delete(&name, &key)
+            .instrument(span)
+            .await
+            .map_err(to_wit))
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> Answer<bool> {
-        let (backend, name) = bucket_of(self, &bucket)?;
-        Ok(backend.exists(&name, &key).await.map_err(to_wit))
+        let (backend, name, span) = bucket_of(self, &bucket, "exists")?;
+        Ok(backend
+            .exists(&name, &key)
+            .instrument(span)
+            .await
+            .map_err(to_wit))
     }
 
     async fn list_keys(
@@ -245,9 +271,10 @@ impl store::HostBucket for PluginView<'_, KeyValueState> {
         bucket: Resource<Bucket>,
         cursor: Option<u64>,
     ) -> Answer<store::KeyResponse> {
-        let (backend, name) = bucket_of(self, &bucket)?;
+        let (backend, name, span) = bucket_of(self, &bucket, "list-keys")?;
         Ok(backend
             .list_keys(&name, cursor)
+            .instrument(span)
             .await
             .map(|(keys, cursor)| store::KeyResponse { keys, cursor })
             .map_err(to_wit))
@@ -266,8 +293,12 @@ impl atomics::Host for PluginView<'_, KeyValueState> {
         key: String,
         delta: u64,
     ) -> Answer<u64> {
-        let (backend, name) = bucket_of(self, &bucket)?;
-        Ok(backend.increment(&name, &key, delta).await.map_err(to_wit))
+        let (backend, name, span) = bucket_of(self, &bucket, "increment")?;
+        Ok(backend
+            .increment(&name, &key, delta)
+            .instrument(span)
+            .await
+            .map_err(to_wit))
     }
 }
 
@@ -277,16 +308,17 @@ impl batch::Host for PluginView<'_, KeyValueState> {
         bucket: Resource<Bucket>,
         keys: Vec<String>,
     ) -> Answer<Vec<Option<(String, Vec<u8>)>>> {
-        let (backend, name) = bucket_of(self, &bucket)?;
-        let mut values = Vec::with_capacity(keys.len());
-        // In the order asked for.
-        for key in keys {
-            match backend.get(&name, &key).await {
-                Ok(value) => values.push(value.map(|v| (key, v))),
-                Err(err) => return Ok(Err(to_wit(err))),
+        let (backend, name, span) = bucket_of(self, &bucket, "get-many")?;
+        let values = async {
+            let mut values = Vec::with_capacity(keys.len());
+            // In the order asked for.
+            for key in keys {
+                let value = backend.get(&name, &key).await?;
+                values.push(value.map(|v| (key, v)));
             }
-        }
-        Ok(Ok(values))
+            Ok(values)
+        };
+        Ok(values.instrument(span).await.map_err(to_wit))
     }
 
     async fn set_many(
@@ -294,23 +326,25 @@ impl batch::Host for PluginView<'_, KeyValueState> {
         bucket: Resource<Bucket>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Answer<()> {
-        let (backend, name) = bucket_of(self, &bucket)?;
-        for (key, value) in key_values {
-            if let Err(err) = backend.set(&name, &key, value).await {
-                return Ok(Err(to_wit(err)));
+        let (backend, name, span) = bucket_of(self, &bucket, "set-many")?;
+        let stored = async {
+            for (key, value) in key_values {
+                backend.set(&name, &key, value).await?;
             }
-        }
-        Ok(Ok(()))
+            Ok(())
+        };
+        Ok(stored.instrument(span).await.map_err(to_wit))
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> Answer<()> {
-        let (backend, name) = bucket_of(self, &bucket)?;
-        for key in keys {
-            if let Err(err) = backend.delete(&name, &key).await {
-                return Ok(Err(to_wit(err)));
+        let (backend, name, span) = bucket_of(self, &bucket, "delete-many")?;
+        let deleted = async {
+            for key in keys {
+                backend.delete(&name, &key).await?;
             }
-        }
-        Ok(Ok(()))
+            Ok(())
+        };
+        Ok(deleted.instrument(span).await.map_err(to_wit))
     }
 }
 

@@ -1,6 +1,7 @@
 //! What a message broker does for `wasmcloud:messaging`, whatever carries the messages.
 //! Subjects arrive already scoped to the Workload's namespace (see [`super::subject`]).
 
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::time::Duration;
 
@@ -20,6 +21,21 @@ pub struct Message {
     pub body: Bytes,
     /// Where a reply should go, if the sender wants one.
     pub reply_to: Option<String>,
+    /// Set by the host, never by guests (`wasmcloud:messaging` has no headers): the W3C trace
+    /// context of the invocation that sent it, so its handler's invocation joins the trace.
+    pub headers: HashMap<String, String>,
+}
+
+impl Message {
+    /// A message to `subject`, wanting no reply, without headers.
+    pub fn new(subject: impl Into<String>, body: impl Into<Bytes>) -> Self {
+        Self {
+            subject: subject.into(),
+            body: body.into(),
+            reply_to: None,
+            headers: HashMap::new(),
+        }
+    }
 }
 
 /// Why a broker could not do what was asked; the guest gets it as an error string.
@@ -65,11 +81,7 @@ pub trait MessagingBackend: Send + Sync + 'static {
     /// Sends `message` to whoever is subscribed to its subject now; having none is not an error.
     async fn publish(&self, message: Message) -> Result<(), BackendError>;
 
-    /// Publishes to `subject` with a fresh reply subject and waits for the first reply.
-    async fn request(
-        &self,
-        subject: &str,
-        body: Bytes,
-        timeout: Duration,
-    ) -> Result<Message, BackendError>;
+    /// Publishes `message` with a fresh reply subject of the broker's (its `reply_to` is not
+    /// used) and waits for the first reply.
+    async fn request(&self, message: Message, timeout: Duration) -> Result<Message, BackendError>;
 }

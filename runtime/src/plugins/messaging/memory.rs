@@ -9,7 +9,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::backend::{BackendError, Message, MessagingBackend, Subscription};
@@ -160,25 +159,20 @@ impl MessagingBackend for MemoryBroker {
         Ok(())
     }
 
-    async fn request(
-        &self,
-        subject: &str,
-        body: Bytes,
-        timeout: Duration,
-    ) -> Result<Message, BackendError> {
+    async fn request(&self, message: Message, timeout: Duration) -> Result<Message, BackendError> {
         use futures::StreamExt;
         let inbox = format!(
             "_INBOX.{}",
             self.inner.next_id.fetch_add(1, Ordering::Relaxed)
         );
         let mut replies = self.inner.subscribe(&inbox, None);
+        let subject = message.subject.clone();
         let taken = self.inner.publish(Message {
-            subject: subject.to_string(),
-            body,
             reply_to: Some(inbox),
+            ..message
         });
         if taken == 0 {
-            return Err(BackendError::NoResponders(subject.to_string()));
+            return Err(BackendError::NoResponders(subject));
         }
         tokio::time::timeout(timeout, replies.next())
             .await
@@ -190,16 +184,13 @@ impl MessagingBackend for MemoryBroker {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use futures::StreamExt;
 
     use super::*;
 
     fn message(subject: &str) -> Message {
-        Message {
-            subject: subject.into(),
-            body: Bytes::from_static(b"x"),
-            reply_to: None,
-        }
+        Message::new(subject, Bytes::from_static(b"x"))
     }
 
     #[tokio::test]
@@ -234,7 +225,10 @@ mod tests {
         drop(sub);
         assert_eq!(broker.inner.publish(message("ns.a")), 0);
         let err = broker
-            .request("ns.a", Bytes::new(), Duration::from_millis(10))
+            .request(
+                Message::new("ns.a", Bytes::new()),
+                Duration::from_millis(10),
+            )
             .await
             .unwrap_err();
         assert!(matches!(err, BackendError::NoResponders(_)));
@@ -246,13 +240,7 @@ mod tests {
         let mut slow = broker.subscribe("s", None);
         let body = Bytes::from(vec![0u8; 1 << 20]);
         let taken = (0..20)
-            .map(|_| {
-                broker.publish(Message {
-                    subject: "s".into(),
-                    body: body.clone(),
-                    reply_to: None,
-                })
-            })
+            .map(|_| broker.publish(Message::new("s", body.clone())))
             .sum::<usize>();
         assert_eq!(
             taken,
@@ -261,11 +249,7 @@ mod tests {
         );
         // Reading makes room again.
         slow.next().await.unwrap();
-        let taken = broker.publish(Message {
-            subject: "s".into(),
-            body,
-            reply_to: None,
-        });
+        let taken = broker.publish(Message::new("s", body));
         assert_eq!(taken, 1);
     }
 }

@@ -20,10 +20,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::Semaphore;
 use tokio::task::AbortHandle;
+use tracing::Instrument;
 use wasmtime::AsContextMut;
 use wasmtime::component::{Access, HasData, Linker};
 
@@ -303,8 +303,14 @@ impl Delivery {
     }
 
     async fn handle(&self, message: Message) {
+        let subject = subject::unscoped(&self.namespace, &message.subject);
+        let span = crate::trace_context::consumer_span(&subject, &message.headers);
+        self.handle_in(subject, message).instrument(span).await
+    }
+
+    async fn handle_in(&self, subject: String, message: Message) {
         let message = types::BrokerMessage {
-            subject: subject::unscoped(&self.namespace, &message.subject),
+            subject,
             body: message.body.to_vec(),
             reply_to: message.reply_to,
         };
@@ -416,6 +422,18 @@ fn check_body(body: &[u8]) -> Result<(), BackendError> {
 
 impl types::Host for PluginView<'_, MessagingState> {}
 
+/// The span of a guest's `publish` or `request` (`op`) to `subject` as the guest named it: a
+/// child of its invocation, and the parent of the handler's (through the message's headers).
+fn client_span(op: &'static str, subject: &str, backend: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "wasmcloud:messaging",
+        otel.name = %format_args!("wasmcloud:messaging {op}"),
+        otel.kind = "producer",
+        messaging.destination.name = subject,
+        backend,
+    )
+}
+
 impl consumer::Host for PluginView<'_, MessagingState> {
     async fn request(
         &mut self,
@@ -424,16 +442,16 @@ impl consumer::Host for PluginView<'_, MessagingState> {
         timeout_ms: u32,
     ) -> wasmtime::Result<Result<types::BrokerMessage, String>> {
         let state = &*self.state;
+        let span = client_span("request", &subject, state.backend.name());
         let asked = async {
             check_body(&body)?;
-            let subject = state.broker_subject(&subject)?;
+            let mut message = Message::new(state.broker_subject(&subject)?, body);
+            crate::trace_context::inject_message(&mut message.headers);
             let timeout = Duration::from_millis(timeout_ms.into()).min(state.max_wait);
-            state
-                .backend
-                .request(&subject, Bytes::from(body), timeout)
-                .await
+            state.backend.request(message, timeout).await
         };
         Ok(asked
+            .instrument(span)
             .await
             .map(|reply| types::BrokerMessage {
                 subject: subject::unscoped(&state.namespace, &reply.subject),
@@ -445,18 +463,17 @@ impl consumer::Host for PluginView<'_, MessagingState> {
 
     async fn publish(&mut self, msg: types::BrokerMessage) -> wasmtime::Result<Result<(), String>> {
         let state = &*self.state;
+        let span = client_span("publish", &msg.subject, state.backend.name());
         let sent = async {
             check_body(&msg.body)?;
-            let message = Message {
-                subject: state.broker_subject(&msg.subject)?,
-                body: Bytes::from(msg.body),
-                reply_to: msg
-                    .reply_to
-                    .map(|r| subject::scoped(&state.namespace, &r, false))
-                    .transpose()?,
-            };
+            let mut message = Message::new(state.broker_subject(&msg.subject)?, msg.body);
+            message.reply_to = msg
+                .reply_to
+                .map(|r| subject::scoped(&state.namespace, &r, false))
+                .transpose()?;
+            crate::trace_context::inject_message(&mut message.headers);
             state.backend.publish(message).await
         };
-        Ok(sent.await.map_err(|e| e.to_string()))
+        Ok(sent.instrument(span).await.map_err(|e| e.to_string()))
     }
 }
