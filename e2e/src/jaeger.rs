@@ -1,5 +1,7 @@
 //! A real Jaeger (`cmd/jaeger` of v1.75.0, built by `scripts/ensure-tools.sh`): takes OTLP over
 //! HTTP on loopback, keeps traces in memory and answers the query API, every port its own.
+//! Jaeger is an OpenTelemetry Collector inside: the log records it receives go to its `debug`
+//! exporter, which writes each one, with its trace id, into [`JaegerServer::logs`].
 
 use std::process::Command;
 use std::time::Duration;
@@ -12,7 +14,7 @@ pub struct JaegerServer {
     pub otlp: String,
     /// The query API: `http://127.0.0.1:<port>`.
     pub query: String,
-    _process: Process,
+    process: Process,
     _dir: tempfile::TempDir,
 }
 
@@ -31,6 +33,9 @@ impl JaegerServer {
       receivers: [otlp]
       processors: [batch]
       exporters: [jaeger_storage_exporter]
+    logs:
+      receivers: [otlp]
+      exporters: [debug]
   telemetry:
     metrics:
       level: none
@@ -56,6 +61,8 @@ processors:
   batch:
     timeout: 100ms
 exporters:
+  debug:
+    verbosity: detailed
   jaeger_storage_exporter:
     trace_storage: memory
 "
@@ -68,13 +75,18 @@ exporters:
         let server = Self {
             otlp: format!("http://127.0.0.1:{otlp}"),
             query: format!("http://127.0.0.1:{query}"),
-            _process: process,
+            process,
             _dir: dir,
         };
         wait_until("jaeger to answer queries", Duration::from_secs(30), || {
             server.get("/api/services").is_some()
         });
         server
+    }
+
+    /// What Jaeger has written so far: its own log, and each log record received.
+    pub fn logs(&self) -> String {
+        self.process.logs()
     }
 
     /// A query API answer, as JSON; `None` until it answers 200.

@@ -80,6 +80,7 @@ fn a_request_with_a_traceparent_is_one_trace_across_workloads() {
         .arg("127.0.0.1/32")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &jaeger.otlp)
         .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        .env("OTEL_BLRP_SCHEDULE_DELAY", "100")
         .start();
 
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -149,6 +150,18 @@ fn a_request_with_a_traceparent_is_one_trace_across_workloads() {
                     && line.contains(&format!("trace_id={trace_id}"))
                     && line.contains("workload=default/config")
                     && line.contains("component=config")
+            })
+        },
+    );
+    // The same line reaches the collector as an OTLP log record of that trace.
+    weft_e2e::process::wait_until(
+        "the guest's log record in the collector",
+        std::time::Duration::from_secs(10),
+        || {
+            jaeger.logs().split("LogRecord #").any(|record| {
+                record.contains("served greeting")
+                    && record.contains(&format!("Trace ID: {trace_id}"))
+                    && record.contains("default/config")
             })
         },
     );
