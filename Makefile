@@ -3,11 +3,16 @@ SHELL := /bin/bash
 CARGO ?= cargo
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test examples tools host-agent lint unit crds bench bench-pull bench-data bench-cluster bench-soak dev-cluster fuzz clean
+.PHONY: run dev test examples tools host-agent lint unit crds bench bench-pull bench-data bench-cluster bench-soak dev-cluster fuzz clean
 
 ## run: build the examples and the host-agent, then serve examples/hello-http.yaml locally
 run: examples host-agent
 	$(CARGO) run --quiet --release -p host-agent -- run examples/hello-http.yaml --listen $(LISTEN)
+
+## dev: like run, rebuilding examples/components/hello-http on every change and swapping it in live
+dev: examples host-agent
+	$(CARGO) run --quiet --release -p host-agent -- dev examples/hello-http.yaml --listen $(LISTEN) \
+		--watch examples/components/hello-http/src --build scripts/build-examples.sh
 
 ## test: format check, clippy with warnings denied, and every test
 test: examples lint unit

@@ -4,6 +4,7 @@ mod admin;
 mod agent;
 mod backend_args;
 mod convert;
+mod dev;
 mod image;
 mod inspect;
 mod isolation_args;
@@ -31,6 +32,9 @@ struct Cli {
 enum Command {
     /// Run Workload manifests locally, without a cluster.
     Run(run::RunArgs),
+    /// Like `run`, and apply every change to the manifests, their component files and
+    /// `--watch` sources as a live update (after `--build`).
+    Dev(crate::dev::DevArgs),
     /// Run in a cluster: register a Host and run the Workloads the operator assigns to it.
     Agent(agent::AgentArgs),
     /// Publish a component to an OCI registry (Wasm OCI artifact layout); prints its digest.
@@ -50,6 +54,7 @@ fn main() {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Dev(args) => run::dev(args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Push(args) => push::push(args).await,
             Command::Inspect(args) => inspect::inspect(args).await,

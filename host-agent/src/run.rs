@@ -50,6 +50,30 @@ pub const BAD_INPUT: i32 = 2;
 pub struct BadInput(#[from] pub anyhow::Error);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    serve(args, None).await
+}
+
+/// `host-agent dev`: `run`, reloading on every change (see [`crate::dev`]).
+pub async fn dev(args: crate::dev::DevArgs) -> anyhow::Result<()> {
+    let watch = Watch {
+        build: args.build,
+        sources: args
+            .watch
+            .iter()
+            .map(std::path::absolute)
+            .collect::<Result<_, _>>()?,
+    };
+    serve(args.run, Some(watch)).await
+}
+
+/// What `dev` watches besides the manifests.
+struct Watch {
+    build: Option<String>,
+    sources: Vec<PathBuf>,
+}
+
+/// Runs the manifests until a signal (or, without `watch`, a launch that cannot succeed).
+async fn serve(args: RunArgs, watch: Option<Watch>) -> anyhow::Result<()> {
     let reader = FilesReader(args.sources_dir.clone());
     let mut workloads = Vec::new();
     for (path, workload) in load_all(&args.manifests)? {
@@ -106,9 +130,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     tokio::spawn(weft_daemon::admin::serve(admin_listener, admin.clone()));
     println!("Listening on http://{http_addr}  (admin: http://{admin_addr})");
 
-    // Launch every workload at once; a failure that waiting cannot fix ends the run.
+    // Launch every workload at once; a failure that waiting cannot fix ends the run, and in
+    // `dev` waits for the change that fixes it.
     let (fatal_tx, mut fatal_rx) = tokio::sync::mpsc::channel::<anyhow::Error>(1);
     let mut launches = tokio::task::JoinSet::new();
+    let developing = watch.is_some();
     for (path, workload) in workloads {
         let launcher = launcher.clone();
         let credentials = credentials.clone();
@@ -117,6 +143,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             let base = path.parent().map(PathBuf::from).unwrap_or_default();
             match launcher.launch(&workload, Some(base), &credentials).await {
                 Ok(status) => announce(&workload, &status, http_addr, single),
+                Err(err) if developing => eprintln!(
+                    "error: {}: {}; fix it and save: it starts again",
+                    id_of(&workload),
+                    weft_api::error_chain(&err)
+                ),
                 Err(err) => {
                     let _ = fatal_tx.send(launch_error(err, &path)).await;
                 }
@@ -124,6 +155,22 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         });
     }
     drop(fatal_tx);
+    let watching = {
+        let dev = watch.map(|watch| crate::dev::Dev {
+            build: watch.build,
+            sources: watch.sources,
+            manifests: args.manifests.clone(),
+            launcher: launcher.clone(),
+            credentials: credentials.clone(),
+            reader: FilesReader(args.sources_dir.clone()),
+        });
+        async move {
+            match dev {
+                Some(dev) => dev.watch().await,
+                None => std::future::pending().await,
+            }
+        }
+    };
     let all_started = {
         let admin = admin.clone();
         async move {
@@ -138,6 +185,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tokio::select! {
             () = shutdown_requested => {}
             Some(err) = fatal_rx.recv() => fatal = Some(err),
+            err = watching => fatal = Some(err),
             _ = all_started => {}
         }
     };
@@ -158,7 +206,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 }
 
 /// Loads and checks every manifest before anything starts.
-fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Workload)>> {
+pub(crate) fn load_all(paths: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Workload)>> {
     let mut workloads: Vec<(PathBuf, Workload)> = Vec::new();
     let mut defined: HashMap<String, &PathBuf> = HashMap::new();
     for path in paths {

@@ -34,10 +34,12 @@ pub struct AgentBuilder {
     envs: Vec<(String, String)>,
     image_dir: Option<PathBuf>,
     registry_config: Option<PathBuf>,
+    subcommand: &'static str,
 }
 
 pub fn agent() -> AgentBuilder {
     AgentBuilder {
+        subcommand: "run",
         manifests: Vec::new(),
         args: Vec::new(),
         envs: Vec::new(),
@@ -59,6 +61,12 @@ impl AgentBuilder {
 
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.envs.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// `host-agent dev` instead of `run`.
+    pub fn dev(mut self) -> Self {
+        self.subcommand = "dev";
         self
     }
 
@@ -89,25 +97,20 @@ impl AgentBuilder {
         // Key-value state and the like go to the scratch directory, not the user's home.
         cmd.env("XDG_DATA_HOME", scratch.join("data"));
         cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
-        cmd.args([
-            "run",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--image-dir")
-        .arg(&images)
-        .arg("--cache-dir")
-        .arg(images.join("compiled"))
-        .arg("--registry-config")
-        .arg(
-            self.registry_config
-                .clone()
-                .unwrap_or_else(|| scratch.join("no-docker-config.json")),
-        )
-        .args(&self.args)
-        .args(&self.manifests);
+        cmd.arg(self.subcommand)
+            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .arg("--image-dir")
+            .arg(&images)
+            .arg("--cache-dir")
+            .arg(images.join("compiled"))
+            .arg("--registry-config")
+            .arg(
+                self.registry_config
+                    .clone()
+                    .unwrap_or_else(|| scratch.join("no-docker-config.json")),
+            )
+            .args(&self.args)
+            .args(&self.manifests);
         cmd
     }
 
@@ -176,7 +179,7 @@ impl Agent {
         self.stdout.lock().unwrap().clone()
     }
 
-    fn wait_for_stdout(&mut self, prefix: &str) -> String {
+    pub fn wait_for_stdout(&mut self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(line) = self.stdout_lines().iter().find(|l| l.starts_with(prefix)) {

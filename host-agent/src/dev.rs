@@ -1,0 +1,214 @@
+//! `host-agent dev`: `run`, then watch the manifests, every component file they name and the
+//! source trees given, and apply each change as a live update. The new version takes requests
+//! once it is ready, calls in flight finish on the old one, and state in the memory backends
+//! stays (it lives in the host, not in the Workload). A manifest that does not load, a build
+//! that fails or a component that does not start leaves the old version serving and says why.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use notify::{RecursiveMode, Watcher};
+use weft_api::error_chain;
+
+use crate::image::{Credentials, ImageSource};
+use crate::launcher::{Launcher, id_of};
+use crate::run::{RunArgs, load_all};
+use crate::sources::{self, files::FilesReader};
+
+#[derive(Debug, clap::Args)]
+pub struct DevArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Runs before each reload a change under `--watch` causes (by `sh -c`, in the current
+    /// directory), e.g. `cargo build --target wasm32-wasip2 --release`; a failure keeps the
+    /// old version serving.
+    #[arg(long)]
+    pub build: Option<String>,
+    /// Source files or directories (watched recursively) whose changes run `--build` and
+    /// reload; the manifests and the component files they name are always watched.
+    #[arg(long = "watch")]
+    pub watch: Vec<PathBuf>,
+}
+
+/// Changes that arrive within this of each other are one change (an editor's save, a build).
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// What the watch loop needs of the running `dev`.
+pub struct Dev {
+    pub build: Option<String>,
+    pub sources: Vec<PathBuf>,
+    pub manifests: Vec<PathBuf>,
+    pub launcher: Arc<Launcher>,
+    pub credentials: Credentials,
+    pub reader: FilesReader,
+}
+
+impl Dev {
+    /// Watches until the process ends; returns only if watching cannot start.
+    pub async fn watch(self) -> anyhow::Error {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let mut watcher = match notify::recommended_watcher(move |event| {
+            let _ = tx.send(event);
+        }) {
+            Ok(watcher) => watcher,
+            Err(err) => return anyhow::Error::new(err).context("watching files"),
+        };
+        for source in &self.sources {
+            if let Err(err) = watcher.watch(source, RecursiveMode::Recursive) {
+                return anyhow::Error::new(err).context(format!("watching {}", source.display()));
+            }
+        }
+        // Editors and builds replace files by renaming, so a file is watched through its
+        // directory.
+        let mut watched_dirs = HashSet::new();
+        let mut files = self.files();
+        watch_dirs(&mut watcher, &files, &mut watched_dirs);
+        println!(
+            "Watching {} files for changes",
+            files.len() + self.sources.len()
+        );
+        loop {
+            let Some(first) = rx.recv().await else {
+                return anyhow::anyhow!("the file watcher stopped");
+            };
+            let mut changed: Vec<PathBuf> = paths(first);
+            tokio::time::sleep(SETTLE).await;
+            while let Ok(event) = rx.try_recv() {
+                changed.extend(paths(event));
+            }
+            let in_sources = changed
+                .iter()
+                .any(|p| self.sources.iter().any(|s| p.starts_with(s)));
+            if !in_sources && !changed.iter().any(|p| files.contains(p)) {
+                continue;
+            }
+            if in_sources
+                && let Some(build) = &self.build
+                && !self.run_build(build, &mut rx).await
+            {
+                continue;
+            }
+            self.reload().await;
+            files = self.files();
+            watch_dirs(&mut watcher, &files, &mut watched_dirs);
+        }
+    }
+
+    /// Runs the build command; says how it went. What the build itself wrote is not another
+    /// change: its events are dropped before it says so, so a change made after that is kept.
+    async fn run_build(
+        &self,
+        build: &str,
+        events: &mut tokio::sync::mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    ) -> bool {
+        println!("Building: {build}");
+        let status = tokio::process::Command::new("sh")
+            .arg("-c")
+            .arg(build)
+            .status()
+            .await;
+        while events.try_recv().is_ok() {}
+        match status {
+            Ok(status) if status.success() => true,
+            Ok(status) => {
+                eprintln!("error: the build failed ({status}); still serving the previous version");
+                false
+            }
+            Err(err) => {
+                eprintln!("error: cannot run the build: {err}; still serving the previous version");
+                false
+            }
+        }
+    }
+
+    /// Loads the manifests again and updates every Workload they define, stopping those they
+    /// no longer do.
+    async fn reload(&self) {
+        let workloads = match load_all(&self.manifests) {
+            Ok(workloads) => workloads,
+            Err(err) => {
+                eprintln!("error: {err:#}; still serving the previous version");
+                return;
+            }
+        };
+        let wanted: HashSet<String> = workloads.iter().map(|(_, w)| id_of(w)).collect();
+        for id in self.launcher.ids().await {
+            if !wanted.contains(&id) {
+                self.launcher.stop(&id).await;
+                println!("Stopped {id}: no manifest defines it any more");
+            }
+        }
+        for (path, workload) in workloads {
+            let id = id_of(&workload);
+            let workload = match sources::resolve(Arc::new(workload), &self.reader).await {
+                Ok(resolved) => resolved.workload,
+                Err(err) => {
+                    eprintln!(
+                        "error: {id}: {}; still serving the previous version",
+                        error_chain(&err)
+                    );
+                    continue;
+                }
+            };
+            let base = path.parent().map(PathBuf::from).unwrap_or_default();
+            match self
+                .launcher
+                .launch(&workload, Some(base), &self.credentials)
+                .await
+            {
+                Ok(_) => println!("Updated {id}"),
+                Err(err) => eprintln!(
+                    "error: {id}: {}; still serving the previous version",
+                    error_chain(&err)
+                ),
+            }
+        }
+    }
+
+    /// The manifests and the component files they name now.
+    fn files(&self) -> HashSet<PathBuf> {
+        let mut files: HashSet<PathBuf> = self.manifests.iter().map(|m| absolute(m)).collect();
+        if let Ok(workloads) = load_all(&self.manifests) {
+            for (path, workload) in workloads {
+                let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+                for component in workload.spec.all_components() {
+                    if let Ok(ImageSource::File(file)) =
+                        ImageSource::parse(&component.image, Some(&base))
+                    {
+                        files.insert(absolute(&file));
+                    }
+                }
+            }
+        }
+        files
+    }
+}
+
+fn watch_dirs(
+    watcher: &mut notify::RecommendedWatcher,
+    files: &HashSet<PathBuf>,
+    watched: &mut HashSet<PathBuf>,
+) {
+    for dir in files.iter().filter_map(|f| f.parent()) {
+        if watched.insert(dir.to_path_buf())
+            && let Err(err) = watcher.watch(dir, RecursiveMode::NonRecursive)
+        {
+            eprintln!("warning: cannot watch {}: {err}", dir.display());
+        }
+    }
+}
+
+/// The paths an event changed; reading a file (as every reload does) changes nothing.
+fn paths(event: notify::Result<notify::Event>) -> Vec<PathBuf> {
+    match event {
+        Ok(event) if !event.kind.is_access() => event.paths,
+        _ => Vec::new(),
+    }
+}
+
+/// `path` made absolute (the watcher reports absolute paths), without resolving links.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
