@@ -336,6 +336,50 @@ spec:
         assert!(resolved.spec.components[0].env.is_empty());
     }
 
+    /// The API server bounds `config` to 64 keys of 4096 bytes; a Secret named by `configFrom`
+    /// is not checked by it, so the same bounds hold after merging, and the refusal names no
+    /// value.
+    #[tokio::test]
+    async fn a_secret_cannot_carry_config_past_its_bounds() {
+        let w = workload(
+            "  hostInterfaces:
+    - namespace: wasi
+      package: config
+      configFrom: [{secretRef: {name: big}}]",
+        );
+        let many: Data = (0..=MAX_CONFIG_KEYS)
+            .map(|i| (format!("k{i}"), "hidden-value".to_owned()))
+            .collect();
+        let reader = Fixed(BTreeMap::from([(
+            (SourceKind::Secret, "big".to_owned()),
+            many,
+        )]));
+        let err = resolve(Arc::new(w.clone()), &reader).await.err().unwrap();
+        assert!(
+            matches!(err, SourceError::TooManyKeys { keys, .. } if keys == MAX_CONFIG_KEYS + 1),
+            "{err}"
+        );
+        assert!(!err.to_string().contains("hidden-value"), "{err}");
+        assert!(err.to_string().contains("wasi:config"), "{err}");
+
+        let long = data(&[("key", &"x".repeat(MAX_CONFIG_VALUE + 1))]);
+        let reader = Fixed(BTreeMap::from([(
+            (SourceKind::Secret, "big".to_owned()),
+            long,
+        )]));
+        let err = resolve(Arc::new(w), &reader)
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            format!(
+                "Secret big: the value of key is over the {MAX_CONFIG_VALUE} bytes a config value may be"
+            )
+        );
+    }
+
     #[tokio::test]
     async fn a_changed_value_changes_the_fingerprint() {
         let w = workload("      envFrom: [{secretRef: {name: db}}]");
