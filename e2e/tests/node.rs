@@ -298,16 +298,20 @@ spec:
     );
     assert!(out.status.success(), "{out:?}");
     wait_ready(node, "hello-two");
+    // hello was Ready on the DaemonSet's Host, which is gone: its status names that Host until
+    // it runs on one of the two new ones, so wait for it to answer where its status says.
     for (workload, host_header) in [
         ("hello", "hello.localhost"),
         ("hello-two", "hello-two.localhost"),
     ] {
-        let on = plane.jsonpath(&["wl", workload], "{.status.host}");
-        let address = plane.jsonpath(&["host", &on], "{.spec.address}:{.spec.httpPort}");
-        assert_eq!(
-            http_get(&address, host_header, "/").unwrap().0,
-            200,
-            "{workload} on {on}"
+        weft_e2e::process::wait_until(
+            &format!("{workload} to answer on the Host its status names"),
+            Duration::from_secs(120),
+            || {
+                let on = plane.jsonpath(&["wl", workload], "{.status.host}");
+                let address = plane.jsonpath(&["host", &on], "{.spec.address}:{.spec.httpPort}");
+                http_get(&address, host_header, "/").is_ok_and(|(status, _)| status == 200)
+            },
         );
     }
     // Least loaded first: three Workloads on two hosts use both.
