@@ -59,11 +59,29 @@ impl Drop for Telemetry {
     }
 }
 
+/// A layer that shows some targets' events in a view of its own (`host-agent dev`'s terminal)
+/// instead of the log on stderr, whatever `RUST_LOG` says of them.
+pub struct View {
+    pub layer: Box<dyn Layer<Registry> + Send + Sync>,
+    /// The targets it shows and the most detailed level of each it wants.
+    pub targets: &'static [(&'static str, tracing::Level)],
+}
+
 impl LogArgs {
     /// Installs the global subscriber for `service` (the default `service.name`);
     /// `default_filter` applies when `RUST_LOG` is unset. Keep the result until exit.
     pub fn init(self, service: &'static str, default_filter: &str) -> Telemetry {
-        let filter =
+        self.init_with_view(service, default_filter, None)
+    }
+
+    /// [`LogArgs::init`], with `view` showing its targets' events in place of stderr.
+    pub fn init_with_view(
+        self,
+        service: &'static str,
+        default_filter: &str,
+        view: Option<View>,
+    ) -> Telemetry {
+        let mut filter =
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
         let fmt = tracing_subscriber::fmt::layer()
             .with_ansi(std::io::stderr().is_terminal())
@@ -72,6 +90,25 @@ impl LogArgs {
             LogFormat::Text => fmt.boxed(),
             LogFormat::Json => fmt.json().flatten_event(true).boxed(),
         };
+        let mut layers = Vec::new();
+        match view {
+            None => layers.push(fmt),
+            Some(view) => {
+                for (target, level) in view.targets {
+                    filter = filter.add_directive(
+                        format!("{target}={level}")
+                            .parse()
+                            .expect("a view's target is a valid directive"),
+                    );
+                }
+                let shown = view.targets;
+                let rest = tracing_subscriber::filter::filter_fn(move |meta| {
+                    !shown.iter().any(|(target, _)| meta.target() == *target)
+                });
+                layers.push(fmt.with_filter(rest).boxed());
+                layers.push(view.layer);
+            }
+        }
         let mut errors = Vec::new();
         let traces = tracer_provider(service).unwrap_or_else(|err| {
             errors.push(("traces", err));
@@ -97,7 +134,7 @@ impl LogArgs {
             )
         });
         tracing_subscriber::registry()
-            .with(fmt)
+            .with(layers)
             .with(otel_traces)
             .with(otel_logs)
             .with(filter)

@@ -12,6 +12,9 @@ use std::time::Duration;
 use notify::{RecursiveMode, Watcher};
 use weft_api::error_chain;
 
+use serde_json::json;
+
+use crate::dev_view::Out;
 use crate::image::{Credentials, ImageSource};
 use crate::launcher::{Launcher, id_of};
 use crate::run::{RunArgs, load_all};
@@ -30,6 +33,10 @@ pub struct DevArgs {
     /// reload; the manifests and the component files they name are always watched.
     #[arg(long = "watch")]
     pub watch: Vec<PathBuf>,
+    /// Prints one JSON object per line on stdout (`kind`: `listening`, `serving`, `watching`,
+    /// `hint`, `building`, `updated`, `stopped`, `error`, `request`, `log`), for tools.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Changes that arrive within this of each other are one change (an editor's save, a build).
@@ -43,6 +50,7 @@ pub struct Dev {
     pub launcher: Arc<Launcher>,
     pub credentials: Credentials,
     pub reader: FilesReader,
+    pub out: Out,
 }
 
 impl Dev {
@@ -65,9 +73,11 @@ impl Dev {
         let mut watched_dirs = HashSet::new();
         let mut files = self.files();
         watch_dirs(&mut watcher, &files, &mut watched_dirs);
-        println!(
-            "Watching {} files for changes",
-            files.len() + self.sources.len()
+        let count = files.len() + self.sources.len();
+        self.out.say(
+            "watching",
+            &format!("Watching {count} files for changes"),
+            json!({"files": count}),
         );
         loop {
             let Some(first) = rx.recv().await else {
@@ -103,7 +113,11 @@ impl Dev {
         build: &str,
         events: &mut tokio::sync::mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
     ) -> bool {
-        println!("Building: {build}");
+        self.out.say(
+            "building",
+            &format!("Building: {build}"),
+            json!({"command": build}),
+        );
         let status = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(build)
@@ -113,11 +127,17 @@ impl Dev {
         match status {
             Ok(status) if status.success() => true,
             Ok(status) => {
-                eprintln!("error: the build failed ({status}); still serving the previous version");
+                self.out.error(
+                    &format!("the build failed ({status}); still serving the previous version"),
+                    json!({"build": build}),
+                );
                 false
             }
             Err(err) => {
-                eprintln!("error: cannot run the build: {err}; still serving the previous version");
+                self.out.error(
+                    &format!("cannot run the build: {err}; still serving the previous version"),
+                    json!({"build": build}),
+                );
                 false
             }
         }
@@ -129,7 +149,10 @@ impl Dev {
         let workloads = match load_all(&self.manifests) {
             Ok(workloads) => workloads,
             Err(err) => {
-                eprintln!("error: {err:#}; still serving the previous version");
+                self.out.error(
+                    &format!("{err:#}; still serving the previous version"),
+                    json!({}),
+                );
                 return;
             }
         };
@@ -137,7 +160,11 @@ impl Dev {
         for id in self.launcher.ids().await {
             if !wanted.contains(&id) {
                 self.launcher.stop(&id).await;
-                println!("Stopped {id}: no manifest defines it any more");
+                self.out.say(
+                    "stopped",
+                    &format!("Stopped {id}: no manifest defines it any more"),
+                    json!({"workload": id}),
+                );
             }
         }
         for (path, workload) in workloads {
@@ -145,10 +172,7 @@ impl Dev {
             let workload = match sources::resolve(Arc::new(workload), &self.reader).await {
                 Ok(resolved) => resolved.workload,
                 Err(err) => {
-                    eprintln!(
-                        "error: {id}: {}; still serving the previous version",
-                        error_chain(&err)
-                    );
+                    self.not_updated(&id, &error_chain(&err));
                     continue;
                 }
             };
@@ -158,13 +182,19 @@ impl Dev {
                 .launch(&workload, Some(base), &self.credentials)
                 .await
             {
-                Ok(_) => println!("Updated {id}"),
-                Err(err) => eprintln!(
-                    "error: {id}: {}; still serving the previous version",
-                    error_chain(&err)
-                ),
+                Ok(_) => self
+                    .out
+                    .say("updated", &format!("Updated {id}"), json!({"workload": id})),
+                Err(err) => self.not_updated(&id, &error_chain(&err)),
             }
         }
+    }
+
+    fn not_updated(&self, id: &str, reason: &str) {
+        self.out.error(
+            &format!("{id}: {reason}; still serving the previous version"),
+            json!({"workload": id, "reason": reason}),
+        );
     }
 
     /// The manifests and the component files they name now.
@@ -195,7 +225,7 @@ fn watch_dirs(
         if watched.insert(dir.to_path_buf())
             && let Err(err) = watcher.watch(dir, RecursiveMode::NonRecursive)
         {
-            eprintln!("warning: cannot watch {}: {err}", dir.display());
+            tracing::warn!(dir = %dir.display(), %err, "cannot watch");
         }
     }
 }

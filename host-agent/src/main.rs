@@ -5,6 +5,7 @@ mod agent;
 mod backend_args;
 mod convert;
 mod dev;
+mod dev_view;
 mod image;
 mod inspect;
 mod isolation_args;
@@ -45,9 +46,15 @@ enum Command {
 
 fn main() {
     let cli = Cli::parse();
+    // `dev` shows what it serves, requests and guest output in a view of its own on stdout;
+    // the host's log on stderr keeps to warnings unless RUST_LOG asks for more.
+    let (view, default_filter) = match &cli.command {
+        Command::Dev(args) => (Some(dev_view::Out::dev(args.json).view()), "warn"),
+        _ => (None, "info,wasmtime=warn,cranelift=warn"),
+    };
     let telemetry = cli
         .log
-        .init("weft-host-agent", "info,wasmtime=warn,cranelift=warn");
+        .init_with_view("weft-host-agent", default_filter, view);
     // Two rustls crypto providers are in the dependency tree; pick the one reqwest uses.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = tokio::runtime::Runtime::new().expect("starting the tokio runtime");

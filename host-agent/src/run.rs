@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
+use serde_json::json;
 use weft_api::{Workload, manifest};
 
 use weft_daemon::signals::Shutdown;
 
 use crate::admin::Admin;
 use crate::convert;
+use crate::dev_view::Out;
 use crate::launcher::{LaunchError, id_of};
 use crate::node::{ImageArgs, Mode, Node};
 use crate::sources::{self, files::FilesReader};
@@ -50,7 +52,7 @@ pub const BAD_INPUT: i32 = 2;
 pub struct BadInput(#[from] pub anyhow::Error);
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    serve(args, None).await
+    serve(args, None, Out::plain()).await
 }
 
 /// `host-agent dev`: `run`, reloading on every change (see [`crate::dev`]).
@@ -63,7 +65,7 @@ pub async fn dev(args: crate::dev::DevArgs) -> anyhow::Result<()> {
             .map(std::path::absolute)
             .collect::<Result<_, _>>()?,
     };
-    serve(args.run, Some(watch)).await
+    serve(args.run, Some(watch), Out::dev(args.json)).await
 }
 
 /// What `dev` watches besides the manifests.
@@ -73,7 +75,7 @@ struct Watch {
 }
 
 /// Runs the manifests until a signal (or, without `watch`, a launch that cannot succeed).
-async fn serve(args: RunArgs, watch: Option<Watch>) -> anyhow::Result<()> {
+async fn serve(args: RunArgs, watch: Option<Watch>, out: Out) -> anyhow::Result<()> {
     let reader = FilesReader(args.sources_dir.clone());
     let mut workloads = Vec::new();
     for (path, workload) in load_all(&args.manifests)? {
@@ -128,7 +130,11 @@ async fn serve(args: RunArgs, watch: Option<Watch>) -> anyhow::Result<()> {
     let admin_addr = admin_listener.local_addr()?;
     let http_addr = http_listener.local_addr()?;
     tokio::spawn(weft_daemon::admin::serve(admin_listener, admin.clone()));
-    println!("Listening on http://{http_addr}  (admin: http://{admin_addr})");
+    out.say(
+        "listening",
+        &format!("Listening on http://{http_addr}  (admin: http://{admin_addr})"),
+        json!({"http": http_addr, "admin": admin_addr}),
+    );
 
     // Launch every workload at once; a failure that waiting cannot fix ends the run, and in
     // `dev` waits for the change that fixes it.
@@ -142,12 +148,14 @@ async fn serve(args: RunArgs, watch: Option<Watch>) -> anyhow::Result<()> {
         launches.spawn(async move {
             let base = path.parent().map(PathBuf::from).unwrap_or_default();
             match launcher.launch(&workload, Some(base), &credentials).await {
-                Ok(status) => announce(&workload, &status, http_addr, single),
-                Err(err) if developing => eprintln!(
-                    "error: {}: {}; fix it and save: it starts again",
-                    id_of(&workload),
-                    weft_api::error_chain(&err)
-                ),
+                Ok(status) => announce(&workload, &status, http_addr, single, out),
+                Err(err) if developing => {
+                    let (id, reason) = (id_of(&workload), weft_api::error_chain(&err));
+                    out.error(
+                        &format!("{id}: {reason}; fix it and save: it starts again"),
+                        json!({"workload": id, "reason": reason}),
+                    );
+                }
                 Err(err) => {
                     let _ = fatal_tx.send(launch_error(err, &path)).await;
                 }
@@ -163,6 +171,7 @@ async fn serve(args: RunArgs, watch: Option<Watch>) -> anyhow::Result<()> {
             launcher: launcher.clone(),
             credentials: credentials.clone(),
             reader: FilesReader(args.sources_dir.clone()),
+            out,
         });
         async move {
             match dev {
@@ -232,12 +241,17 @@ fn announce(
     status: &crate::observed::Observed,
     http_addr: SocketAddr,
     single: bool,
+    out: Out,
 ) {
     tracing::info!(workload = %status.id, "workload running");
     for component in &status.components {
         tracing::info!(workload = %status.id, component = %component.name, digest = component.digest.as_deref().unwrap_or(""), image_id = component.image_id.as_deref().unwrap_or(""), exports = ?component.exports, "component ready");
     }
-    println!("Serving {} on http://{http_addr}", status.id);
+    out.say(
+        "serving",
+        &format!("Serving {} on http://{http_addr}", status.id),
+        json!({"workload": status.id, "http": http_addr}),
+    );
     let host = workload
         .spec
         .host_interfaces
@@ -245,10 +259,11 @@ fn announce(
         .find(|i| i.namespace == "wasi" && i.package == "http")
         .and_then(|i| i.config.get("host"))
         .and_then(|h| h.split(',').next());
-    match host {
-        Some(host) if !single => println!("Try: curl -H 'Host: {host}' http://{http_addr}/"),
-        _ => println!("Try: curl http://{http_addr}/"),
-    }
+    let hint = match host {
+        Some(host) if !single => format!("Try: curl -H 'Host: {host}' http://{http_addr}/"),
+        _ => format!("Try: curl http://{http_addr}/"),
+    };
+    out.say("hint", &hint, json!({}));
 }
 
 /// Errors of the input (a bad reference, a missing file, a component that cannot run) exit

@@ -179,3 +179,49 @@ spec:
     });
     assert_eq!(get(&http, "counter.localhost", "/").0, "404");
 }
+
+/// The view `dev` prints on stdout: each request and the guests' log lines, as JSON lines with
+/// `--json` (text otherwise, coloured on a terminal).
+#[test]
+fn dev_shows_each_request_and_the_guests_logs() {
+    let mut running = agent()
+        .dev()
+        .arg("--json")
+        .manifest(common::examples().join("config-http.yaml"))
+        .start();
+    running.wait_for_stdout("Watching");
+    assert_eq!(
+        get(&running.http, "config.localhost", "/all").0,
+        "200".to_string()
+    );
+    let events = |kind: &str| -> Vec<serde_json::Value> {
+        running
+            .stdout_lines()
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("a JSON line"))
+            .filter(|e| e["kind"] == kind)
+            .collect()
+    };
+    running.wait("the request and the guest's log line", |_| {
+        !events("request").is_empty() && !events("log").is_empty()
+    });
+    let requests = events("request");
+    assert_eq!(requests[0]["method"], "GET");
+    assert_eq!(requests[0]["path"], "/all");
+    assert_eq!(requests[0]["status"], 200);
+    assert_eq!(requests[0]["workload"], "default/config");
+    assert!(requests[0]["ms"].as_f64().unwrap() > 0.0, "{}", requests[0]);
+    let log = &events("log")[0];
+    assert_eq!(log["component"], "config", "{log}");
+    assert_eq!(log["level"], "INFO");
+    assert!(
+        log["message"]
+            .as_str()
+            .unwrap()
+            .contains("served all config"),
+        "{log}"
+    );
+    // Shown in the view, not logged twice on stderr.
+    assert!(!running.logs().contains("served all config"));
+    assert_eq!(events("serving")[0]["workload"], "default/config");
+}

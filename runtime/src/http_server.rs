@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -133,6 +133,11 @@ async fn refuse(mut stream: TcpStream) {
     .await;
 }
 
+/// The target of the access log: one `debug` event per request when its response head is out
+/// (`method`, `path`, `status`, `ms`, `workload`; `host-agent dev` shows them). Off at `info`,
+/// where a busy host would write a line per request.
+pub const ACCESS_LOG: &str = "weft::access";
+
 async fn route(
     plugin: &HttpPlugin,
     limits: &ServerLimits,
@@ -144,16 +149,44 @@ async fn route(
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned)
         .or_else(|| request.uri().host().map(str::to_owned));
-    match plugin.router().lookup(host.as_deref()) {
-        Some(route) => handle(route, request, limits.body_idle_timeout).await,
-        None => error_response(
-            404,
-            &format!(
-                "no workload serves host {}",
-                host.as_deref().unwrap_or("(none)")
-            ),
-        ),
+    // Only copied when someone listens.
+    let access = tracing::enabled!(target: ACCESS_LOG, tracing::Level::DEBUG).then(|| {
+        (
+            Instant::now(),
+            request.method().clone(),
+            request.uri().path().to_owned(),
+        )
+    });
+    let (workload, response) = match plugin.router().lookup(host.as_deref()) {
+        Some(route) => {
+            let workload = access.is_some().then(|| route.workload.clone());
+            let response = handle(route, request, limits.body_idle_timeout).await;
+            (workload, response)
+        }
+        None => {
+            let response = error_response(
+                404,
+                &format!(
+                    "no workload serves host {}",
+                    host.as_deref().unwrap_or("(none)")
+                ),
+            );
+            (None, response)
+        }
+    };
+    if let Some((started, method, path)) = access {
+        tracing::debug!(
+            target: ACCESS_LOG,
+            %method,
+            path,
+            status = response.status().as_u16(),
+            ms = started.elapsed().as_secs_f64() * 1000.0,
+            workload = workload.as_deref().unwrap_or(""),
+            "{method} {path} {}",
+            response.status().as_u16()
+        );
     }
+    response
 }
 
 /// Binds the HTTP listener, saying clearly which address failed.
