@@ -17,7 +17,7 @@ dev: examples host-agent
 ## test: format check, clippy with warnings denied, and every test
 test: examples lint unit
 
-## examples: build the guest components in examples/ (installs the Debian toolchain if missing)
+## examples: build the guest components in examples/ (Rust; JavaScript with componentize-js, Python with componentize-py, a wac composition; installs what is missing)
 examples:
 	scripts/build-examples.sh
 

@@ -12,8 +12,10 @@
 #   tracing  hello-http pooled on `host-agent run` with traces off, exported to a real Jaeger on
 #            this machine with every request sampled, and with 1% sampled (OTEL_TRACES_SAMPLER);
 #            Jaeger's own CPU competes for the same cores, as a collector sidecar's would;
-#   python   the same greeting written in Python and built with componentize-py, fresh and pooled
-#            on `host-agent run`, next to `wasmtime serve -S cli`;
+#   toolchains  components from other toolchains: the greeting in JavaScript (componentize-js)
+#            and in Python (componentize-py), and greet-http with greeter composed by `wac plug`:
+#            fresh and pooled on `host-agent run`, next to `wasmtime serve`, and each one's start
+#            to first response with an empty compile cache and with a warm one;
 #   density  DENSITY (10000) hello Workloads, each its own host name, in one `host-agent run`:
 #            the time until every one has answered once, and the process's memory (RSS) then;
 #   cluster  on a real control plane with two host-agents (`bench-cluster`): apply to first
@@ -24,7 +26,7 @@
 # part of `make test`.
 #
 #   DURATION=10 CONNECTIONS=32 ROUNDS=3 DENSITY=10000 \
-#     BENCH_GROUPS="hello p3 tracing python density cluster" \
+#     BENCH_GROUPS="hello p3 tracing toolchains density cluster" \
 #     scripts/bench.sh
 set -euo pipefail
 
@@ -32,7 +34,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 duration=${DURATION:-10}
 connections=${CONNECTIONS:-32}
 rounds=${ROUNDS:-3}
-groups=${BENCH_GROUPS:-hello p3 tracing python density cluster}
+groups=${BENCH_GROUPS:-hello p3 tracing toolchains density cluster}
 density=${DENSITY:-10000}
 wasmtime_version=48.0.8
 tools=$HOME/.cache/weft/tools/wasmtime-cli-$wasmtime_version
@@ -43,7 +45,6 @@ if [[ ! -x $tools/bin/wasmtime ]]; then
   echo "installing wasmtime-cli $wasmtime_version (once, into $tools)..."
   cargo install --locked "wasmtime-cli@$wasmtime_version" --root "$tools"
 fi
-[[ $groups == *python* ]] && "$root/scripts/build-python-example.sh"
 cargo build --quiet --release -p host-agent -p weft-e2e --bin host-agent --bin native-hello --bin jaeger \
   --manifest-path "$root/Cargo.toml"
 host_agent=${CARGO_TARGET_DIR:-$root/target}/release/host-agent
@@ -147,6 +148,23 @@ timing() {
     "instances made $(instances_made "$1")"
 }
 
+# first_response <manifest> <host> <path> <cache dir>: seconds from starting `host-agent run`
+# to its first 200 at <host><path>.
+first_response() {
+  local started pid
+  started=$(date +%s.%N)
+  RUST_LOG=warn "$host_agent" run "$1" --listen 127.0.0.1:18190 --admin-listen 127.0.0.1:19190 \
+    --cache-dir "$4" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 1 6000); do
+    curl -sf -o /dev/null -H "Host: $2" "http://127.0.0.1:18190$3" && break
+    sleep 0.01
+  done
+  echo "$(date +%s.%N) - $started" | bc -l
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
 report=()
 if [[ $groups == *hello* ]]; then
   weft hello-fresh 18081 "$root/examples/hello-http.yaml"
@@ -243,25 +261,39 @@ if [[ $groups == *tracing* ]]; then
     ratio "1% sampled / off:" trace-1pct trace-off
   )")
 fi
-if [[ $groups == *python* ]]; then
-  weft python-fresh 18091 "$root/examples/hello-python.yaml"
-  weft python-pooled 18094 "$root/examples/hello-python.yaml" "{size: 4}"
-  wasmtime python-wasmtime 18092 "$build/hello-python.wasm" -S cli
-  echo "== python (componentize-py)"
-  compare python-fresh python-pooled python-wasmtime
-  report+=("$(
-    echo "python hello (componentize-py, $(du -h "$build/hello-python.wasm" | cut -f1)), same load:"
-    row "weft fresh" python-fresh
-    row "weft pooled (size 4)" python-pooled
-    row "wasmtime serve -S cli" python-wasmtime
-    ratio "weft fresh / wasmtime serve:" python-fresh python-wasmtime
-    ratio "weft pooled / wasmtime serve:" python-pooled python-wasmtime
-    ratio "weft pooled / weft fresh:" python-pooled python-fresh
-    timing python-fresh fresh
-    timing python-pooled pooled
-  )")
+if [[ $groups == *toolchains* ]]; then
+  # toolchain <name> <manifest> <component> <host> <path> <port> [wasmtime serve flags]
+  toolchain() {
+    local name=$1 manifest=$2 component=$3 host=$4 path=$5 port=$6
+    shift 6
+    weft "$name-fresh" "$port" "$manifest"
+    weft "$name-pooled" $((port + 3)) "$manifest" "{size: 4}"
+    wasmtime "$name-wasmtime" $((port + 1)) "$component" "$@"
+    echo "== $name"
+    PATH_QUERY=$path compare "$name-fresh" "$name-pooled" "$name-wasmtime"
+    local cold cached cache
+    cache=$(mktemp -d)
+    cold=$(first_response "$manifest" "$host" "$path" "$cache")
+    cached=$(first_response "$manifest" "$host" "$path" "$cache")
+    rm -rf "$cache"
+    report+=("$(
+      echo "$name ($(du -h "$component" | cut -f1)), same load:"
+      row "weft fresh" "$name-fresh"
+      row "weft pooled (size 4)" "$name-pooled"
+      row "wasmtime serve $*" "$name-wasmtime"
+      ratio "weft fresh / wasmtime serve:" "$name-fresh" "$name-wasmtime"
+      ratio "weft pooled / wasmtime serve:" "$name-pooled" "$name-wasmtime"
+      ratio "weft pooled / weft fresh:" "$name-pooled" "$name-fresh"
+      timing "$name-fresh" fresh
+      timing "$name-pooled" pooled
+      printf '  start to first response: %.2f s cold (compiling), %.2f s from the compile cache\n' "$cold" "$cached"
+    )")
+  }
+  toolchain javascript "$root/examples/hello-js.yaml" "$build/hello-js.wasm" hello-js.localhost / 18091 -S cli
+  toolchain python "$root/examples/hello-python.yaml" "$build/hello-python.wasm" hello-python.localhost / 18131 -S cli
+  toolchain wac-composed "$root/examples/greet-composed.yaml" "$build/greet-composed.wasm" \
+    greet-composed.localhost "/?name=Weft" 18141
 fi
-
 if [[ $groups == *density* ]]; then
   echo "== density: $density idle hello Workloads"
   many=$(mktemp --suffix=.yaml -p "$root/examples")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds every guest in examples/components into a component at examples/build/<name>.wasm,
-# plus hello-http-v2.wasm (hello-http with the `v2` feature).
+# plus hello-http-v2.wasm (hello-http with the `v2` feature), greet-composed.wasm (a `wac plug`
+# composition) and the JavaScript and Python hellos (scripts/build-js-example.sh,
+# scripts/build-python-example.sh).
 #
 # No rustup wasm target is needed: Debian's rustc (rustc-web) builds std for
 # wasm32-unknown-unknown from its own source (rust-web-src, -Zbuild-std), wasm-ld-19 (lld-19)
@@ -60,6 +62,26 @@ for wat in "$examples"/wat/*.wat; do
   fi
   built+=("$out/$name.wasm")
 done
+
+# A composition made by `wac` (crates.io, the Bytecode Alliance's composer): greeter plugged
+# into greet-http's import, one component that needs no linking at run time.
+wac_version=0.12.0
+wac=$HOME/.cache/weft/tools/wac-cli-$wac_version/bin/wac
+if [[ ! -x $wac ]]; then
+  echo "installing wac-cli $wac_version (once)..." >&2
+  env -u CARGO_TARGET_DIR cargo install --locked --quiet --no-default-features \
+    "wac-cli@$wac_version" --root "${wac%/bin/wac}"
+fi
+composed=$out/greet-composed.wasm
+if [[ ! -e $composed || $out/greet-http.wasm -nt $composed || $out/greeter.wasm -nt $composed ]]; then
+  "$wac" plug "$out/greet-http.wasm" --plug "$out/greeter.wasm" -o "$composed"
+fi
+built+=("$composed")
+
+# Other languages' toolchains: JavaScript (componentize-js, npm) and Python (componentize-py, PyPI).
+"$root/scripts/build-js-example.sh"
+"$root/scripts/build-python-example.sh"
+built+=("$out/hello-js.wasm" "$out/hello-python.wasm")
 
 echo "components in ${out#"$root"/}:"
 for component in "${built[@]}"; do

@@ -20,6 +20,8 @@ fi
 tag=${TAG:-$(awk -F'"' '/^appVersion:/ { print $2 }' charts/weft/Chart.yaml)}
 target=${CARGO_TARGET_DIR:-$root/target}
 
+# The same packages as the tests' release builds (weft_e2e::process::release_bin): one set of
+# dependency features, built once.
 cargo build --quiet --release --locked -p operator -p host-agent -p xtask
 mkdir -p "$target/images"
 for name in operator host-agent; do

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds examples/build/hello-python.wasm (about 18 MB: CPython and the app) from
 # examples/python/hello-http/app.py with componentize-py from PyPI, installed once into a venv
-# under ~/.cache/weft/tools/componentize-py-<version>. Needs python3 with venv. Used by
-# `make bench`; no test needs it. Rebuilds only when the app or the WIT changed.
+# under ~/.cache/weft/tools/componentize-py-<version>. Needs python3 with its venv module.
+# Part of `make examples`. Rebuilds only when the app or the WIT changed.
 set -euo pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +16,7 @@ if [[ ! -x $venv/bin/componentize-py ]]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install --quiet "componentize-py==$version"
 fi
-if [[ -f $out && -z $(find "$src" -newer "$out" -type f) ]]; then
+if [[ -f $out && -z $(find "$src" -newer "$out" -type f -not -path '*/__pycache__/*') ]]; then
   exit 0
 fi
 mkdir -p "$(dirname "$out")"

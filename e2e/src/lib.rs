@@ -7,6 +7,7 @@ pub mod cluster;
 pub mod containerd;
 pub mod control_plane;
 pub mod jaeger;
+pub mod leftovers;
 pub mod nats;
 pub mod node;
 pub mod partition;

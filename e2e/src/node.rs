@@ -43,6 +43,7 @@ impl Node {
     /// caller (see [`Node::push_images`]).
     pub fn start() -> Self {
         let lock = lock();
+        crate::leftovers::clean();
         let netns_before = netns();
         network_up();
         let registry = Registry::start_on(&format!("{GATEWAY}:{}", free_port()));
@@ -55,6 +56,11 @@ impl Node {
             service_accounts: true,
         });
         let containerd = Containerd::start(&registry.addr, &sandbox);
+        crate::leftovers::Record {
+            dirs: vec![control_plane.dir().into(), containerd.dir().into()],
+            netns_before: netns_before.clone(),
+        }
+        .save();
         write_cni_config(&containerd.cni_dir());
         let dir = control_plane.dir().to_path_buf();
         let kubeconfig = control_plane.kubeconfig.clone();
@@ -157,7 +163,9 @@ healthzPort: 0
     /// Builds the operator and host-agent images (`scripts/build-images.sh`) with `tag` and
     /// pushes them to the node's registry; returns `<registry>/weft`.
     pub fn push_images(&self, tag: &str) -> String {
-        let out = Command::new(workspace_root().join("scripts/build-images.sh"))
+        let mut build = Command::new(workspace_root().join("scripts/build-images.sh"));
+        crate::process::without_test_env(&mut build);
+        let out = build
             .args(["--push", &self.registry.addr])
             .env("TAG", tag)
             .output()
@@ -343,6 +351,7 @@ impl Drop for Node {
         for entry in std::fs::read_dir(POD_LOGS).into_iter().flatten().flatten() {
             let _ = std::fs::remove_dir_all(entry.path());
         }
+        crate::leftovers::forget();
     }
 }
 
@@ -356,7 +365,7 @@ fn lock() -> std::fs::File {
     file
 }
 
-fn ip(args: &[&str]) -> bool {
+pub(crate) fn ip(args: &[&str]) -> bool {
     Command::new("ip")
         .args(args)
         .stdout(std::process::Stdio::null())
@@ -365,7 +374,7 @@ fn ip(args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn netns() -> Vec<String> {
+pub(crate) fn netns() -> Vec<String> {
     Command::new("ip")
         .args(["netns", "list"])
         .output()
@@ -465,7 +474,7 @@ fn push_pause(registry: &Registry, reference: &str) {
 }
 
 /// Unmounts what the kubelet mounted under `dir` (volumes), deepest first.
-fn unmount_under(dir: &Path) {
+pub(crate) fn unmount_under(dir: &Path) {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
     let mut points: Vec<&str> = mounts
         .lines()

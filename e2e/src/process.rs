@@ -13,12 +13,21 @@ pub struct Process {
 impl Process {
     pub fn spawn(mut cmd: Command, log: &Path) -> Self {
         use std::os::unix::process::CommandExt;
-        // SAFETY: prctl is async-signal-safe and touches only the child's own settings.
-        // The child dies with the harness even when the harness is killed (a test timeout),
-        // so no etcd or API server outlives its test.
+        // A process group of its own: a terminal's Ctrl-C signals the whole foreground group,
+        // and the harness must outlive it to stop its children in order (Pods before the
+        // kubelet, the kubelet before containerd).
+        cmd.process_group(0);
+        // SAFETY: prctl and sigprocmask are async-signal-safe and touch only the child's own
+        // settings. The child dies with the harness even when the harness is killed (a test
+        // timeout), so no etcd or API server outlives its test; and it gets a clear signal
+        // mask, since `dev-cluster` blocks SIGINT and SIGTERM to wait for them and a blocked
+        // mask survives exec.
         unsafe {
             cmd.pre_exec(|| {
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                let mut none: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut none);
+                libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
                 Ok(())
             });
         }
@@ -124,12 +133,45 @@ pub fn bin_dir() -> PathBuf {
     }
 }
 
+/// `cargo`, without what `cargo test` sets for the test it runs (`CARGO_PKG_*`,
+/// `CARGO_MANIFEST_DIR`, `LD_LIBRARY_PATH`, ...): build scripts see those, and a build run from
+/// one test package would otherwise not be fresh for the same build run from another, or from
+/// a shell (minutes of Wasmtime rebuilt, each time).
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    without_test_env(&mut cmd);
+    cmd
+}
+
+/// Removes from `cmd`'s environment what `cargo test` set for this test process.
+pub fn without_test_env(cmd: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        let Some(name) = name.to_str() else { continue };
+        let set_by_cargo_test = [
+            "CARGO_PKG_",
+            "CARGO_BIN_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_PRIMARY_PACKAGE",
+            "CARGO_TARGET_TMPDIR",
+            "CARGO_RUSTC_CURRENT_DIR",
+            "OUT_DIR",
+            "LD_LIBRARY_PATH",
+        ]
+        .iter()
+        .any(|prefix| name.starts_with(prefix));
+        if set_by_cargo_test {
+            cmd.env_remove(name);
+        }
+    }
+}
+
 /// A workspace binary, built first if `cargo test` has not built it (the e2e package does not
 /// depend on the binaries' packages).
 pub fn workspace_bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     if !path.exists() {
-        let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        let status = cargo()
             .args(["build", "-p", name])
             .current_dir(workspace_root())
             .status()
@@ -137,6 +179,25 @@ pub fn workspace_bin(name: &str) -> PathBuf {
         assert!(status.success(), "cargo build -p {name}");
     }
     path
+}
+
+/// A release build of a workspace binary (`host-agent`, `operator`), for tests whose work a debug
+/// Wasmtime makes far slower than users see it (compiling a 13 MB JavaScript engine takes
+/// minutes in debug, seconds in release). Built once per test process, with the same packages
+/// as `scripts/build-images.sh` builds, so their features unify alike and cargo builds the
+/// dependencies once for both.
+pub fn release_bin(name: &str) -> PathBuf {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let status = cargo()
+            .args(["build", "--quiet", "--release", "--locked"])
+            .args(["-p", "operator", "-p", "host-agent", "-p", "xtask"])
+            .current_dir(workspace_root())
+            .status()
+            .unwrap();
+        assert!(status.success(), "cargo build --release");
+    });
+    bin_dir().parent().unwrap().join("release").join(name)
 }
 
 /// The checkout the tests run from. `cargo test` sets `CARGO_MANIFEST_DIR` for the test process;

@@ -11,12 +11,14 @@ use std::time::Duration;
 use weft_e2e::Registry;
 use weft_e2e::cluster::http_get;
 use weft_e2e::containerd::Containerd;
-use weft_e2e::process::{Process, free_port, wait_until, workspace_root};
+use weft_e2e::process::{Process, free_port, wait_until, without_test_env, workspace_root};
 
 #[test]
 fn the_images_build_without_docker_and_run_read_only_as_non_root() {
     let registry = Registry::start();
-    let built = Command::new(workspace_root().join("scripts/build-images.sh"))
+    let mut build = Command::new(workspace_root().join("scripts/build-images.sh"));
+    without_test_env(&mut build);
+    let built = build
         .args(["--push", &registry.addr])
         .env("TAG", "e2e")
         .output()

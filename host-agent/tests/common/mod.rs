@@ -22,7 +22,11 @@ pub fn example_wasm(name: &str) -> PathBuf {
 }
 
 pub fn host_agent() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_host-agent"));
+    agent_command(env!("CARGO_BIN_EXE_host-agent").into())
+}
+
+fn agent_command(binary: PathBuf) -> Command {
+    let mut cmd = Command::new(binary);
     cmd.env("RUST_LOG", "info");
     cmd
 }
@@ -35,11 +39,15 @@ pub struct AgentBuilder {
     image_dir: Option<PathBuf>,
     registry_config: Option<PathBuf>,
     subcommand: &'static str,
+    release: bool,
+    ready_within: Duration,
 }
 
 pub fn agent() -> AgentBuilder {
     AgentBuilder {
         subcommand: "run",
+        release: false,
+        ready_within: Duration::from_secs(30),
         manifests: Vec::new(),
         args: Vec::new(),
         envs: Vec::new(),
@@ -83,6 +91,13 @@ impl AgentBuilder {
     }
 
     /// Runs to completion (for input it must refuse).
+    /// The release build (see `weft_e2e::process::release_bin`), which has `within` to be ready.
+    pub fn release(mut self, within: Duration) -> Self {
+        self.release = true;
+        self.ready_within = within;
+        self
+    }
+
     pub fn output(self) -> Output {
         let dirs = tempfile::tempdir().unwrap();
         self.command(dirs.path()).output().unwrap()
@@ -93,7 +108,11 @@ impl AgentBuilder {
             .image_dir
             .clone()
             .unwrap_or_else(|| scratch.join("images"));
-        let mut cmd = host_agent();
+        let mut cmd = if self.release {
+            agent_command(weft_e2e::process::release_bin("host-agent"))
+        } else {
+            host_agent()
+        };
         // Key-value state and the like go to the scratch directory, not the user's home.
         cmd.env("XDG_DATA_HOME", scratch.join("data"));
         cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
@@ -151,9 +170,10 @@ impl AgentBuilder {
 
     /// Starts the host-agent and waits until every workload serves.
     pub fn start(self) -> Agent {
+        let within = self.ready_within;
         let agent = self.spawn();
         // Ready once every workload of every manifest was started.
-        agent.wait("every workload serving (/readyz)", |a| {
+        agent.wait_within("every workload serving (/readyz)", within, |a| {
             curl(&[&format!("http://{}/readyz", a.admin)]) == "ok\n"
         });
         agent
@@ -179,10 +199,17 @@ impl Agent {
         self.stdout.lock().unwrap().clone()
     }
 
+    /// The first stdout line starting with `prefix`, or, for `dev --json`, whose `message`
+    /// does.
     pub fn wait_for_stdout(&mut self, prefix: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let json = format!("\"message\":\"{prefix}");
         loop {
-            if let Some(line) = self.stdout_lines().iter().find(|l| l.starts_with(prefix)) {
+            if let Some(line) = self
+                .stdout_lines()
+                .iter()
+                .find(|l| l.starts_with(prefix) || l.contains(&json))
+            {
                 return line.clone();
             }
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -220,7 +247,12 @@ impl Agent {
 
     /// Polls `check` until it holds, failing after thirty seconds with the host-agent's log.
     pub fn wait(&self, what: &str, check: impl Fn(&Agent) -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_within(what, Duration::from_secs(30), check)
+    }
+
+    /// [`Agent::wait`] with another deadline.
+    pub fn wait_within(&self, what: &str, within: Duration, check: impl Fn(&Agent) -> bool) {
+        let deadline = Instant::now() + within;
         while !check(self) {
             assert!(
                 Instant::now() < deadline,

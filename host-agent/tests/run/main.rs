@@ -5,6 +5,7 @@
 mod common;
 mod shutdown;
 mod sources;
+mod toolchains;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
