@@ -26,7 +26,9 @@ pub struct DevArgs {
     pub run: RunArgs,
     /// Runs before each reload a change under `--watch` causes (by `sh -c`, in the current
     /// directory), e.g. `cargo build --target wasm32-wasip2 --release`; a failure keeps the
-    /// old version serving.
+    /// old version serving. Without it, the project holding the first `--watch` path says
+    /// (the nearest directory with one of these): a `Makefile` runs `make`, a `Cargo.toml`
+    /// `cargo build --release --target wasm32-wasip2`, a `package.json` `npm run build`.
     #[arg(long)]
     pub build: Option<String>,
     /// Source files or directories (watched recursively) whose changes run `--build` and
@@ -241,4 +243,68 @@ fn paths(event: notify::Result<notify::Event>) -> Vec<PathBuf> {
 /// `path` made absolute (the watcher reports absolute paths), without resolving links.
 fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// The build a project's own files imply, run in its directory: the nearest directory at or
+/// above `sources[0]` with a `Makefile` (`make`), a `Cargo.toml` (`cargo build` for
+/// `wasm32-wasip2`, the target a Rust component crate builds for) or a `package.json` (`npm
+/// run build`).
+pub fn default_build(sources: &[PathBuf]) -> Option<String> {
+    const BUILDS: [(&str, &str); 3] = [
+        ("Makefile", "make"),
+        ("Cargo.toml", "cargo build --release --target wasm32-wasip2"),
+        ("package.json", "npm run build"),
+    ];
+    let first = sources.first()?;
+    first.ancestors().find_map(|dir| {
+        let (_, build) = BUILDS.iter().find(|(file, _)| dir.join(file).is_file())?;
+        let dir = dir.display().to_string().replace('\'', "'\\''");
+        Some(format!("cd '{dir}' && {build}"))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_build;
+
+    #[test]
+    fn the_nearest_project_file_names_the_build() {
+        let root = tempfile::tempdir().unwrap();
+        let js = root.path().join("site/js");
+        let src = root.path().join("crate/src");
+        std::fs::create_dir_all(&js).unwrap();
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::write(root.path().join("Makefile"), "").unwrap();
+        std::fs::write(root.path().join("crate/Cargo.toml"), "").unwrap();
+        std::fs::write(root.path().join("site/package.json"), "{}").unwrap();
+        let build = |dir: &std::path::Path| default_build(&[dir.to_path_buf()]).unwrap();
+        let crate_dir = root.path().join("crate").display().to_string();
+        assert_eq!(
+            build(&src),
+            format!("cd '{crate_dir}' && cargo build --release --target wasm32-wasip2")
+        );
+        assert!(
+            build(&js).ends_with("/site' && npm run build"),
+            "{}",
+            build(&js)
+        );
+        assert!(build(root.path()).ends_with("' && make"));
+        assert_eq!(default_build(&[]), None);
+    }
+
+    #[test]
+    fn a_quote_in_the_path_stays_inside_the_shell_word() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("it's");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("Makefile"), "all:\n\ttouch built\n").unwrap();
+        let build = default_build(std::slice::from_ref(&dir)).unwrap();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&build)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{build}");
+        assert!(dir.join("built").exists(), "{build}");
+    }
 }

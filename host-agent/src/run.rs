@@ -57,14 +57,13 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
 /// `host-agent dev`: `run`, reloading on every change (see [`crate::dev`]).
 pub async fn dev(args: crate::dev::DevArgs) -> anyhow::Result<()> {
-    let watch = Watch {
-        build: args.build,
-        sources: args
-            .watch
-            .iter()
-            .map(std::path::absolute)
-            .collect::<Result<_, _>>()?,
-    };
+    let sources: Vec<PathBuf> = args
+        .watch
+        .iter()
+        .map(std::path::absolute)
+        .collect::<Result<_, _>>()?;
+    let build = args.build.or_else(|| crate::dev::default_build(&sources));
+    let watch = Watch { build, sources };
     serve(args.run, Some(watch), Out::dev(args.json)).await
 }
 
