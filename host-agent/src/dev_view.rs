@@ -9,10 +9,8 @@ use serde_json::{Map, Value, json};
 use tracing::field::{Field, Visit};
 use tracing_subscriber::Layer;
 use tracing_subscriber::layer::Context;
+use weft_runtime::GUEST_LOG;
 use weft_runtime::http_server::ACCESS_LOG;
-
-/// The target of guest output: `wasi:logging` and the guests' stdout and stderr lines.
-const GUEST_LOG: &str = "weft::guest";
 
 /// How `dev` prints, to stdout.
 #[derive(Clone, Copy)]
@@ -81,7 +79,7 @@ impl Out {
         }
     }
 
-    fn request(&self, fields: &Map<String, Value>) {
+    fn request(&self, fields: Map<String, Value>) {
         let text = |name: &str| fields.get(name).and_then(Value::as_str).unwrap_or("");
         let status = fields.get("status").and_then(Value::as_u64).unwrap_or(0);
         let ms = fields.get("ms").and_then(Value::as_f64).unwrap_or(0.0);
@@ -92,10 +90,10 @@ impl Out {
             text("path"),
             text("workload")
         );
-        self.say("request", &line, Value::Object(fields.clone()));
+        self.say("request", &line, Value::Object(fields));
     }
 
-    fn guest(&self, level: &tracing::Level, fields: &Map<String, Value>) {
+    fn guest(&self, level: &tracing::Level, mut fields: Map<String, Value>) {
         let text = |name: &str| fields.get(name).and_then(Value::as_str).unwrap_or("");
         let component = text("component");
         let name = self.paint(colour_of(component), &format!("[{component}]"));
@@ -104,7 +102,6 @@ impl Out {
             _ => String::new(),
         };
         let line = format!("{name} {level_text}{}", text("message"));
-        let mut fields = fields.clone();
         fields.insert("level".into(), level.as_str().into());
         self.say("log", &line, Value::Object(fields));
     }
@@ -125,11 +122,11 @@ impl<S: tracing::Subscriber> Layer<S> for Out {
         match meta.target() {
             ACCESS_LOG => {
                 event.record(&mut fields);
-                self.request(&fields.0);
+                self.request(fields.0);
             }
             GUEST_LOG => {
                 event.record(&mut fields);
-                self.guest(meta.level(), &fields.0);
+                self.guest(meta.level(), fields.0);
             }
             _ => {}
         }

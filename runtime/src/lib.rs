@@ -117,6 +117,10 @@ mod volumes;
 mod warm_pool;
 mod workload;
 
+/// The tracing target of guest output: `wasi:logging` calls and the lines a guest writes to
+/// stdout and stderr, each with its `workload` and `component`.
+pub const GUEST_LOG: &str = "weft::guest";
+
 pub use budget::{Budget, Bytes, Reservation, default_memory_budget};
 pub use component_info::ComponentInfo;
 pub use digest::sha256;

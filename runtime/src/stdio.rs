@@ -60,10 +60,10 @@ impl LineWriter {
         let (workload, component) = (&self.identity.workload, &self.identity.component);
         match self.stream {
             Stream::Stdout => {
-                tracing::info!(target: "weft::guest", %workload, %component, stream = "stdout", "{line}")
+                tracing::info!(target: crate::GUEST_LOG, %workload, %component, stream = "stdout", "{line}")
             }
             Stream::Stderr => {
-                tracing::warn!(target: "weft::guest", %workload, %component, stream = "stderr", "{line}")
+                tracing::warn!(target: crate::GUEST_LOG, %workload, %component, stream = "stderr", "{line}")
             }
         }
     }

@@ -90,7 +90,6 @@ impl AgentBuilder {
         self
     }
 
-    /// Runs to completion (for input it must refuse).
     /// The release build (see `weft_e2e::process::release_bin`), which has `within` to be ready.
     pub fn release(mut self, within: Duration) -> Self {
         self.release = true;
@@ -98,6 +97,7 @@ impl AgentBuilder {
         self
     }
 
+    /// Runs to completion (for input it must refuse).
     pub fn output(self) -> Output {
         let dirs = tempfile::tempdir().unwrap();
         self.command(dirs.path()).output().unwrap()

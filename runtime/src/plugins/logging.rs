@@ -27,19 +27,19 @@ impl Host for Ctx {
         let (workload, component) = (&id.workload, &id.component);
         match level {
             Level::Trace => {
-                tracing::trace!(target: "weft::guest", %workload, %component, context, "{message}")
+                tracing::trace!(target: crate::GUEST_LOG, %workload, %component, context, "{message}")
             }
             Level::Debug => {
-                tracing::debug!(target: "weft::guest", %workload, %component, context, "{message}")
+                tracing::debug!(target: crate::GUEST_LOG, %workload, %component, context, "{message}")
             }
             Level::Info => {
-                tracing::info!(target: "weft::guest", %workload, %component, context, "{message}")
+                tracing::info!(target: crate::GUEST_LOG, %workload, %component, context, "{message}")
             }
             Level::Warn => {
-                tracing::warn!(target: "weft::guest", %workload, %component, context, "{message}")
+                tracing::warn!(target: crate::GUEST_LOG, %workload, %component, context, "{message}")
             }
             Level::Error | Level::Critical => {
-                tracing::error!(target: "weft::guest", %workload, %component, context, critical = matches!(level, Level::Critical), "{message}")
+                tracing::error!(target: crate::GUEST_LOG, %workload, %component, context, critical = matches!(level, Level::Critical), "{message}")
             }
         }
     }
