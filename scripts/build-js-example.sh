@@ -2,8 +2,8 @@
 # Builds examples/build/hello-js.wasm (about 13 MB: the StarlingMonkey JS engine, snapshotted
 # with the app) from examples/js/hello-http/app.js with componentize-js from npm, installed
 # once, at the versions examples/js/package-lock.json pins, under
-# ~/.cache/weft/tools/componentize-js-<version>. Needs Node.js 20 or newer with npm (the
-# machine's; Debian 12's Node.js 18 is too old). Rebuilds only when the app or the WIT changed.
+# ~/.cache/weft/tools/componentize-js-<version>. Needs Node.js with npm on PATH (built and
+# tested with Node.js 20 and npm 11). Rebuilds only when the app or the WIT changed.
 #
 # componentize-js is run directly rather than through `jco componentize`: jco 1.35 runs its own
 # componentize-js 0.22, which cannot read the working directory under its WASI shim.
@@ -16,7 +16,7 @@ version=$(sed -n 's/.*"@bytecodealliance\/componentize-js": "\(.*\)".*/\1/p' "$s
 tools=$HOME/.cache/weft/tools/componentize-js-$version
 
 if ! command -v npm >/dev/null; then
-  echo "build-js-example.sh: needs Node.js 20 or newer with npm on PATH" >&2
+  echo "build-js-example.sh: needs Node.js with npm on PATH (tested with Node.js 20)" >&2
   exit 1
 fi
 # Keyed by the lock file too: a changed pin reinstalls.

@@ -101,7 +101,9 @@ impl Out {
             tracing::Level::ERROR | tracing::Level::WARN => format!("{level} "),
             _ => String::new(),
         };
-        let line = format!("{name} {level_text}{}", text("message"));
+        // A guest's text goes to the developer's terminal: its control characters are shown,
+        // not obeyed (no escape sequence rewrites the screen or the title).
+        let line = format!("{name} {level_text}{}", shown(text("message")));
         fields.insert("level".into(), level.as_str().into());
         self.say("log", &line, Value::Object(fields));
     }
@@ -158,6 +160,23 @@ impl Visit for Fields {
     }
 }
 
+/// `text` with its control characters (ESC, CR, BEL, ...) written as escapes.
+fn shown(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// ANSI foreground colours for components: one per name, the same on every run.
 fn colour_of(component: &str) -> u8 {
     const COLOURS: [u8; 6] = [36, 35, 34, 33, 32, 96];
@@ -173,5 +192,19 @@ fn status_colour(status: u64) -> u8 {
         400.. => 33,
         300.. => 36,
         _ => 32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shown;
+
+    #[test]
+    fn a_guest_line_cannot_drive_the_terminal() {
+        assert_eq!(shown("plain text"), "plain text");
+        let hostile = "\u{1b}]0;owned\u{7}\u{1b}[2Jcleared\rover";
+        let line = shown(hostile);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert_eq!(line, "\\u{1b}]0;owned\\u{7}\\u{1b}[2Jcleared\\rover");
     }
 }
