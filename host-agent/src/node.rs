@@ -9,7 +9,7 @@ use anyhow::Context;
 use prometheus_client::registry::Registry;
 use weft_runtime::plugins::DefaultPlugins;
 use weft_runtime::plugins::http::HttpPlugin;
-use weft_runtime::{Engine, Host, RuntimeMetrics};
+use weft_runtime::{Compiler, Engine, Host, RuntimeMetrics};
 
 use crate::backend_args::BackendArgs;
 use crate::image::{self, ImageMetrics, ImageStore, Puller};
@@ -25,6 +25,15 @@ pub struct ImageArgs {
     /// Compiled components are kept here between runs [default: $XDG_CACHE_HOME/weft/compiled].
     #[arg(long, env = "WEFT_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Which compilers make a component's code. `tiered`: a component larger than
+    /// --baseline-above first runs on code from Wasmtime's baseline compiler, Winch (several
+    /// times faster to compile), and moves to Cranelift's optimized code once it is compiled;
+    /// `cranelift`: Cranelift before starting; `winch`: Winch only (services excepted).
+    #[arg(long, value_enum, default_value_t = CompilerArg::Tiered)]
+    pub compiler: CompilerArg,
+    /// With --compiler tiered, the size above which a component starts on Winch's code.
+    #[arg(long, default_value = "1Mi", value_parser = crate::isolation_args::parse_quantity)]
+    pub baseline_above: u64,
     /// First wait before retrying a failed pull, or starting a Workload whose backend could
     /// not be reached; it doubles up to five minutes.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -32,6 +41,25 @@ pub struct ImageArgs {
     /// Images and compiled components unused for this long are removed.
     #[arg(long, default_value = "7days", value_parser = humantime::parse_duration)]
     pub image_gc_age: Duration,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum CompilerArg {
+    Tiered,
+    Cranelift,
+    Winch,
+}
+
+impl ImageArgs {
+    fn compiler(&self) -> Compiler {
+        match self.compiler {
+            CompilerArg::Tiered => Compiler::Tiered {
+                baseline_above: usize::try_from(self.baseline_above).unwrap_or(usize::MAX),
+            },
+            CompilerArg::Cranelift => Compiler::Cranelift,
+            CompilerArg::Winch => Compiler::Winch,
+        }
+    }
 }
 
 const MAX_PULL_BACKOFF: Duration = Duration::from_secs(300);
@@ -77,7 +105,8 @@ impl Node {
         let cache_dir = images.cache_dir.clone().or_else(|| user_cache("compiled"));
         let mut engine = Engine::builder()
             .max_instances(isolation.max_instances)
-            .max_instance_memory(isolation.max_instance_memory);
+            .max_instance_memory(isolation.max_instance_memory)
+            .compiler(images.compiler());
         if let Some(dir) = &cache_dir {
             engine = engine.cache_dir(dir);
         }

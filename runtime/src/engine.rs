@@ -1,6 +1,11 @@
 //! The Wasmtime engine Weft runs every component on: pooling allocator, async support, epoch
 //! interruption driven by a ticker thread, compiled code shared by digest, and an optional
 //! on-disk cache of compiled components.
+//!
+//! Compiling is tiered: a large component (a JavaScript or Python runtime of 10-20 MB takes
+//! Cranelift 8-10 s on two cores) is first compiled by Winch, Wasmtime's baseline compiler, in
+//! about a sixth of the time, so it serves at once; [`Engine::optimize`] then compiles it with
+//! Cranelift, and the host swaps the workload onto that code as a live update.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -9,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::Component;
-use wasmtime::{Config, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Config, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig, Strategy};
 
 use crate::compile_cache::CompileCache;
 use crate::component_info::ComponentInfo;
@@ -29,6 +34,32 @@ pub struct EngineBuilder {
     cache_dir: Option<PathBuf>,
     max_instances: u32,
     max_instance_memory: u64,
+    compiler: Compiler,
+}
+
+/// Which compilers make a component's code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compiler {
+    /// Components larger than `baseline_above` bytes (and not in the compile cache) first run
+    /// on Winch's code while Cranelift compiles them, then move to Cranelift's; smaller ones
+    /// get Cranelift's at once.
+    Tiered {
+        /// The size above which a component starts on Winch's code.
+        baseline_above: usize,
+    },
+    /// Cranelift only: the fastest code, the slowest first start.
+    Cranelift,
+    /// Winch only (services excepted, which always get Cranelift's code): the fastest starts
+    /// and the least compile CPU, for code that runs slower.
+    Winch,
+}
+
+impl Default for Compiler {
+    fn default() -> Self {
+        Self::Tiered {
+            baseline_above: EngineBuilder::DEFAULT_BASELINE_ABOVE,
+        }
+    }
 }
 
 impl EngineBuilder {
@@ -37,6 +68,10 @@ impl EngineBuilder {
     /// The most memory one instance may have (1 GiB), unless
     /// [`EngineBuilder::max_instance_memory`] says otherwise.
     pub const DEFAULT_MAX_INSTANCE_MEMORY: u64 = 1 << 30;
+    /// With [`Compiler::Tiered`] by default, components larger than this (1 MiB) start on
+    /// baseline code. Below it Cranelift takes well under a second, and a second compile would
+    /// cost more than it saves.
+    pub const DEFAULT_BASELINE_ABOVE: usize = 1 << 20;
 }
 
 impl Default for EngineBuilder {
@@ -45,6 +80,7 @@ impl Default for EngineBuilder {
             cache_dir: None,
             max_instances: Self::DEFAULT_MAX_INSTANCES,
             max_instance_memory: Self::DEFAULT_MAX_INSTANCE_MEMORY,
+            compiler: Compiler::default(),
         }
     }
 }
@@ -66,6 +102,12 @@ impl EngineBuilder {
     /// reserves address space for each linear memory by this size, not by 4 GiB.
     pub fn max_instance_memory(mut self, bytes: u64) -> Self {
         self.max_instance_memory = bytes;
+        self
+    }
+
+    /// Which compilers make the code: tiered (the default), Cranelift only or Winch only.
+    pub fn compiler(mut self, compiler: Compiler) -> Self {
+        self.compiler = compiler;
         self
     }
 
@@ -95,12 +137,24 @@ impl EngineBuilder {
             what: "cannot configure Wasmtime",
             source,
         })?;
+        let baseline = match self.compiler {
+            Compiler::Tiered { baseline_above } => Some((baseline_engine()?, baseline_above)),
+            Compiler::Winch => Some((baseline_engine()?, 0)),
+            Compiler::Cranelift => None,
+        };
         let cache = self.cache_dir.map(|dir| CompileCache::new(dir, &inner));
-        let ticker = EpochTicker::start(inner.clone());
+        let ticker = EpochTicker::start(
+            std::iter::once(inner.clone())
+                .chain(baseline.as_ref().map(|(engine, _)| engine.clone()))
+                .collect(),
+        );
         Ok(Engine(Arc::new(EngineInner {
             inner,
+            baseline,
             cache,
             loaded: Shared::default(),
+            optimizing: Shared::default(),
+            tiers_up: matches!(self.compiler, Compiler::Tiered { .. }),
             max_instances: self.max_instances,
             max_instance_memory: self.max_instance_memory,
             closing: AtomicBool::new(false),
@@ -109,14 +163,41 @@ impl EngineBuilder {
     }
 }
 
+/// The engine for a component's first minutes: Winch compiles without optimizing. Its
+/// instances are allocated on demand, not from a pool of their own: they live until Cranelift's
+/// code replaces them. Memories are reserved at the default 4 GiB, so Winch emits no bounds
+/// checks (a third faster to compile); the store's limiter still caps each instance's memory.
+/// Winch leaves the trampolines to Cranelift (a JavaScript runtime has six thousand, one per
+/// function its tables hold): unoptimized, they take a fifth less CPU.
+fn baseline_engine() -> Result<wasmtime::Engine> {
+    let mut config = Config::new();
+    config
+        .strategy(Strategy::Winch)
+        .cranelift_opt_level(OptLevel::None)
+        .wasm_component_model(true)
+        .epoch_interruption(true);
+    wasmtime::Engine::new(&config).map_err(|source| Error::Engine {
+        what: "cannot configure Wasmtime's baseline compiler",
+        source,
+    })
+}
+
 /// A shared handle to the Wasmtime engine and its compile cache.
 #[derive(Clone)]
 pub struct Engine(Arc<EngineInner>);
 
 struct EngineInner {
+    /// Cranelift: the code every component ends up on.
     inner: wasmtime::Engine,
+    /// Winch, and the size above which a component starts on its code.
+    baseline: Option<(wasmtime::Engine, usize)>,
     cache: Option<CompileCache>,
+    /// The code each digest runs on now, of either tier.
     loaded: Shared<String, Code>,
+    /// Cranelift's code for digests that started on baseline code, made once per digest.
+    optimizing: Shared<String, Code>,
+    /// Whether workloads on baseline code move to Cranelift's.
+    tiers_up: bool,
     max_instances: u32,
     max_instance_memory: u64,
     /// Set when the host shuts down: a compile that ends afterwards is not cached.
@@ -131,6 +212,18 @@ pub struct Code {
     pub component: Component,
     /// What it imports and exports.
     pub info: Arc<ComponentInfo>,
+    /// Which compiler made it.
+    pub tier: Tier,
+}
+
+/// Which compiler made a component's code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Winch: made fast, runs slower; replaced once Cranelift's code is ready.
+    Baseline,
+    /// Cranelift.
+    Optimized,
 }
 
 /// Where [`Engine::compile`] found a component's code.
@@ -140,8 +233,11 @@ pub enum CodeSource {
     Memory,
     /// The on-disk cache.
     Disk,
-    /// Compiled now.
+    /// Compiled now by Cranelift.
     Compiler,
+    /// Compiled now by the baseline compiler; with [`Compiler::Tiered`], Cranelift's code
+    /// follows (see [`Engine::optimize`]).
+    Baseline,
 }
 
 impl CodeSource {
@@ -151,6 +247,7 @@ impl CodeSource {
             Self::Memory => "memory",
             Self::Disk => "cache",
             Self::Compiler => "compiler",
+            Self::Baseline => "baseline",
         }
     }
 }
@@ -189,6 +286,11 @@ impl Engine {
         self.0.cache.as_ref().map(CompileCache::root)
     }
 
+    /// Whether workloads on baseline code move to Cranelift's ([`Compiler::Tiered`]).
+    pub fn tiers_up(&self) -> bool {
+        self.0.tiers_up
+    }
+
     /// Component instances alive at once across the host.
     pub fn max_instances(&self) -> u32 {
         self.0.max_instances
@@ -206,24 +308,26 @@ impl Engine {
 
     /// Compiles a component, or finds it compiled: loaded for another workload, or in the
     /// on-disk cache when these exact bytes were compiled before by a compatible engine.
-    /// Concurrent calls for one digest compile it once.
+    /// Concurrent calls for one digest compile it once. A large component not found compiled
+    /// gets baseline code ([`Tier::Baseline`]); [`Engine::optimize`] makes the final code.
     pub fn compile(&self, name: &str, wasm: &[u8]) -> Result<CompiledComponent> {
         check_is_component(name, wasm)?;
         let digest = crate::digest::sha256(wasm);
         let start = Instant::now();
         let mut source = CodeSource::Memory;
         let (code, _) = self.0.loaded.get_or_make(&digest, || {
-            let (component, from_disk) = self.load_or_compile(name, wasm, &digest)?;
-            source = if from_disk {
-                CodeSource::Disk
-            } else {
-                CodeSource::Compiler
-            };
-            let info = ComponentInfo::read(&self.0.inner, &component, digest.clone());
-            Ok::<_, Error>(Code {
-                component,
-                info: Arc::new(info),
-            })
+            let cached = self.0.cache.as_ref();
+            if let Some(component) = cached.and_then(|c| c.load(&self.0.inner, &digest)) {
+                source = CodeSource::Disk;
+                return Ok(code(component, digest.clone(), Tier::Optimized));
+            }
+            if let Some(component) = self.compile_baseline(name, wasm) {
+                source = CodeSource::Baseline;
+                return Ok(code(component, digest.clone(), Tier::Baseline));
+            }
+            source = CodeSource::Compiler;
+            let component = self.compile_optimized(name, wasm, &digest)?;
+            Ok::<_, Error>(code(component, digest.clone(), Tier::Optimized))
         })?;
         Ok(CompiledComponent {
             code,
@@ -232,13 +336,62 @@ impl Engine {
         })
     }
 
-    /// The component from the on-disk cache (true), or compiled now and stored there.
-    fn load_or_compile(&self, name: &str, wasm: &[u8], digest: &str) -> Result<(Component, bool)> {
-        let engine = &self.0.inner;
-        if let Some(component) = self.0.cache.as_ref().and_then(|c| c.load(engine, digest)) {
-            return Ok((component, true));
+    /// Cranelift's code for a component, whatever [`Engine::compile`] gave: from memory, from
+    /// the on-disk cache, or compiled now (once per digest however many callers wait). It then
+    /// is what `compile` gives for these bytes. Blocks for as long as Cranelift takes.
+    pub fn optimize(&self, name: &str, wasm: &[u8]) -> Result<CompiledComponent> {
+        check_is_component(name, wasm)?;
+        let digest = crate::digest::sha256(wasm);
+        let start = Instant::now();
+        if let Some(code) = self.0.loaded.get(&digest)
+            && code.tier == Tier::Optimized
+        {
+            return Ok(CompiledComponent {
+                code,
+                source: CodeSource::Memory,
+                compile_time: start.elapsed(),
+            });
         }
-        let component = Component::new(engine, wasm).map_err(|source| Error::Compile {
+        let mut source = CodeSource::Memory;
+        let (code, _) = self.0.optimizing.get_or_make(&digest, || {
+            let cached = self.0.cache.as_ref();
+            let component = match cached.and_then(|c| c.load(&self.0.inner, &digest)) {
+                Some(component) => {
+                    source = CodeSource::Disk;
+                    component
+                }
+                None => {
+                    source = CodeSource::Compiler;
+                    self.compile_optimized(name, wasm, &digest)?
+                }
+            };
+            Ok::<_, Error>(code(component, digest.clone(), Tier::Optimized))
+        })?;
+        self.0.loaded.replace(&digest, &code);
+        Ok(CompiledComponent {
+            code,
+            source,
+            compile_time: start.elapsed(),
+        })
+    }
+
+    /// Winch's code, for a component large enough to be worth it. A component Winch cannot
+    /// compile (a proposal it lacks) is left to Cranelift.
+    fn compile_baseline(&self, name: &str, wasm: &[u8]) -> Option<Component> {
+        let (engine, above) = self.0.baseline.as_ref()?;
+        if wasm.len() <= *above {
+            return None;
+        }
+        Component::new(engine, wasm)
+            .inspect_err(|err| {
+                tracing::info!(component = name, err = %format!("{err:#}"), "the baseline compiler cannot compile it; compiling with Cranelift");
+            })
+            .ok()
+    }
+
+    /// Compiles with Cranelift and stores the code in the on-disk cache.
+    fn compile_optimized(&self, name: &str, wasm: &[u8], digest: &str) -> Result<Component> {
+        let component = Component::new(&self.0.inner, wasm).map_err(|source| Error::Compile {
             component: name.to_string(),
             source,
         })?;
@@ -250,7 +403,16 @@ impl Engine {
                 tracing::warn!(%err, component = name, "could not write the compile cache");
             }
         }
-        Ok((component, false))
+        Ok(component)
+    }
+}
+
+fn code(component: Component, digest: String, tier: Tier) -> Code {
+    let info = ComponentInfo::read(component.engine(), &component, digest);
+    Code {
+        component,
+        info: Arc::new(info),
+        tier,
     }
 }
 
@@ -274,13 +436,13 @@ fn check_is_component(name: &str, wasm: &[u8]) -> Result<()> {
     }
 }
 
-/// Advances the engine's epoch every [`EPOCH_TICK`] until dropped.
+/// Advances the engines' epoch every [`EPOCH_TICK`] until dropped.
 struct EpochTicker {
     stop: Arc<AtomicBool>,
 }
 
 impl EpochTicker {
-    fn start(engine: wasmtime::Engine) -> Self {
+    fn start(engines: Vec<wasmtime::Engine>) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         thread::Builder::new()
@@ -288,7 +450,7 @@ impl EpochTicker {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     thread::sleep(EPOCH_TICK);
-                    engine.increment_epoch();
+                    engines.iter().for_each(wasmtime::Engine::increment_epoch);
                 }
             })
             .expect("spawning the epoch thread");

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::sync::{Mutex, broadcast};
@@ -20,6 +20,7 @@ use crate::service::Supervisor;
 use crate::spec::WorkloadSpec;
 use crate::status::{ComponentState, ComponentStatus, StatusEvent, WorkloadStatus};
 use crate::template::Templates;
+use crate::tier_up::TierUps;
 use crate::volumes::VolumePolicy;
 use crate::workload::{ResolvedWorkload, plugin_error, resolve};
 
@@ -155,7 +156,7 @@ impl HostBuilder {
             engine.max_instance_memory(),
         )
         .max_timeout(self.max_timeout);
-        Ok(Host {
+        Ok(Host(Arc::new(HostInner {
             stop_grace: self.stop_grace,
             engine,
             budget,
@@ -167,30 +168,35 @@ impl HostBuilder {
             changing: IdLocks::default(),
             templates: Templates::default(),
             events: broadcast::channel(256).0,
-        })
+            tier_ups: TierUps::default(),
+        })))
     }
 }
 
-struct Running {
-    workload: Arc<ResolvedWorkload>,
+pub(crate) struct Running {
+    pub(crate) workload: Arc<ResolvedWorkload>,
     service: Option<Supervisor>,
 }
 
 /// Runs workloads: starts, updates and stops them, and reports their status. One per process
 /// is the intent; everything in it is shared by the workloads it runs.
-pub struct Host {
-    engine: Engine,
+pub struct Host(pub(crate) Arc<HostInner>);
+
+pub(crate) struct HostInner {
+    pub(crate) engine: Engine,
     budget: Budget,
     volumes: VolumePolicy,
     _temp_data: Option<tempfile::TempDir>,
     plugins: Vec<Arc<dyn HostPlugin>>,
-    metrics: RuntimeMetrics,
-    workloads: Mutex<HashMap<String, Running>>,
+    pub(crate) metrics: RuntimeMetrics,
+    pub(crate) workloads: Mutex<HashMap<String, Running>>,
     /// Serializes the starts, updates and stops of each workload, not of the host.
     changing: IdLocks,
     stop_grace: Duration,
     templates: Templates,
     events: broadcast::Sender<StatusEvent>,
+    /// Workloads being moved from baseline code to Cranelift's.
+    pub(crate) tier_ups: TierUps,
 }
 
 impl Host {
@@ -212,28 +218,29 @@ impl Host {
 
     /// The engine workloads run on.
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        &self.0.engine
     }
 
     /// The host's metrics.
     pub fn metrics(&self) -> &RuntimeMetrics {
-        &self.metrics
+        &self.0.metrics
     }
 
     /// The memory and instance slots the host promises, and what its workloads hold of them.
     pub fn budget(&self) -> &Budget {
-        &self.budget
+        &self.0.budget
     }
 
     /// Service state changes as they happen.
     pub fn subscribe(&self) -> broadcast::Receiver<StatusEvent> {
-        self.events.subscribe()
+        self.0.events.subscribe()
     }
 
     /// The interfaces this host's plugins serve, with the backends offered for each (default
     /// first).
     pub fn served_interfaces(&self) -> Vec<(WitInterface, Vec<&'static str>)> {
-        self.plugins
+        self.0
+            .plugins
             .iter()
             .flat_map(|p| {
                 let world = p.world();
@@ -249,7 +256,7 @@ impl Host {
 
     /// Starts every plugin; call once before starting workloads.
     pub async fn start(&self) -> Result<()> {
-        for plugin in &self.plugins {
+        for plugin in &self.0.plugins {
             plugin
                 .start()
                 .await
@@ -261,11 +268,41 @@ impl Host {
     /// Starts a workload, or replaces the running one with the same id once the new version is
     /// ready. On error the old version (if any) keeps running.
     pub async fn start_workload(&self, spec: WorkloadSpec) -> Result<WorkloadStatus> {
+        // Cheap: the components' bytes are shared, and kept only while a tier-up needs them.
+        let original = spec.clone();
+        let (status, started) = self
+            .apply(spec, None)
+            .await?
+            .expect("an unconditional start always applies");
+        self.tier_up_later(original, &started);
+        Ok(status)
+    }
+
+    /// Starts or replaces a workload; with `only_if`, only while that version is the one
+    /// running (else nothing happens and `None` is returned).
+    pub(crate) async fn apply(
+        &self,
+        spec: WorkloadSpec,
+        only_if: Option<&Weak<ResolvedWorkload>>,
+    ) -> Result<Option<(WorkloadStatus, Arc<ResolvedWorkload>)>> {
         let id = spec.id();
         // Only this workload's own changes wait; the map is locked just to read and to swap.
-        let _changing = self.changing.lock(&id).await;
-        let previous = self.budget.reserve(&spec)?;
+        let _changing = self.0.changing.lock(&id).await;
+        if let Some(expected) = only_if {
+            let current = self
+                .0
+                .workloads
+                .lock()
+                .await
+                .get(&id)
+                .map(|r| Arc::as_ptr(&r.workload));
+            if current != Some(expected.as_ptr()) {
+                return Ok(None);
+            }
+        }
+        let previous = self.0.budget.reserve(&spec)?;
         let previous_version = self
+            .0
             .workloads
             .lock()
             .await
@@ -274,17 +311,18 @@ impl Host {
         let running = match self.prepare(spec, previous_version).await {
             Ok(running) => running,
             Err(err) => {
-                self.budget.restore(&id, previous);
+                self.0.budget.restore(&id, previous);
                 return Err(err);
             }
         };
         let status = status_of(&running);
+        let started = running.workload.clone();
         let still = running.workload.plugins.clone();
-        let old = self.workloads.lock().await.insert(id.clone(), running);
+        let old = self.0.workloads.lock().await.insert(id.clone(), running);
         if let Some(old) = old {
             // Routes were swapped by on_workload_resolved; plugins the new version no longer
             // uses let go of it now.
-            for plugin in &self.plugins {
+            for plugin in &self.0.plugins {
                 if old.workload.plugins.contains(&plugin.id()) && !still.contains(&plugin.id()) {
                     let _ = plugin.on_workload_unbind(&id).await;
                 }
@@ -293,7 +331,7 @@ impl Host {
         } else {
             tracing::info!(workload = %id, "workload started");
         }
-        Ok(status)
+        Ok(Some((status, started)))
     }
 
     /// Resolves a workload, hands it to its plugins and starts its service. If a plugin
@@ -305,16 +343,17 @@ impl Host {
     ) -> Result<Running> {
         let workload = Arc::new(
             resolve(
-                &self.engine,
-                &self.templates,
-                &self.plugins,
-                &self.metrics,
-                &self.volumes,
+                &self.0.engine,
+                &self.0.templates,
+                &self.0.plugins,
+                &self.0.metrics,
+                &self.0.volumes,
                 spec,
             )
             .await?,
         );
         let bound: Vec<&Arc<dyn HostPlugin>> = self
+            .0
             .plugins
             .iter()
             .filter(|p| workload.plugins.contains(&p.id()))
@@ -344,7 +383,7 @@ impl Host {
         }
         let service = match (&workload.service, &workload.spec.service) {
             (Some(runtime), Some(spec)) => Some(
-                Supervisor::start(runtime.clone(), spec.max_restarts, self.events.clone())
+                Supervisor::start(runtime.clone(), spec.max_restarts, self.0.events.clone())
                     .map_err(|e| Error::InvalidComponent {
                         component: spec.component.name.clone(),
                         reason: format!("{e:#}"),
@@ -359,18 +398,19 @@ impl Host {
     /// Stops a workload: it takes no new calls at once, and the calls it has running end within
     /// the stop grace (see [`HostBuilder::stop_grace`]).
     pub async fn stop_workload(&self, id: &str) -> Result<()> {
-        self.stop(id, self.stop_grace).await
+        self.stop(id, self.0.stop_grace).await
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
-        let _changing = self.changing.lock(id).await;
+        let _changing = self.0.changing.lock(id).await;
         let running = self
+            .0
             .workloads
             .lock()
             .await
             .remove(id)
             .ok_or_else(|| Error::UnknownWorkload(id.to_string()))?;
-        for plugin in &self.plugins {
+        for plugin in &self.0.plugins {
             if running.workload.plugins.contains(&plugin.id())
                 && let Err(err) = plugin.on_workload_unbind(id).await
             {
@@ -397,25 +437,25 @@ impl Host {
             components.iter().for_each(|c| c.stop());
         });
         drop(running);
-        self.budget.release(id);
-        self.volumes.remove(id);
+        self.0.budget.release(id);
+        self.0.volumes.remove(id);
         tracing::info!(workload = id, "workload stopped");
         Ok(())
     }
 
     /// The status of the workload `id` (`namespace/name`), if it runs here.
     pub async fn status(&self, id: &str) -> Option<WorkloadStatus> {
-        self.workloads.lock().await.get(id).map(status_of)
+        self.0.workloads.lock().await.get(id).map(status_of)
     }
 
     /// The ids of the running workloads, without building their statuses.
     pub async fn workload_ids(&self) -> Vec<String> {
-        self.workloads.lock().await.keys().cloned().collect()
+        self.0.workloads.lock().await.keys().cloned().collect()
     }
 
     /// The status of every workload running here, by id.
     pub async fn statuses(&self) -> Vec<WorkloadStatus> {
-        let workloads = self.workloads.lock().await;
+        let workloads = self.0.workloads.lock().await;
         let mut all: Vec<_> = workloads.values().map(status_of).collect();
         all.sort_by(|a, b| a.id.cmp(&b.id));
         all
@@ -424,7 +464,7 @@ impl Host {
     /// Drops warm instances idle past their pool's idle timeout, across every workload. The
     /// host-agent calls it periodically: one sweep for the host, no task per workload.
     pub async fn sweep_idle_instances(&self) {
-        let workloads = self.workloads.lock().await;
+        let workloads = self.0.workloads.lock().await;
         for running in workloads.values() {
             for component in &running.workload.components {
                 component.sweep_idle();
@@ -434,12 +474,13 @@ impl Host {
 
     /// Stops every workload, then every plugin.
     pub async fn shutdown(&self) {
-        self.engine.close();
-        let ids: Vec<String> = self.workloads.lock().await.keys().cloned().collect();
+        self.0.engine.close();
+        self.0.tier_ups.abort_all();
+        let ids: Vec<String> = self.0.workloads.lock().await.keys().cloned().collect();
         for id in ids {
             let _ = self.stop(&id, Duration::ZERO).await;
         }
-        for plugin in &self.plugins {
+        for plugin in &self.0.plugins {
             if let Err(err) = plugin.stop().await {
                 tracing::warn!(plugin = plugin.id(), err = %format!("{err:#}"), "plugin stop failed");
             }
@@ -462,6 +503,7 @@ fn status_of(running: &Running) -> WorkloadStatus {
             imports: c.info.imports.clone(),
             exports: c.info.exports.clone(),
             is_service: false,
+            tier: c.template.code.tier,
         })
         .collect();
     if let (Some(runtime), Some(supervisor)) = (&workload.service, &running.service) {
@@ -476,6 +518,7 @@ fn status_of(running: &Running) -> WorkloadStatus {
             imports: runtime.info.imports.clone(),
             exports: runtime.info.exports.clone(),
             is_service: true,
+            tier: runtime.template.code.tier,
         });
     }
     WorkloadStatus {

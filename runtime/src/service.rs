@@ -36,10 +36,10 @@ pub(crate) enum EntryPoint {
 impl EntryPoint {
     /// The entry point of `component` as a service, or why it has none. The one rule: the
     /// runtime refuses a workload by it and the supervisor starts the service by it.
-    pub(crate) fn of(engine: &wasmtime::Engine, component: &Component) -> Result<Self, String> {
+    pub(crate) fn of(component: &Component) -> Result<Self, String> {
         let exports: Vec<(String, ComponentItem)> = component
             .component_type()
-            .exports(engine)
+            .exports(component.engine())
             .map(|(name, item)| (name.to_string(), item.ty))
             .collect();
         if exports.iter().any(|(name, _)| unversioned(name) == CLI_RUN) {
@@ -57,7 +57,7 @@ impl EntryPoint {
             ));
         };
         let functions: Vec<(String, usize)> = instance
-            .exports(engine)
+            .exports(component.engine())
             .filter_map(|(name, item)| match item.ty {
                 ComponentItem::ComponentFunc(f) => Some((name.to_string(), f.params().len())),
                 _ => None,
@@ -88,20 +88,19 @@ impl Entry {
     fn prepare(runtime: &ComponentRuntime) -> wasmtime::Result<Self> {
         let pre = runtime.instance_pre();
         let component = pre.component();
-        let (interface, function) =
-            match EntryPoint::of(pre.engine(), component).map_err(wasmtime::Error::msg)? {
-                EntryPoint::CliRun => {
-                    let name = runtime
-                        .info
-                        .export_of(CLI_RUN)
-                        .ok_or_else(|| wasmtime::format_err!("no export {CLI_RUN}"))?;
-                    (name.to_string(), "run".to_string())
-                }
-                EntryPoint::Custom {
-                    interface,
-                    function,
-                } => (interface, function),
-            };
+        let (interface, function) = match EntryPoint::of(component).map_err(wasmtime::Error::msg)? {
+            EntryPoint::CliRun => {
+                let name = runtime
+                    .info
+                    .export_of(CLI_RUN)
+                    .ok_or_else(|| wasmtime::format_err!("no export {CLI_RUN}"))?;
+                (name.to_string(), "run".to_string())
+            }
+            EntryPoint::Custom {
+                interface,
+                function,
+            } => (interface, function),
+        };
         let interface = component
             .get_export_index(None, &interface)
             .ok_or_else(|| wasmtime::format_err!("no export {interface}"))?;

@@ -49,6 +49,17 @@ impl<K: Hash + Eq + Clone, V> Shared<K, V> {
         Ok((made, true))
     }
 
+    /// The live value for `key`, if anyone holds one (waits while it is being made).
+    pub(crate) fn get(&self, key: &K) -> Option<Arc<V>> {
+        let slot = self.slots.lock().by_key.get(key)?.clone();
+        slot.lock().upgrade()
+    }
+
+    /// Makes `value` the one shared for `key` from now on; holders of the old one keep it.
+    pub(crate) fn replace(&self, key: &K, value: &Arc<V>) {
+        *self.slot(key).lock() = Arc::downgrade(value);
+    }
+
     fn slot(&self, key: &K) -> Arc<Mutex<Weak<V>>> {
         let mut slots = self.slots.lock();
         if let Some(slot) = slots.by_key.get(key) {

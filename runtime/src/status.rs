@@ -4,6 +4,8 @@
 
 use serde::Serialize;
 
+use crate::engine::Tier;
+
 /// Where a component of a running workload is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 pub enum ComponentState {
@@ -38,6 +40,8 @@ pub struct ComponentStatus {
     pub exports: Vec<String>,
     /// Whether it is the workload's service.
     pub is_service: bool,
+    /// Which compiler made the code it runs: `baseline` until Cranelift's code replaces it.
+    pub tier: Tier,
 }
 
 /// A running workload's status: each component's, the service included.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use wasmtime::component::{InstancePre, Linker};
 
-use crate::engine::Code;
+use crate::engine::{Code, Tier};
 use crate::error::{Error, Result};
 use crate::plugin::HostPlugin;
 use crate::shared::Shared;
@@ -20,19 +20,19 @@ pub struct Template {
     pub(crate) code: Arc<Code>,
 }
 
-/// Templates by (digest, ids of the bound plugins in the host's order).
-pub(crate) type Templates = Shared<(String, Vec<&'static str>), Template>;
+/// Templates by (digest, tier of its code, ids of the bound plugins in the host's order).
+pub(crate) type Templates = Shared<(String, Tier, Vec<&'static str>), Template>;
 
 impl Template {
     /// Links `code` to `plugins`, then whatever `extra` adds (a sibling's exports).
+    /// The linker is the code's engine's: baseline and optimized code each link to their own.
     pub(crate) fn link(
-        engine: &wasmtime::Engine,
         component: &str,
         code: &Arc<Code>,
         plugins: &[&Arc<dyn HostPlugin>],
         extra: impl FnOnce(&mut Linker<Ctx>) -> Result<()>,
     ) -> Result<Self> {
-        let mut linker = Linker::<Ctx>::new(engine);
+        let mut linker = Linker::<Ctx>::new(code.component.engine());
         for plugin in plugins {
             plugin
                 .add_to_linker(&mut linker, &code.info)

@@ -111,10 +111,9 @@ pub(crate) async fn resolve(
         volumes.check_mounts(&item.name, &item.mounts)?;
     }
 
-    let compiled = compile_all(engine, metrics, &items, wasms).await?;
+    let compiled = compile_all(engine, metrics, &items, has_service, wasms).await?;
     if let Some(service) = &spec.service
-        && let Err(reason) =
-            EntryPoint::of(engine.wasmtime(), &compiled[service_index].code.component)
+        && let Err(reason) = EntryPoint::of(&compiled[service_index].code.component)
     {
         return Err(Error::InvalidComponent {
             component: service.component.name.clone(),
@@ -205,11 +204,12 @@ pub(crate) async fn resolve(
         }
         let linked: Vec<&Arc<dyn HostPlugin>> = bound[i].iter().map(|&p| &plugins[p]).collect();
         let link = |extra: &dyn Fn(&mut Linker<Ctx>) -> Result<()>| {
-            Template::link(engine.wasmtime(), &item.name, code, &linked, extra)
+            Template::link(&item.name, code, &linked, extra)
         };
         let template = if links[i].is_empty() {
             let key = (
                 code.info.digest.clone(),
+                code.tier,
                 linked.iter().map(|p| p.id()).collect(),
             );
             templates.get_or_make(&key, || link(&|_| Ok(())))?.0
@@ -255,22 +255,31 @@ pub(crate) async fn resolve(
     })
 }
 
-/// Compiling is CPU-bound: keep it off the async workers.
+/// Compiling is CPU-bound: keep it off the async workers. A service (the last item) gets
+/// Cranelift's code at once: it runs for long, and moving it to other code would restart it.
 async fn compile_all(
     engine: &Engine,
     metrics: &RuntimeMetrics,
     items: &[&ComponentSpec],
+    has_service: bool,
     wasms: Vec<Arc<[u8]>>,
 ) -> Result<Vec<CompiledComponent>> {
     let mut compiled = Vec::with_capacity(items.len());
-    for (item, wasm) in items.iter().zip(wasms) {
+    let service = has_service.then(|| items.len() - 1);
+    for (i, (item, wasm)) in items.iter().zip(wasms).enumerate() {
         let (engine, name) = (engine.clone(), item.name.clone());
-        let result = tokio::task::spawn_blocking(move || engine.compile(&name, &wasm))
-            .await
-            .map_err(|e| Error::Engine {
-                what: "the compile task failed",
-                source: e.into(),
-            })??;
+        let result = tokio::task::spawn_blocking(move || {
+            if Some(i) == service {
+                engine.optimize(&name, &wasm)
+            } else {
+                engine.compile(&name, &wasm)
+            }
+        })
+        .await
+        .map_err(|e| Error::Engine {
+            what: "the compile task failed",
+            source: e.into(),
+        })??;
         metrics.record_compile(result.source, result.compile_time);
         compiled.push(result);
     }

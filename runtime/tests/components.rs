@@ -4,7 +4,9 @@
 mod common;
 
 use common::*;
-use weft_runtime::{CodeSource, ComponentSpec, Engine};
+use std::time::Duration;
+
+use weft_runtime::{CodeSource, Compiler, ComponentSpec, Engine, Tier};
 
 #[tokio::test]
 async fn a_core_module_is_refused_naming_the_component() {
@@ -125,6 +127,122 @@ fn one_digest_is_loaded_once_while_it_is_in_use() {
     drop((first, second));
     let again = engine.compile("a", &wasm("hello-http")).unwrap();
     assert_eq!(again.source, CodeSource::Compiler);
+}
+
+#[test]
+fn a_large_component_starts_on_baseline_code_and_then_gets_cranelifts() {
+    // Every component counts as large here.
+    let engine = Engine::builder()
+        .max_instances(10)
+        .compiler(Compiler::Tiered { baseline_above: 0 })
+        .build()
+        .unwrap();
+    let first = engine.compile("a", &wasm("hello-http")).unwrap();
+    assert_eq!(
+        (first.source, first.code.tier),
+        (CodeSource::Baseline, Tier::Baseline)
+    );
+    let optimized = engine.optimize("a", &wasm("hello-http")).unwrap();
+    assert_eq!(
+        (optimized.source, optimized.code.tier),
+        (CodeSource::Compiler, Tier::Optimized)
+    );
+    assert_eq!(first.code.info, optimized.code.info);
+    // From now on these bytes get Cranelift's code, compiled once.
+    let again = engine.compile("b", &wasm("hello-http")).unwrap();
+    assert_eq!(again.source, CodeSource::Memory);
+    assert!(std::sync::Arc::ptr_eq(&again.code, &optimized.code));
+    let twice = engine.optimize("b", &wasm("hello-http")).unwrap();
+    assert_eq!(twice.source, CodeSource::Memory);
+
+    // At or below the size, Cranelift compiles it at once.
+    let size = wasm("hello-http").len();
+    let engine = Engine::builder()
+        .max_instances(10)
+        .compiler(Compiler::Tiered {
+            baseline_above: size,
+        })
+        .build()
+        .unwrap();
+    let small = engine.compile("a", &wasm("hello-http")).unwrap();
+    assert_eq!(
+        (small.source, small.code.tier),
+        (CodeSource::Compiler, Tier::Optimized)
+    );
+}
+
+/// Baseline code serves at once; the workload then moves to Cranelift's code as a live update
+/// while requests run, and none fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_workload_moves_to_optimized_code_without_failing_a_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::builder()
+        .max_instances(50)
+        .compiler(Compiler::Tiered { baseline_above: 0 })
+        .cache_dir(dir.path())
+        .build()
+        .unwrap();
+    let t = TestHost::with_engine(engine).await;
+    t.run(http_workload(
+        "tiered",
+        vec![component("hello", "hello-http")],
+    ))
+    .await;
+    assert!(
+        t.metrics_text()
+            .contains(r#"weft_compilations_total{source="baseline"} 1"#)
+    );
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, stop) = (t.addr, stop.clone());
+            tokio::spawn(async move {
+                let mut served = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let answer = http_request(addr, "GET", "tiered.test", "/", "").await;
+                    assert_eq!(answer, (200, "Hello from Weft!\n".into()));
+                    served += 1;
+                }
+                served
+            })
+        })
+        .collect();
+    eventually(
+        "the workload on optimized code",
+        Duration::from_secs(60),
+        || {
+            let host = t.host.clone();
+            async move {
+                let status = host.status("test/tiered").await?;
+                (status.components[0].tier == Tier::Optimized).then_some(())
+            }
+        },
+    )
+    .await;
+    // A few more requests on the new code, then the clients stop.
+    let answer = t.get("tiered.test", "/").await;
+    assert_eq!(answer, (200, "Hello from Weft!\n".into()));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for client in clients {
+        assert!(client.await.unwrap() > 0);
+    }
+    let metrics = t.metrics_text();
+    assert!(
+        metrics.contains(r#"weft_compilations_total{source="compiler"} 1"#),
+        "{metrics}"
+    );
+    // Only Cranelift's code is cached: a restarted host starts on it.
+    let restarted = Engine::builder()
+        .max_instances(10)
+        .compiler(Compiler::Tiered { baseline_above: 0 })
+        .cache_dir(dir.path())
+        .build()
+        .unwrap();
+    let cached = restarted.compile("hello", &wasm("hello-http")).unwrap();
+    assert_eq!(
+        (cached.source, cached.code.tier),
+        (CodeSource::Disk, Tier::Optimized)
+    );
 }
 
 #[tokio::test]

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use weft_runtime::Limits;
+use weft_runtime::{Compiler, Engine, Limits, Tier};
 
 fn faulty() -> weft_runtime::ComponentSpec {
     let mut c = component("faulty", "faulty-http");
@@ -60,6 +60,31 @@ async fn a_memory_bomb_hits_its_limit() {
     assert_eq!(status, 500);
     assert!(body.contains("memory limit"), "{body}");
     assert_still_serving(&t).await;
+}
+
+/// Winch's code is held to the same limits as Cranelift's: its loops check the epoch (the
+/// timeout) and its memory grows through the same limiter.
+#[tokio::test]
+async fn baseline_code_times_out_and_hits_its_memory_limit() {
+    let engine = Engine::builder()
+        .max_instances(20)
+        .compiler(Compiler::Winch)
+        .build()
+        .unwrap();
+    let t = TestHost::with_engine(engine).await;
+    t.run(http_workload("faulty", vec![faulty()])).await;
+    let status = t.host.status("test/faulty").await.unwrap();
+    assert_eq!(status.components[0].tier, Tier::Baseline);
+    let (status, body) = t.get("faulty.test", "/loop").await;
+    assert_eq!(status, 504);
+    assert!(body.contains("exceeded its timeout"), "{body}");
+    let (status, body) = t.get("faulty.test", "/alloc").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("memory limit"), "{body}");
+    let (status, body) = t.get("faulty.test", "/trap").await;
+    assert_eq!(status, 500);
+    assert!(body.contains("component trapped"), "{body}");
+    assert_eq!(t.get("faulty.test", "/ok").await, (200, "ok\n".into()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use weft_runtime::{ComponentState, ServiceSpec, WorkloadSpec};
+use weft_runtime::{Compiler, ComponentState, Engine, ServiceSpec, Tier, WorkloadSpec};
 
 fn with_service(mut w: WorkloadSpec, image: &str, env: &[(&str, &str)], max: u32) -> WorkloadSpec {
     let mut c = component("svc", image);
@@ -19,6 +19,34 @@ fn with_service(mut w: WorkloadSpec, image: &str, env: &[(&str, &str)], max: u32
         max_restarts: Some(max),
     });
     w
+}
+
+/// A service is never moved to other code (that would restart it): it gets Cranelift's code
+/// before it starts, while the workload's other components start on baseline code.
+#[tokio::test]
+async fn a_service_starts_on_optimized_code() {
+    let engine = Engine::builder()
+        .max_instances(20)
+        .compiler(Compiler::Tiered { baseline_above: 0 })
+        .build()
+        .unwrap();
+    let t = TestHost::with_engine(engine).await;
+    let w = with_service(
+        http_workload("tiers", vec![component("hello", "hello-http")]),
+        "service-loop",
+        &[],
+        3,
+    );
+    t.run(w).await;
+    let status = t.host.status("test/tiers").await.unwrap();
+    let svc = status.components.iter().find(|c| c.is_service).unwrap();
+    assert_eq!(svc.tier, Tier::Optimized);
+    let metrics = t.metrics_text();
+    assert!(
+        metrics.contains(r#"weft_compilations_total{source="baseline"} 1"#),
+        "{metrics}"
+    );
+    t.host.stop_workload("test/tiers").await.unwrap();
 }
 
 #[tokio::test]

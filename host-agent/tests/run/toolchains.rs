@@ -1,6 +1,7 @@
 //! Components from toolchains other than Rust's wit-bindgen, as users bring them: JavaScript
 //! (componentize-js), Python (componentize-py) and a composition made by `wac plug`, each
-//! served fresh (an instance per request) and from a warm pool.
+//! served fresh (an instance per request) and from a warm pool; the two large ones start on
+//! baseline code and move to Cranelift's.
 
 use std::time::Duration;
 
@@ -87,6 +88,32 @@ fn components_from_other_toolchains_serve_fresh_and_from_a_warm_pool() {
             pooled < requests as f64,
             "{example} pooled made {pooled} instances for {requests} requests"
         );
+    }
+    // The JavaScript and Python runtimes (13 and 18 MB) started on Winch's code, the 44 KB
+    // composition on Cranelift's; then Cranelift compiles the two and they move to its code,
+    // serving as before.
+    let metrics = running.metrics();
+    assert!(
+        metrics.contains(r#"weft_compilations_total{source="baseline"} 2"#),
+        "{metrics}"
+    );
+    weft_e2e::process::wait_until(
+        "Cranelift's code for the JavaScript and Python components",
+        Duration::from_secs(180),
+        || {
+            running
+                .metrics()
+                .contains(r#"weft_compilations_total{source="compiler"} 3"#)
+        },
+    );
+    for (example, host, path, answer) in cases {
+        for host in [host.to_string(), format!("pooled.{host}")] {
+            assert_eq!(
+                running.get(path, Some(&host)),
+                answer,
+                "{example} at {host}"
+            );
+        }
     }
     let workloads = curl(&[&format!("http://{}/workloads", running.admin)]);
     assert_eq!(
