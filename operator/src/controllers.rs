@@ -40,6 +40,30 @@ const DEBOUNCE: Duration = Duration::from_millis(100);
 /// How often the gauges are recomputed from the caches.
 const GAUGE_PERIOD: Duration = Duration::from_secs(5);
 
+/// Passes on the Workloads a WorkloadDeployment owns, as they change or go: the trigger of
+/// their owner's reconciliation. Others are not cloned. (A replica's deletion already arrives
+/// as an update setting its deletionTimestamp, the operator's finalizer holding it; the final
+/// Delete is passed on too, so a replica without the finalizer is replaced as well.)
+fn forward_replicas(
+    event: &watcher::Event<Workload>,
+    to: &futures::channel::mpsc::UnboundedSender<Workload>,
+) {
+    let (watcher::Event::Apply(workload)
+    | watcher::Event::InitApply(workload)
+    | watcher::Event::Delete(workload)) = event
+    else {
+        return;
+    };
+    let owned = workload
+        .owner_references()
+        .iter()
+        .any(|o| o.kind == WorkloadDeployment::kind(&()));
+    if owned {
+        // The receiver is gone only at shutdown.
+        let _ = to.unbounded_send(workload.clone());
+    }
+}
+
 /// Resolves once `stop` turns true (or its sender is gone).
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
@@ -134,15 +158,19 @@ pub async fn run(
         |_| {},
     );
 
-    // The Workload watch feeds the claims index as well as the controller's cache.
+    // The one Workload watch feeds the claims index, the Workload controller's cache and the
+    // WorkloadDeployment controller's triggers (its replicas, deletions included): a second
+    // watch of every Workload would double what the API server sends for each.
     let claims = Arc::new(ClaimsIndex::default());
     let (workloads, writer) = reflector::store();
     let index = claims.clone();
+    let (replica_tx, replica_rx) = futures::channel::mpsc::unbounded();
     let workload_events = watcher(Api::<Workload>::all(client.clone()), config.clone())
         .default_backoff()
         .inspect(move |event| {
             if let Ok(event) = event {
                 index.observe(event);
+                forward_replicas(event, &replica_tx);
             }
         });
     let workload_controller = Controller::for_stream(
@@ -244,7 +272,7 @@ pub async fn run(
 
     let run_deployments = deployment_controller
         .with_config(controller::Config::default().debounce(DEBOUNCE))
-        .owns(Api::<Workload>::all(client.clone()), config)
+        .owns_stream(replica_rx.map(Ok))
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
             deployment_controller::reconcile,

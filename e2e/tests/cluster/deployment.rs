@@ -168,6 +168,19 @@ pub(crate) fn replicas_spread_scale_roll_and_autoscale(cluster: &Cluster, v1: &s
         "{names:?} are named after the template hash {hash}"
     );
 
+    // --- a replica deleted by hand is replaced: its deletion reaches the WorkloadDeployment
+    // controller through the operator's one Workload watch
+    let gone = names[0].clone();
+    cluster.kubectl_ok(&["delete", "wl", &gone, "--timeout=30s"]);
+    cluster.wait(
+        "a new replica in place of the deleted one",
+        Duration::from_secs(60),
+        |c| {
+            let now = replicas(c);
+            now.len() == 3 && now.iter().all(|r| r.0 != gone && r.2)
+        },
+    );
+
     // --- kubectl scale through the /scale subresource, up and down
     cluster.kubectl_ok(&["scale", "wd/web", "--replicas=5"]);
     cluster.wait("5 replicas", Duration::from_secs(60), |c| rolled_out(c, 5));

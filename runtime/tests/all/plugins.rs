@@ -2,13 +2,11 @@
 //! it serves a WIT interface with a resource, keeps its per-store state in its own slot, and
 //! reads its configuration from several named `hostInterfaces` entries of one package.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::*;
+use crate::common::*;
 use wasmtime::component::{HasData, Linker, Resource};
 use weft_runtime::ComponentBinding;
 use weft_runtime::ComponentInfo;

@@ -4,13 +4,11 @@
 //! failing one message at a time, queue groups sharing each message exactly once, and a NATS
 //! restart survived.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures::StreamExt;
 use weft_e2e::NatsServer;
 use weft_runtime::WorkloadSpec;

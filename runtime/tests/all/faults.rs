@@ -1,11 +1,9 @@
 //! A guest that traps, loops forever or allocates without bound fails only that request; the
 //! next request, and every other workload, carry on.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use weft_runtime::{Compiler, Engine, Limits, Tier};
 
 fn faulty() -> weft_runtime::ComponentSpec {

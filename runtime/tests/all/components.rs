@@ -1,9 +1,7 @@
 //! Bad components fail alone with a reason naming them; imports are matched to plugins and
 //! siblings; compiled components are cached on disk.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::time::Duration;
 
 use weft_runtime::{CodeSource, Compiler, ComponentSpec, Engine, Tier};

@@ -2,16 +2,13 @@
 //! linked into them, 0.2 and 0.3 side by side, and every limit of a call holding per call on a
 //! shared instance, against guests that misbehave on purpose (`examples/components/*-p3`).
 
-#[path = "../common/mod.rs"]
-mod common;
-
 mod plugins;
 mod serving;
 mod sharing;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use weft_runtime::{ComponentSpec, PoolSpec, WorkloadSpec};
 
 /// A workload answering HTTP for `<name>.test` through `wasi:http/handler@0.3`.

@@ -3,11 +3,9 @@
 //! never reused; warm instances live within the concurrency the host reserved memory for, and
 //! go after their idle timeout.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use weft_runtime::{Limits, PoolSpec};
 
 fn pooled(size: u32, max_invocations: u32, idle_timeout: Duration) -> weft_runtime::ComponentSpec {

@@ -2,11 +2,9 @@
 //! connections, more requests than a component takes. Each is cut off with a clear answer and
 //! the host keeps serving.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weft_runtime::http_server::ServerLimits;

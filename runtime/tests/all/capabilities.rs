@@ -1,11 +1,9 @@
 //! What components are given: wasi:config values and volumes. What they are refused is in the
 //! isolation_* tests.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::*;
+use crate::common::*;
 use weft_runtime::{MountSpec, VolumeSource, VolumeSpec};
 
 #[tokio::test]

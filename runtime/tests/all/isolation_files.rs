@@ -2,11 +2,9 @@
 //! own state, a planted compiled artifact. And what emptyDir promises: its data survives an
 //! update, goes when the workload stops, and stops growing at its sizeLimit.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 use weft_runtime::{Engine, MountSpec, VolumeSource, VolumeSpec, WorkloadSpec};
 
 fn files(name: &str, source: VolumeSource) -> WorkloadSpec {

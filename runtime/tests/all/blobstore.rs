@@ -3,11 +3,9 @@
 //! streams, inclusive ranges, listing, deleting, namespaces kept apart, state that outlives the
 //! host, and bad input answered as error values.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use weft_e2e::NatsServer;
 use weft_runtime::WorkloadSpec;
 use weft_runtime::plugins::Backends;

@@ -2,11 +2,9 @@
 //! Redis (a real redis-server) backends: counting, atomic increments under contention, namespace scoping, named entries,
 //! paging, state that outlives the host, and bad input answered as the WIT's error values.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use weft_e2e::{NatsServer, RedisServer};
 use weft_runtime::WorkloadSpec;
 use weft_runtime::plugins::Backends;

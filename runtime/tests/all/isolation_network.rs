@@ -2,9 +2,7 @@
 //! name that resolves to loopback in `allowedHosts`; the host refuses each by the address it
 //! would connect to, and says why. Workloads' services share no loopback.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn fetcher(name: &str, allowed_hosts: &[&str]) -> weft_runtime::WorkloadSpec {
     let mut c = component("fetch", "fetch-http");

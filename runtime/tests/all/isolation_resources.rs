@@ -2,12 +2,10 @@
 //! spread over several memories, a Workload bigger than the host, a sibling hammered through
 //! linked calls. Each is contained and says why.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use weft_runtime::{Limits, ServiceSpec, WorkloadSpec};
 
 fn sleeper(timeout: Duration, concurrency: u32) -> weft_runtime::ComponentSpec {

@@ -1,11 +1,9 @@
 //! wasi:http: serving, routing by Host header, and live updates.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-use common::*;
+use crate::common::*;
 use weft_runtime::Reservation;
 
 #[tokio::test]

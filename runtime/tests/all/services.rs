@@ -1,11 +1,9 @@
 //! Long-running services: restarted with back-off up to maxRestarts, state visible; only they
 //! may listen, and their workload's components reach them on loopback.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use weft_runtime::{Compiler, ComponentState, Engine, ServiceSpec, Tier, WorkloadSpec};
 
 fn with_service(mut w: WorkloadSpec, image: &str, env: &[(&str, &str)], max: u32) -> WorkloadSpec {
