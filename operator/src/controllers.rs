@@ -107,19 +107,13 @@ fn log_result<K: Resource, E: std::error::Error, Q: std::error::Error>(
     futures::future::ready(())
 }
 
-/// The Workloads to look at when `host` changes: those assigned to it and those not scheduled.
-fn workloads_of_host(
-    workloads: &Store<Workload>,
-    host: &str,
-    with_unscheduled: bool,
-) -> Vec<ObjectRef<Workload>> {
+/// The Workloads to look at when `host` changes: those assigned to it and those not scheduled
+/// (a Host turning Ready may take them).
+fn workloads_of_host(workloads: &Store<Workload>, host: &str) -> Vec<ObjectRef<Workload>> {
     workloads
         .state()
         .iter()
-        .filter(|w| match w.labels().get(HOST_LABEL) {
-            Some(label) => label == host,
-            None => with_unscheduled,
-        })
+        .filter(|w| w.labels().get(HOST_LABEL).is_none_or(|label| label == host))
         .map(|w| ObjectRef::from_obj(w.as_ref()))
         .collect()
 }
@@ -208,25 +202,17 @@ pub async fn run(
         replica_changes: Mutex::new(ReplicaChanges::default()),
     });
 
+    // Workloads follow their Host, not its Lease: a lapse reaches them when the Host controller
+    // marks the Host not Ready (it requeues itself for the expiry), a return when the agent
+    // marks it Ready again. A Lease renewal (every third of its duration) thus reconciles no
+    // Workload; watching Leases here reconciled every Workload of a host at each renewal.
     let by_host = workloads.clone();
-    let by_lease = workloads.clone();
     let run_workloads = workload_controller
         .with_config(controller::Config::default().debounce(DEBOUNCE))
         .watches(
             Api::<Host>::all(client.clone()),
             config.clone(),
-            move |host: Host| workloads_of_host(&by_host, &host.name_any(), true),
-        )
-        .watches(
-            Api::<Lease>::namespaced(client.clone(), &namespace),
-            config.clone(),
-            move |lease: Lease| {
-                lease
-                    .name_any()
-                    .strip_prefix(HOST_LEASE_PREFIX)
-                    .map(|host| workloads_of_host(&by_lease, host, false))
-                    .unwrap_or_default()
-            },
+            move |host: Host| workloads_of_host(&by_host, &host.name_any()),
         )
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(

@@ -1,7 +1,8 @@
 //! `make bench-cluster`: control-plane figures on a real API server with two host-agents —
 //! `kubectl apply` to the first successful response (uncached, then cached image), a
 //! 3-replica WorkloadDeployment from apply to every replica answering and through a rolling
-//! update, and how long N Workloads (default 200) take to become Ready. Not part of `make test`.
+//! update, how long N Workloads (default 200) take to become Ready, and what they cost idle (the
+//! operator's reconciliations, the API server's requests). Not part of `make test`.
 
 use std::time::{Duration, Instant};
 
@@ -153,4 +154,71 @@ fn main() {
         "{count} Workloads: applied in {applied:?}, all Ready after {:?}\n{per_host}",
         start.elapsed()
     );
+    idle(&cluster);
+}
+
+/// What settled Workloads cost the operator while nothing changes: the Workload
+/// reconciliations in a window spanning several Lease renewals and requeues.
+fn idle(cluster: &Cluster) {
+    let counter = |series: &str| -> f64 {
+        let (_, text) = http_get(&cluster.operator_metrics, "localhost", "/metrics")
+            .expect("the operator's metrics");
+        text.lines()
+            .find(|l| l.starts_with(series))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let reconciles = || counter(r#"weft_operator_reconciles_total{controller="workload"}"#);
+    let failed = || counter(r#"weft_operator_reconcile_errors_total{controller="workload"}"#);
+    let failed_before = failed();
+    let workloads = cluster
+        .kubectl_ok(&["get", "workloads", "-o", "name"])
+        .lines()
+        .count();
+    let window = Duration::from_secs(30);
+    let before = reconciles();
+    let requests_before = api_requests(cluster);
+    // A measurement window, not a wait for a condition.
+    std::thread::sleep(window);
+    let idle = reconciles() - before;
+    println!("idle: of those, failed: {}", failed() - failed_before);
+    for ((resource, verb), n) in api_requests(cluster) {
+        let delta = n - requests_before
+            .get(&(resource.clone(), verb.clone()))
+            .unwrap_or(&0.0);
+        if delta > 0.0 {
+            println!("idle: API server requests in {window:?}: {verb} {resource}: {delta}");
+        }
+    }
+    println!(
+        "idle: {idle} Workload reconciliations in {window:?} with {workloads} Workloads \
+         ({:.2} per Workload per minute; each host renews its Lease every {:?})",
+        idle / workloads as f64 * 60.0 / window.as_secs_f64(),
+        cluster.lease_duration / 3
+    );
+}
+
+/// The API server's request counts by (resource, verb), from its own metrics.
+fn api_requests(cluster: &Cluster) -> std::collections::BTreeMap<(String, String), f64> {
+    let text = cluster.kubectl_ok(&["get", "--raw", "/metrics"]);
+    let mut counts = std::collections::BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+    {
+        let label = |name: &str| {
+            let start = line.find(&format!("{name}=\""))? + name.len() + 2;
+            let end = line[start..].find('"')?;
+            Some(line[start..start + end].to_string())
+        };
+        let (Some(resource), Some(verb), Some(n)) = (
+            label("resource"),
+            label("verb"),
+            line.rsplit(' ').next().and_then(|n| n.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        *counts.entry((resource, verb)).or_insert(0.0) += n;
+    }
+    counts
 }
