@@ -83,6 +83,10 @@ async fn tier_up(
         .iter()
         .filter(|c| baseline.contains(&c.name))
     {
+        // Replaced or stopped meanwhile (a developer's next edit): its code is not wanted.
+        if started.strong_count() == 0 {
+            return;
+        }
         let (engine, name, wasm) = (
             engine.clone(),
             component.name.clone(),
