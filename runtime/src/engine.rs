@@ -316,8 +316,7 @@ impl Engine {
         let start = Instant::now();
         let mut source = CodeSource::Memory;
         let (code, _) = self.0.loaded.get_or_make(&digest, || {
-            let cached = self.0.cache.as_ref();
-            if let Some(component) = cached.and_then(|c| c.load(&self.0.inner, &digest)) {
+            if let Some(component) = self.load_cached(&digest) {
                 source = CodeSource::Disk;
                 return Ok(code(component, digest.clone(), Tier::Optimized));
             }
@@ -354,8 +353,7 @@ impl Engine {
         }
         let mut source = CodeSource::Memory;
         let (code, _) = self.0.optimizing.get_or_make(&digest, || {
-            let cached = self.0.cache.as_ref();
-            let component = match cached.and_then(|c| c.load(&self.0.inner, &digest)) {
+            let component = match self.load_cached(&digest) {
                 Some(component) => {
                     source = CodeSource::Disk;
                     component
@@ -387,6 +385,11 @@ impl Engine {
                 tracing::info!(component = name, err = %format!("{err:#}"), "the baseline compiler cannot compile it; compiling with Cranelift");
             })
             .ok()
+    }
+
+    /// Cranelift's code for `digest` from the on-disk cache, if this host wrote it there.
+    fn load_cached(&self, digest: &str) -> Option<Component> {
+        self.0.cache.as_ref()?.load(&self.0.inner, digest)
     }
 
     /// Compiles with Cranelift and stores the code in the on-disk cache.
