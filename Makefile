@@ -72,7 +72,7 @@ bench-data: examples
 bench-soak: examples
 	scripts/soak.sh
 
-## bench-cluster: apply-to-first-response, a 3-replica WorkloadDeployment and its rolling update, 200 Workloads to Ready on a real control plane, and what they cost idle (reconciliations, API requests)
+## bench-cluster: apply-to-first-response, a 3-replica WorkloadDeployment and its rolling update, 200 Workloads to Ready on a real control plane and their idle cost; then SCALE (default 2000) Workloads on 4 agents vs the API server's pace, failover, 1,000 replicas rolled, delete (BENCH_CLUSTER_GROUPS=basic|scale)
 bench-cluster: examples tools
 	$(CARGO) build --quiet --release -p host-agent -p operator -p weft-e2e
 	$(CARGO) run --quiet --release -p weft-e2e --bin bench-cluster

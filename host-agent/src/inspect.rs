@@ -59,6 +59,7 @@ pub async fn inspect(args: InspectArgs) -> anyhow::Result<()> {
                 &reference,
                 PullPolicy::Always,
                 &args.registry.credentials()?,
+                || {},
             )
             .await?;
         (pulled.wasm, Some(pulled.image_id))

@@ -226,11 +226,17 @@ impl Launcher {
             }
             ImageSource::Registry(reference) => {
                 let policy = effective_policy(&component.image, component.image_pull_policy);
-                report(
-                    Reason::Pulling,
-                    format!("Pulling image {:?}", component.image),
-                );
-                let pulled = self.puller.pull(&reference, policy, credentials).await?;
+                // Only an image that is not already stored is announced as pulled, as the
+                // kubelet does: one Event less per start from a cached image.
+                let announce = || {
+                    report(
+                        Reason::Pulling,
+                        format!("Pulling image {:?}", component.image),
+                    )
+                };
+                let pulled = (self.puller)
+                    .pull(&reference, policy, credentials, announce)
+                    .await?;
                 tracing::info!(component = %component.name, image = %component.image, digest = %pulled.digest, downloaded = pulled.downloaded, "image ready");
                 report(
                     Reason::Pulled,

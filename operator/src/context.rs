@@ -23,6 +23,7 @@ use crate::claims_index::ClaimsIndex;
 use crate::error::Error;
 use crate::lease_clock::{LeaseClock, LeaseState};
 use crate::metrics::Metrics;
+use crate::placements::PlacementsIndex;
 use crate::replica_changes::ReplicaChanges;
 use crate::scheduler::Candidate;
 
@@ -36,6 +37,8 @@ pub struct Caches {
     pub workloads: Store<Workload>,
     /// Which Workloads claim each HTTP host name, fed by the same watch as `workloads`.
     pub claims: Arc<ClaimsIndex>,
+    /// Each Workload's Host and each Host's totals, fed by the same watch.
+    pub placements: Arc<PlacementsIndex>,
     pub deployments: Store<WorkloadDeployment>,
     /// Leases in the operator's namespace (the host-agents' heartbeats among them).
     pub leases: Store<Lease>,
@@ -63,6 +66,8 @@ pub struct Context {
     pub lease_clock: Arc<LeaseClock>,
     /// Replicas created or deleted that the Workload cache may not show yet.
     pub replica_changes: Mutex<ReplicaChanges>,
+    /// Hosts the API server confirmed unhealthy (see [`crate::host_health`]).
+    pub confirmed: crate::host_health::Confirmed,
 }
 
 impl Context {

@@ -18,7 +18,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, watch};
 use weft_api::hostnames::HostnameGrants;
-use weft_api::labels::{HOST_LABEL, HOST_LEASE_PREFIX, HOST_POD_ANNOTATION};
+use weft_api::labels::{HOST_LEASE_PREFIX, HOST_POD_ANNOTATION};
 use weft_api::{Host, Workload, WorkloadDeployment};
 
 use crate::assignments::Assignments;
@@ -26,8 +26,10 @@ use crate::claims_index::ClaimsIndex;
 use crate::context::{Caches, Context};
 use crate::endpoints::{MANAGED_BY, MANAGED_BY_LABEL};
 use crate::error::chain;
+use crate::host_changes::{Concerns, HostChanges};
 use crate::lease_clock::LeaseClock;
 use crate::metrics::Metrics;
+use crate::placements::{Placements, PlacementsIndex};
 use crate::replica_changes::ReplicaChanges;
 use crate::{deployment_controller, host_controller, workload_controller};
 
@@ -107,14 +109,13 @@ fn log_result<K: Resource, E: std::error::Error, Q: std::error::Error>(
     futures::future::ready(())
 }
 
-/// The Workloads to look at when `host` changes: those assigned to it and those not scheduled
-/// (a Host turning Ready may take them).
-fn workloads_of_host(workloads: &Store<Workload>, host: &str) -> Vec<ObjectRef<Workload>> {
-    workloads
-        .state()
-        .iter()
-        .filter(|w| w.labels().get(HOST_LABEL).is_none_or(|label| label == host))
-        .map(|w| ObjectRef::from_obj(w.as_ref()))
+/// The Workloads to reconcile because a Host changed (see [`crate::host_changes`]).
+fn concerned(placements: &Placements, concerns: &[Concerns]) -> Vec<ObjectRef<Workload>> {
+    (concerns.iter())
+        .flat_map(|concern| match concern {
+            Concerns::HostAndUnscheduled(host) => placements.of_host_and_unscheduled(host),
+            Concerns::Unscheduled => placements.unscheduled(),
+        })
         .collect()
 }
 
@@ -152,20 +153,43 @@ pub async fn run(
         |_| {},
     );
 
-    // The one Workload watch feeds the claims index, the Workload controller's cache and the
+    // The one Workload watch feeds the indexes, the Workload controller's cache and the
     // WorkloadDeployment controller's triggers (its replicas, deletions included): a second
     // watch of every Workload would double what the API server sends for each.
     let claims = Arc::new(ClaimsIndex::default());
+    let placements = Arc::new(PlacementsIndex::default());
     let (workloads, writer) = reflector::store();
-    let index = claims.clone();
+    let (claims_in, placements_in) = (claims.clone(), placements.clone());
     let (replica_tx, replica_rx) = futures::channel::mpsc::unbounded();
+    let (rivals_tx, rivals_rx) = futures::channel::mpsc::unbounded();
     let workload_events = watcher(Api::<Workload>::all(client.clone()), config.clone())
         .default_backoff()
         .inspect(move |event| {
             if let Ok(event) = event {
-                index.observe(event);
+                for rival in claims_in.observe(event) {
+                    // The receiver is gone only at shutdown.
+                    let _ = rivals_tx.unbounded_send(rival);
+                }
+                placements_in.observe(event);
                 forward_replicas(event, &replica_tx);
             }
+        });
+    // Workloads follow their Host, not its Lease: a lapse reaches them when the Host controller
+    // marks the Host not Ready (it requeues itself for the expiry), a return when the agent
+    // marks it Ready again. Only changes of what they read of their Host reconcile them.
+    let mut host_changes = HostChanges::default();
+    let on_host = placements.clone();
+    let host_triggers = watcher(Api::<Host>::all(client.clone()), config.clone())
+        .default_backoff()
+        .flat_map(move |event| {
+            let concerns = match &event {
+                Ok(event) => host_changes.observe(event),
+                Err(error) => {
+                    tracing::warn!(kind = "Host", error = %chain(error), "watch failed; retrying");
+                    Vec::new()
+                }
+            };
+            futures::stream::iter(on_host.read(|p| concerned(p, &concerns)))
         });
     let workload_controller = Controller::for_stream(
         reflector::reflector(writer, workload_events).applied_objects(),
@@ -191,6 +215,7 @@ pub async fn run(
             hosts: hosts.clone(),
             workloads: workloads.clone(),
             claims,
+            placements,
             deployments,
             leases: leases.clone(),
             pods: pods.clone(),
@@ -200,20 +225,14 @@ pub async fn run(
         hostname_grants,
         lease_clock,
         replica_changes: Mutex::new(ReplicaChanges::default()),
+        confirmed: Default::default(),
     });
 
-    // Workloads follow their Host, not its Lease: a lapse reaches them when the Host controller
-    // marks the Host not Ready (it requeues itself for the expiry), a return when the agent
-    // marks it Ready again. A Lease renewal (every third of its duration) thus reconciles no
-    // Workload; watching Leases here reconciled every Workload of a host at each renewal.
-    let by_host = workloads.clone();
+    // Besides its own changes, a Workload is reconciled when its Host changes or a rival for
+    // its host names comes or goes; nothing polls it.
     let run_workloads = workload_controller
         .with_config(controller::Config::default().debounce(DEBOUNCE))
-        .watches(
-            Api::<Host>::all(client.clone()),
-            config.clone(),
-            move |host: Host| workloads_of_host(&by_host, &host.name_any()),
-        )
+        .reconcile_on(futures::stream::select(rivals_rx, host_triggers))
         .graceful_shutdown_on(stopped(stop.clone()))
         .run(
             workload_controller::reconcile,

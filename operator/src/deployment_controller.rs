@@ -28,8 +28,6 @@ use crate::{endpoints, events, revisions};
 /// Requeue while a rollout is under way: replicas become ready without the WorkloadDeployment
 /// changing, and the progress deadline must be noticed.
 const ROLLING_REQUEUE: Duration = Duration::from_secs(2);
-/// Requeue of a settled WorkloadDeployment: a safety net, watches do the real work.
-const SETTLED_REQUEUE: Duration = Duration::from_secs(60);
 /// Requeue after an error.
 const ERROR_REQUEUE: Duration = Duration::from_secs(2);
 
@@ -148,7 +146,8 @@ pub async fn reconcile(
         && status.updated_replicas == status.replicas
         && status.ready_replicas == status.replicas;
     Ok(match (settled, observed.until_deadline(&status)) {
-        (true, _) => Action::requeue(SETTLED_REQUEUE),
+        // Settled: its replicas' changes reach it (`owns_stream`); nothing polls it.
+        (true, _) => Action::await_change(),
         (false, Some(left)) => {
             Action::requeue(left.clamp(Duration::from_millis(200), ROLLING_REQUEUE))
         }

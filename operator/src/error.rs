@@ -43,6 +43,12 @@ impl Error {
         let what = what.into();
         move |source| Self::Kube { what, source }
     }
+
+    /// Whether a write lost a race: the object changed since it was read (HTTP 409). The newer
+    /// version's watch event reconciles the object again.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Kube { source: kube::Error::Api(status), .. } if status.code == 409)
+    }
 }
 
 pub use weft_api::error_chain as chain;

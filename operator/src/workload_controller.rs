@@ -13,28 +13,22 @@ use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 use weft_api::labels::{CLEANUP_FINALIZER, HOST_LABEL, OPERATOR_FIELD_MANAGER, condition};
-use weft_api::{Host, Phase, Workload};
+use weft_api::{Phase, Workload};
 
-use crate::assignments::Load;
 use crate::context::Context;
 use crate::endpoints;
 use crate::error::{Error, chain};
 use crate::metrics::WORKLOAD_CONTROLLER;
-use crate::scheduler::{Candidate, Requirements, Unschedulable, find_condition, pick};
+use crate::scheduler::{Requirements, Unschedulable, find_condition, pick};
 use crate::status::{OperatorStatus, Scheduling, phase, reported_stopped, scheduled_condition};
-use crate::{claims, events};
+use crate::{claims, events, host_health};
 
 /// How long a deleted Workload waits for its Host to report it stopped before the finalizer goes
 /// anyway.
 pub const STOP_TIMEOUT: SignedDuration = SignedDuration::from_secs(30);
 
-/// Requeue while waiting on a Host (to schedule, start or stop the Workload): short, so moves and
-/// deletions track the Hosts closely even if a watch event is missed.
-const WAITING_REQUEUE: Duration = Duration::from_secs(2);
 /// Requeue while deleting: the finalizer should go as soon as the Host reports.
 const DELETING_REQUEUE: Duration = Duration::from_secs(1);
-/// Requeue of a settled Workload: a safety net, watches do the real work.
-const SETTLED_REQUEUE: Duration = Duration::from_secs(60);
 /// Requeue after an error.
 const ERROR_REQUEUE: Duration = Duration::from_secs(2);
 
@@ -53,10 +47,11 @@ pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Act
     if workload.meta().deletion_timestamp.is_some() {
         return finalize(&workload, &api, &ctx).await;
     }
-    let workload = ensure_finalizer(&workload, &api).await?;
     let claims = {
         let hosts = workload.spec.http_hosts(&namespace);
-        let rivals: Vec<Arc<Workload>> = (ctx.caches.claims.claimants(&hosts).iter())
+        let claimant = workload.claimant();
+        let rivals: Vec<Arc<Workload>> = (ctx.caches.claims.read(|c| c.rivals(&hosts, &claimant)))
+            .iter()
             .filter_map(|key| ctx.caches.workloads.get(key))
             .collect();
         claims::check(
@@ -67,9 +62,11 @@ pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Act
         )
     };
     let (workload, scheduling) = match claims {
-        Ok(()) => place(workload, &namespace, &api, &ctx).await?,
-        Err(refusal) => refuse(workload, refusal, &api, &ctx).await?,
+        Ok(()) => place(workload.as_ref().clone(), &namespace, &api, &ctx).await?,
+        Err(refusal) => refuse(workload.as_ref().clone(), refusal, &api, &ctx).await?,
     };
+    // A label patch brought the finalizer along; a Workload left unlabelled gets it now.
+    let workload = ensure_finalizer(&workload, &api).await?;
     let status = desired_status(&workload, &scheduling, false, Timestamp::now());
     apply_status(&workload, &status, &api).await?;
 
@@ -82,14 +79,18 @@ pub async fn reconcile(workload: Arc<Workload>, ctx: Arc<Context>) -> Result<Act
         endpoints::reconcile(&workload, ready_host.as_deref(), &ctx).await?;
     }
 
-    Ok(match status.phase {
-        Phase::Running | Phase::Failed => Action::requeue(SETTLED_REQUEUE),
-        _ => Action::requeue(WAITING_REQUEUE),
-    })
+    // No polling: what it waits for reaches it as a change of itself (its Host reporting),
+    // of its Host, or of a rival for its host names (see `controllers.rs`).
+    Ok(Action::await_change())
 }
 
-/// Logs a failed reconciliation and retries soon.
+/// Logs a failed reconciliation and retries soon; one that read a stale Workload waits for
+/// the newer version instead (its watch event is on its way, or already queued).
 pub fn error_policy(workload: Arc<Workload>, error: &Error, ctx: Arc<Context>) -> Action {
+    if error.is_conflict() {
+        tracing::debug!(workload = %workload.name_any(), error = %chain(error), "stale read; waiting for the newer version");
+        return Action::await_change();
+    }
     ctx.metrics.reconcile_failed(WORKLOAD_CONTROLLER);
     tracing::warn!(
         workload = %workload.name_any(),
@@ -108,47 +109,28 @@ fn describe(workload: &Workload) -> String {
     )
 }
 
-/// Adds the cleanup finalizer before anything is scheduled, so no Workload runs without it.
-async fn ensure_finalizer(workload: &Workload, api: &Api<Workload>) -> Result<Workload, Error> {
+/// The finalizers `workload` should have, if it lacks the cleanup finalizer.
+fn missing_finalizer(workload: &Workload) -> Option<Vec<String>> {
     let finalizers = workload.finalizers();
     if finalizers.iter().any(|f| f == CLEANUP_FINALIZER) {
-        return Ok(workload.clone());
+        return None;
     }
     let mut finalizers = finalizers.to_vec();
     finalizers.push(CLEANUP_FINALIZER.to_owned());
+    Some(finalizers)
+}
+
+/// Adds the cleanup finalizer if the Workload lacks it.
+async fn ensure_finalizer(workload: &Workload, api: &Api<Workload>) -> Result<Workload, Error> {
+    let Some(finalizers) = missing_finalizer(workload) else {
+        return Ok(workload.clone());
+    };
     patch_finalizers(api, workload, &finalizers)
         .await
         .map_err(Error::kube(format!(
             "adding the finalizer to {}",
             describe(workload)
         )))
-}
-
-/// Why `host` cannot keep Workloads according to the caches, if it cannot.
-fn cached_health(ctx: &Context, host: &str) -> Option<String> {
-    match ctx.caches.hosts.get(&ObjectRef::new(host)) {
-        None => Some("is gone".to_owned()),
-        Some(cached) => Candidate::new(&cached, ctx.host_lease_state(host), Load::default())
-            .health_refusal()
-            .map(|refusal| refusal.to_string()),
-    }
-}
-
-/// The same as [`cached_health`], read from the API server: a move is costly, so the caches'
-/// verdict is confirmed first (they may lag a Host's recovery).
-async fn fresh_health(ctx: &Context, host: &str) -> Result<Option<String>, Error> {
-    let hosts: Api<Host> = Api::all(ctx.client.clone());
-    let Some(fresh) = hosts
-        .get_opt(host)
-        .await
-        .map_err(Error::kube(format!("reading Host {host}")))?
-    else {
-        return Ok(Some("is gone".to_owned()));
-    };
-    let lease = ctx.fresh_host_lease_state(host).await?;
-    Ok(Candidate::new(&fresh, lease, Load::default())
-        .health_refusal()
-        .map(|refusal| refusal.to_string()))
 }
 
 /// Keeps the Workload on a healthy Host, or picks one (setting the label), or finds none.
@@ -165,32 +147,34 @@ async fn place(
     let assigned = workload.assignment().host().map(str::to_owned);
     let now = Timestamp::now();
     if let Some(host) = &assigned
-        && cached_health(ctx, host).is_none()
+        && host_health::cached(ctx, host).is_none()
     {
         return Ok((workload, Scheduling::Assigned(host.clone())));
     }
 
-    // One placement at a time, so each sees the others' assignments in the load.
-    let mut assignments = ctx.assignments.lock().await;
     let leaving = match &assigned {
-        Some(host) => match fresh_health(ctx, host).await? {
+        Some(host) => match host_health::fresh(ctx, host).await? {
             None => return Ok((workload, Scheduling::Assigned(host.clone()))),
             Some(why) => Some((host.clone(), why)),
         },
         None => None,
     };
 
+    // One choice at a time, so each sees the others' assignments in the load; the label is
+    // then written outside the lock, the assignment recorded meanwhile.
+    let mut assignments = ctx.assignments.lock().await;
     let requirements =
         Requirements::from_spec(&workload.spec).map_err(|source| Error::InvalidHostInterface {
             workload: format!("{namespace}/{name}"),
             source,
         })?;
-    let cached_workloads = ctx.caches.workloads.state();
-    let load = assignments.load(
-        cached_workloads.iter().map(Arc::as_ref),
-        workload.deployment_owner().map(|o| o.uid.as_str()),
-        Instant::now(),
-    );
+    let load = ctx.caches.placements.read(|placements| {
+        assignments.load(
+            placements,
+            workload.deployment_owner().map(|o| o.uid.as_str()),
+            Instant::now(),
+        )
+    });
     let candidates = ctx.candidates(&load);
     let chosen = pick(&requirements, &candidates);
     let new_host = chosen.as_ref().ok().cloned();
@@ -201,20 +185,27 @@ async fn place(
         now,
     );
 
-    let patched = if new_host != labelled {
-        let patched = set_host_label(api, &workload, new_host.as_deref()).await?;
-        assignments.record(
-            namespace,
-            &name,
-            patched.resource_version(),
-            new_host.clone(),
-            Instant::now(),
-        );
-        patched
+    let relabel = new_host != labelled;
+    if relabel {
+        assignments.record(namespace, &name, None, new_host.clone(), Instant::now());
+    }
+    drop(assignments);
+    let patched = if relabel {
+        let patched = set_host_label(api, &workload, new_host.as_deref()).await;
+        let mut assignments = ctx.assignments.lock().await;
+        match patched {
+            Ok(patched) => {
+                assignments.patched(namespace, &name, patched.resource_version());
+                patched
+            }
+            Err(error) => {
+                assignments.forget(namespace, &name);
+                return Err(error);
+            }
+        }
     } else {
         workload.clone()
     };
-    drop(assignments);
 
     match chosen {
         Ok(host) => {
@@ -370,19 +361,24 @@ fn waiting_since(
         .unwrap_or(now)
 }
 
-/// Sets (or removes) the host label. The `resourceVersion` makes it conditional: if the Workload
-/// changed since it was read, the patch fails and the next reconciliation decides again.
+/// Sets (or removes) the host label, adding the cleanup finalizer in the same patch if it is
+/// missing: no Workload is placed without it, and a new Workload costs one patch, not two. The
+/// `resourceVersion` makes it conditional: if the Workload changed since it was read, the patch
+/// fails and the next reconciliation decides again.
 async fn set_host_label(
     api: &Api<Workload>,
     workload: &Workload,
     host: Option<&str>,
 ) -> Result<Workload, Error> {
-    let patch = json!({
+    let mut patch = json!({
         "metadata": {
             "resourceVersion": workload.resource_version(),
             "labels": { HOST_LABEL: host },
         }
     });
+    if let Some(finalizers) = missing_finalizer(workload) {
+        patch["metadata"]["finalizers"] = json!(finalizers);
+    }
     let params = PatchParams {
         field_manager: Some(OPERATOR_FIELD_MANAGER.to_owned()),
         ..Default::default()
@@ -420,7 +416,10 @@ fn desired_status(
     }
 }
 
-/// Applies the operator's status fields when they differ from what is stored.
+/// Applies the operator's status fields when they differ from what is stored, on condition
+/// that the Workload is the version they were computed from: from a stale cache (which may not
+/// show the status this operator just wrote), a condition's transition time would be stamped
+/// again, later than the Host's report that followed it.
 async fn apply_status(
     workload: &Workload,
     status: &OperatorStatus,
@@ -429,10 +428,12 @@ async fn apply_status(
     if status.is_current(workload.status.as_ref()) {
         return Ok(());
     }
+    let mut body = status.apply_body();
+    body["metadata"] = json!({ "resourceVersion": workload.resource_version() });
     api.patch_status(
         &workload.name_any(),
         &PatchParams::apply(OPERATOR_FIELD_MANAGER).force(),
-        &Patch::Apply(status.apply_body()),
+        &Patch::Apply(body),
     )
     .await
     .map_err(Error::kube(format!(
@@ -483,7 +484,7 @@ async fn finalize(
     let release = if reported_stopped(workload.status.as_ref()) {
         Some("its Host stopped it".to_owned())
     } else if let Some(host) = &host {
-        match cached_health(ctx, host) {
+        match host_health::cached(ctx, host) {
             Some(why) => Some(format!("its Host {host} {why}")),
             None if waited >= STOP_TIMEOUT => Some(format!(
                 "its Host {host} did not report it stopped within {}s",

@@ -1,6 +1,7 @@
 //! This host-agent's `Host` object: its spec (address, port, schedulability) and status
 //! (readiness, capacity, interfaces served, workload count), applied with its field manager.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::Api;
 use kube::api::{Patch, PatchParams};
 use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_POD_ANNOTATION, condition, reason};
@@ -17,6 +18,9 @@ pub struct Registration {
     /// The memory budget Workloads are placed against, in bytes.
     pub memory: u64,
     pub interfaces: Vec<(WitInterface, Vec<&'static str>)>,
+    /// The Ready condition this agent last applied (status, transition time), while nobody
+    /// else can have changed it; `None` sends the next status write to read the Host first.
+    pub applied_ready: parking_lot::Mutex<Option<(bool, Time)>>,
 }
 
 impl Registration {
@@ -39,6 +43,12 @@ impl Registration {
         .await
     }
 
+    /// Forgets the Ready condition last applied: the operator marks a Host not Ready only
+    /// when its Lease lapsed, so after a fence the Host must be read again.
+    pub fn forget_applied(&self) {
+        *self.applied_ready.lock() = None;
+    }
+
     /// Refreshes the workload count (and re-asserts readiness after an operator marked the
     /// Host not Ready while this agent was unreachable).
     pub async fn report(&self, workloads: u32) -> kube::Result<()> {
@@ -57,6 +67,7 @@ impl Registration {
                 Ok(Some(_)) => {}
                 Ok(None) => {
                     tracing::warn!(host = %self.name, "the Host was deleted; registering it again");
+                    self.forget_applied();
                     if let Err(err) = self.register().await {
                         tracing::warn!(host = %self.name, %err, "could not register the Host again");
                     }
@@ -105,19 +116,21 @@ impl Registration {
                 })
             })
             .collect();
-        // A failed read must not pass for "no Ready condition yet": that would restamp
-        // lastTransitionTime (a restarting API server may refuse a read it then accepts).
-        let current = self.api.get_opt(&self.name).await?;
         let status = if ready { "True" } else { "False" };
-        let since = current
-            .as_ref()
-            .and_then(|h| h.status.as_ref())
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::READY))
-            .filter(|c| c.status == status)
-            .map(|c| c.last_transition_time.clone())
-            .unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                k8s_openapi::jiff::Timestamp::now(),
-            ));
+        let applied = self.applied_ready.lock().clone();
+        let since = match applied {
+            Some((was_ready, since)) if was_ready == ready => since,
+            Some(_) => Time(k8s_openapi::jiff::Timestamp::now()),
+            // A failed read must not pass for "no Ready condition yet": that would restamp
+            // lastTransitionTime (a restarting API server may refuse a read it then accepts).
+            None => (self.api.get_opt(&self.name).await?)
+                .as_ref()
+                .and_then(|h| h.status.as_ref())
+                .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::READY))
+                .filter(|c| c.status == status)
+                .map(|c| c.last_transition_time.clone())
+                .unwrap_or(Time(k8s_openapi::jiff::Timestamp::now())),
+        };
         let host = serde_json::json!({
             "apiVersion": "weft.dev/v1alpha1",
             "kind": "Host",
@@ -141,8 +154,9 @@ impl Registration {
         });
         self.api
             .patch_status(&self.name, &self.params(), &Patch::Apply(host))
-            .await
-            .map(drop)
+            .await?;
+        *self.applied_ready.lock() = Some((ready, since));
+        Ok(())
     }
 
     fn params(&self) -> PatchParams {

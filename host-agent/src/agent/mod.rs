@@ -107,6 +107,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         capacity: args.max_workloads,
         memory: node.host.budget().total().memory,
         interfaces: node.host.served_interfaces(),
+        applied_ready: Default::default(),
     });
     registration.register().await?;
     let (fenced, fence) = tokio::sync::watch::channel(false);

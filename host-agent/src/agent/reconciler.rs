@@ -1,7 +1,9 @@
 //! Runs the Workloads labelled with this host's name: a kube-runtime controller over exactly
 //! those, launching (pull + start) each new generation in its own task, reporting status with
 //! this agent's field manager, and stopping whatever leaves the watch. Everything the agent
-//! keeps about one Workload is one [`Entry`], and [`Ctx::report`] is its one status writer.
+//! keeps about one Workload is one [`Entry`], and [`Ctx::report`] is its one status writer,
+//! called only by the Workload's reconciliation (which kube never runs twice at once for one
+//! object): a launch ending or a service restarting asks for a reconciliation instead.
 //!
 //! While the agent is fenced (its Lease may have run out, see `lease.rs`) it runs nothing; when
 //! the fence lifts, every Workload still assigned here is reconciled again. The watch may then
@@ -21,7 +23,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use tokio::sync::watch;
 use weft_api::assignment::Assignment;
-use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_LABEL};
+use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_LABEL, condition};
 use weft_api::{Workload, error_chain};
 
 use super::host_object::Registration;
@@ -48,6 +50,15 @@ enum Unconfirmed {
     Moved,
 }
 
+/// How often the ConfigMaps and Secrets a Workload takes values from are read again.
+const SOURCES_RESYNC: Duration = Duration::from_secs(30);
+
+/// How long a launch runs before its progress (pulling, compiling) is written to the status.
+const LAUNCH_PROGRESS: Duration = Duration::from_secs(1);
+
+/// How long a launch whose assignment could not be read waits before asking again.
+const CONFIRM_RETRY: Duration = Duration::from_secs(1);
+
 /// Why everything stops while fenced.
 const FENCED: &str = "this host could not renew its Lease, so the operator may move its \
                       Workloads; they run again here if they are still assigned when it can";
@@ -69,9 +80,6 @@ struct Entry {
     failure: Option<String>,
     /// The status last applied, so unchanged status is not written again.
     applied: Option<status::Report>,
-    /// One status writer at a time: a report computed earlier must never land after (and
-    /// over) one computed later, or the dedup above would keep the stale one forever.
-    writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 struct Ctx {
@@ -80,9 +88,10 @@ struct Ctx {
     launcher: Arc<Launcher>,
     /// By `namespace/name`.
     entries: Mutex<HashMap<String, Entry>>,
-    store: Store<Workload>,
     /// True while this host's Lease may have run out.
     fenced: watch::Receiver<bool>,
+    /// Asks for a Workload's reconciliation (when its status changes without the object).
+    wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Workload>>,
 }
 
 pub struct Reconciler {
@@ -123,13 +132,14 @@ pub fn start(
     let selector = format!("{HOST_LABEL}={host}");
     let controller = Controller::new(api, watcher::Config::default().labels(&selector));
     let store = controller.store();
+    let (wake, woken) = futures::channel::mpsc::unbounded();
     let ctx = Arc::new(Ctx {
         client,
         host: host.clone(),
         launcher,
         entries: Mutex::default(),
-        store: store.clone(),
         fenced: fenced.clone(),
+        wake,
     });
 
     // Service restarts and give-ups change status without any change to the object.
@@ -137,11 +147,8 @@ pub fn start(
     let event_ctx = ctx.clone();
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
-            if let Some((ns, name)) = event.workload.split_once('/')
-                && let Some(workload) = event_ctx.store.get(&ObjectRef::new(name).within(ns))
-                && let Err(err) = event_ctx.report(&workload).await
-            {
-                tracing::warn!(%err, "status update failed");
+            if let Some((ns, name)) = event.workload.split_once('/') {
+                event_ctx.wake(ObjectRef::new(name).within(ns));
             }
         }
     });
@@ -159,6 +166,7 @@ pub fn start(
     let done = tokio::spawn(async move {
         controller
             .reconcile_all_on(unfenced)
+            .reconcile_on(woken)
             .graceful_shutdown_on(async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             })
@@ -197,32 +205,46 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
 
     // A new spec runs once the operator has recorded the assignment for it; until then the
     // current one keeps running. A change of a ConfigMap or Secret it uses is a new launch too
-    // (a live update), seen at the latest at the next requeue.
+    // (a live update), seen at the latest at the next resync.
     let generation = workload.metadata.generation;
+    let mut launched = false;
     if matches!(assignment, Assignment::Current(_)) {
-        let launched = ctx.entry(&id, |e| {
+        let running = ctx.entry(&id, |e| {
             e.launch.as_ref().map(|l| (l.generation, l.sources))
         });
         let reader = ClusterReader(ctx.client.clone());
         match sources::resolve(workload.clone(), &reader).await {
-            Ok(resolved) if launched != Some((generation, resolved.fingerprint)) => {
+            Ok(resolved) if running != Some((generation, resolved.fingerprint)) => {
                 ctx.launch(resolved.workload, id.clone(), resolved.fingerprint);
+                launched = true;
             }
             Ok(_) => {}
             // What runs keeps the values it has, as a Pod keeps its environment.
-            Err(err) if launched.is_some_and(|(g, _)| g == generation) => {
+            Err(err) if running.is_some_and(|(g, _)| g == generation) => {
                 tracing::warn!(workload = %id, %err, "keeps its values: its sources cannot be read");
             }
             Err(err) => ctx.entry(&id, |e| e.failure = Some(err.to_string())),
         }
     }
 
-    let ready = ctx.report(&workload).await?;
-    Ok(Action::requeue(if ready {
-        Duration::from_secs(30)
+    let says_ready = (workload.status.as_ref())
+        .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == condition::READY));
+    if launched && !says_ready {
+        // A first start: the launch wakes this reconciliation when it ends, which reports it,
+        // so a start from cached code costs one status write instead of two (a slower one is
+        // reported in progress). A Workload whose status still says Ready from before (another
+        // host, an older generation) is reported at once, so that no longer stands.
+        return Ok(Action::requeue(LAUNCH_PROGRESS));
+    }
+    ctx.report(&workload).await?;
+    // The values of ConfigMaps and Secrets are read, not watched (the agent may read those a
+    // Workload names, and no others): a Workload that takes some is read again every
+    // SOURCES_RESYNC. Nothing else is polled: what changes its status wakes it.
+    Ok(if workload.spec.config_sources().is_empty() {
+        Action::await_change()
     } else {
-        Duration::from_secs(1)
-    }))
+        Action::requeue(SOURCES_RESYNC)
+    })
 }
 
 fn error_policy(workload: Arc<Workload>, err: &Error, _: Arc<Ctx>) -> Action {
@@ -231,12 +253,17 @@ fn error_policy(workload: Arc<Workload>, err: &Error, _: Arc<Ctx>) -> Action {
 }
 
 impl Ctx {
+    /// Asks for `workload`'s reconciliation.
+    fn wake(&self, workload: ObjectRef<Workload>) {
+        // The receiver is gone only once the controller stopped.
+        let _ = self.wake.unbounded_send(workload);
+    }
+
     /// The one status writer: writes what the host knows of `workload` now, unless that is what
-    /// it wrote last; returns whether it is Ready.
-    async fn report(&self, workload: &Workload) -> Result<bool, Error> {
+    /// it wrote last. Only the Workload's reconciliation calls it, so two reports of one Workload
+    /// never race (a stale one landing last would stay, being what was "last written").
+    async fn report(&self, workload: &Workload) -> Result<(), Error> {
         let id = id_of(workload);
-        let writer = self.entry(&id, |e| e.writer.clone());
-        let _turn = writer.lock().await;
         let observed = self.launcher.status(&id).await;
         let (failure, launching, previous) = self.entry(&id, |e| {
             (e.failure.clone(), e.launch.is_some(), e.applied.clone())
@@ -248,9 +275,8 @@ impl Ctx {
             (None, None) => status::Known::Stopped,
         };
         let report = status::Report::new(workload, known, previous.as_ref());
-        let ready = report.is_ready();
         if previous.as_ref() == Some(&report) {
-            return Ok(ready);
+            return Ok(());
         }
         let api: Api<Workload> = Api::namespaced(
             self.client.clone(),
@@ -267,7 +293,7 @@ impl Ctx {
             source,
         })?;
         self.entry(&id, |e| e.applied = Some(report));
-        Ok(ready)
+        Ok(())
     }
 
     /// Runs `f` on the entry of `id`, creating it if there is none.
@@ -289,12 +315,17 @@ impl Ctx {
         let task = tokio::spawn(async move {
             if let Err(why) = ctx.confirm(&workload).await {
                 tracing::info!(workload = %task_id, %why, "not started");
-                // The next reconcile asks again, unless the watch catches up first.
+                // The next reconcile asks again: at once when the watch catches up with a
+                // move, after a pause when the API server could not answer.
                 ctx.entry(&task_id, |e| {
                     if e.launch.as_ref().map(|l| l.generation) == Some(generation) {
                         e.launch = None;
                     }
                 });
+                if let Unconfirmed::Read(_) = why {
+                    tokio::time::sleep(CONFIRM_RETRY).await;
+                    ctx.wake(ObjectRef::from_obj(workload.as_ref()));
+                }
                 return;
             }
             let credentials = pull_secrets::credentials(&ctx.client, &workload).await;
@@ -307,11 +338,9 @@ impl Ctx {
                     ctx.entry(&task_id, |e| e.failure = Some(err));
                 }
             }
-            // Report at once rather than at the next requeue: this is the moment the
-            // Workload becomes Ready.
-            if let Err(err) = ctx.report(&workload).await {
-                tracing::warn!(%err, "status update failed");
-            }
+            // This is the moment the Workload becomes Ready (or Failed): its reconciliation
+            // reports it.
+            ctx.wake(ObjectRef::from_obj(workload.as_ref()));
         });
         let old = self.entry(&id, |e| {
             e.failure = None;
@@ -444,13 +473,19 @@ async fn janitor(ctx: Arc<Ctx>, store: Store<Workload>, registration: Arc<Regist
         // when its Lease is renewed.
         if *ctx.fenced.borrow() {
             reported = None;
+            registration.forget_applied();
             continue;
         }
-        // Re-assert readiness every ~10 s (an operator may have marked the Host not Ready
-        // while this agent was cut off) and whenever the count changes.
+        // Re-assert readiness at once after a fence and every ~10 s (an operator may have
+        // marked the Host not Ready while this agent was cut off); a changed count at most
+        // every 2 s: while hundreds of Workloads start, each write is a Host event.
         since_report += 1;
         let count = assigned.len() as u32;
-        if reported != Some(count) || since_report >= 20 {
+        let due = match reported {
+            None => true,
+            Some(last) => (last != count && since_report >= 4) || since_report >= 20,
+        };
+        if due {
             match registration.report(count).await {
                 Ok(()) => {
                     reported = Some(count);

@@ -89,10 +89,6 @@ impl Report {
         Self { components, ready }
     }
 
-    pub fn is_ready(&self) -> bool {
-        self.ready.status == "True"
-    }
-
     /// The server-side apply patch that writes this report into `workload`'s status.
     pub fn patch(&self, workload: &Workload) -> serde_json::Value {
         serde_json::json!({

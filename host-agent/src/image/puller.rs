@@ -65,9 +65,12 @@ impl Puller {
         reference: &Reference,
         policy: PullPolicy,
         credentials: &Credentials,
+        on_fetch: impl FnOnce(),
     ) -> Result<Pulled, PullError> {
         let start = Instant::now();
-        let result = self.pull_inner(reference, policy, credentials).await;
+        let result = self
+            .pull_inner(reference, policy, credentials, on_fetch)
+            .await;
         let label = match &result {
             Ok(p) if p.downloaded => "downloaded",
             Ok(_) => "present",
@@ -82,6 +85,7 @@ impl Puller {
         reference: &Reference,
         policy: PullPolicy,
         credentials: &Credentials,
+        on_fetch: impl FnOnce(),
     ) -> Result<Pulled, PullError> {
         let whole = reference.whole();
         if policy != PullPolicy::Always {
@@ -102,9 +106,11 @@ impl Puller {
                 }
                 None => {}
             }
+            on_fetch();
             return self.fetch(reference, credentials).await;
         }
         let _guard = self.lock(&whole).await;
+        on_fetch();
         self.fetch(reference, credentials).await
     }
 

@@ -2,7 +2,11 @@
 //! `kubectl apply` to the first successful response (uncached, then cached image), a
 //! 3-replica WorkloadDeployment from apply to every replica answering and through a rolling
 //! update, how long N Workloads (default 200) take to become Ready, and what they cost idle (the
-//! operator's reconciliations, the API server's requests). Not part of `make test`.
+//! operator's reconciliations, the API server's requests); then the scale group (`scale.rs`,
+//! `SCALE=N`). `BENCH_CLUSTER_GROUPS=basic` or `=scale` runs one of the two. Not part of
+//! `make test`.
+
+mod scale;
 
 use std::time::{Duration, Instant};
 
@@ -87,15 +91,27 @@ fn deployment(cluster: &Cluster, image: &str) {
 }
 
 fn main() {
-    let count: usize = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(200);
     assert!(
         workspace_root()
             .join("examples/build/hello-http.wasm")
             .exists()
     );
+    let groups = std::env::var("BENCH_CLUSTER_GROUPS").unwrap_or_else(|_| "basic,scale".into());
+    if groups.contains("basic") {
+        basic(200);
+    }
+    if groups.contains("scale") {
+        let count = std::env::var("SCALE")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(2000);
+        scale::run(count);
+    }
+}
+
+/// First responses, a small WorkloadDeployment, `count` Workloads on two agents and their idle
+/// cost.
+fn basic(count: usize) {
     let cluster = Cluster::start(2);
     let image = cluster.push_example("hello-http", "bench");
 
@@ -160,16 +176,18 @@ fn main() {
 /// What settled Workloads cost the operator while nothing changes: the Workload
 /// reconciliations in a window spanning several Lease renewals and requeues.
 fn idle(cluster: &Cluster) {
-    let counter = |series: &str| -> f64 {
-        let (_, text) = http_get(&cluster.operator_metrics, "localhost", "/metrics")
-            .expect("the operator's metrics");
-        text.lines()
-            .find(|l| l.starts_with(series))
-            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
-            .unwrap_or(0.0)
+    let reconciles = || {
+        operator_counter(
+            cluster,
+            r#"weft_operator_reconciles_total{controller="workload"}"#,
+        )
     };
-    let reconciles = || counter(r#"weft_operator_reconciles_total{controller="workload"}"#);
-    let failed = || counter(r#"weft_operator_reconcile_errors_total{controller="workload"}"#);
+    let failed = || {
+        operator_counter(
+            cluster,
+            r#"weft_operator_reconcile_errors_total{controller="workload"}"#,
+        )
+    };
     let failed_before = failed();
     let workloads = cluster
         .kubectl_ok(&["get", "workloads", "-o", "name"])
@@ -196,6 +214,16 @@ fn idle(cluster: &Cluster) {
         idle / workloads as f64 * 60.0 / window.as_secs_f64(),
         cluster.lease_duration / 3
     );
+}
+
+/// A counter of the operator's metrics.
+fn operator_counter(cluster: &Cluster, series: &str) -> f64 {
+    let (_, text) = http_get(&cluster.operator_metrics, "localhost", "/metrics")
+        .expect("the operator's metrics");
+    text.lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The API server's request counts by (resource, verb), from its own metrics.
