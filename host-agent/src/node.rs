@@ -221,7 +221,7 @@ impl GarbageCollector {
     /// host may have to run: whatever they name is kept (with what runs) however long it went
     /// unused, so a `Never` Workload still finds its image after the host was down for longer
     /// than the GC age. When `needed` cannot tell (`None`), the sweep is skipped.
-    pub fn start<F, Needed>(self, needed: F)
+    pub fn start<F, Needed>(self, needed: F) -> tokio::task::JoinHandle<()>
     where
         F: Fn() -> Needed + Send + 'static,
         Needed: Future<Output = Option<Vec<String>>> + Send,
@@ -244,7 +244,7 @@ impl GarbageCollector {
                 );
                 self.garbage.collect(&keep);
             }
-        });
+        })
     }
 }
 

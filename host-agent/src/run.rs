@@ -111,7 +111,8 @@ async fn serve(args: RunArgs, watch: Option<Watch>, out: Out) -> anyhow::Result<
         .iter()
         .flat_map(|(_, w)| w.spec.all_components().map(|c| c.image.clone()))
         .collect();
-    node.garbage_collector().start(move || {
+    // Runs until the process exits, as `run` does.
+    let _collector = node.garbage_collector().start(move || {
         let images = images.clone();
         async move { Some(images) }
     });

@@ -20,14 +20,14 @@ use crate::lifecycle::{Reason, Report};
 /// Name of the host-agent in Events (`reportingController`).
 const CONTROLLER: &str = "weft-host-agent";
 
-/// Publishes every report until both sources close.
+/// Publishes every report until both sources close, or the task is aborted.
 pub fn spawn(
     client: kube::Client,
     host: &str,
     store: Store<Workload>,
     mut reports: tokio::sync::broadcast::Receiver<Report>,
     mut services: tokio::sync::broadcast::Receiver<StatusEvent>,
-) {
+) -> tokio::task::JoinHandle<()> {
     let recorder = Recorder::new(
         client,
         Reporter {
@@ -60,7 +60,7 @@ pub fn spawn(
             };
             publish(&recorder, &store, &mut refs, report).await;
         }
-    });
+    })
 }
 
 /// A service's exit or give-up, as a report; `None` for other state changes.

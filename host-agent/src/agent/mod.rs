@@ -9,6 +9,7 @@ mod lease;
 mod pull_secrets;
 mod reconciler;
 mod status;
+mod workload_state;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -90,7 +91,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let admin_listener = weft_daemon::admin::bind(args.admin_listen).await?;
     let http_listener = weft_runtime::http_server::bind(args.listen).await?;
     let http_addr = http_listener.local_addr()?;
-    tokio::spawn(weft_daemon::admin::serve(admin_listener, admin.clone()));
+    let admin_server = tokio::spawn(weft_daemon::admin::serve(admin_listener, admin.clone()));
     let address = args.address.unwrap_or(match http_addr.ip() {
         ip if ip.is_unspecified() => IpAddr::from([127, 0, 0, 1]),
         ip => ip,
@@ -131,14 +132,15 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         fence,
         stop_rx,
     );
-    events::spawn(
+    let publisher = events::spawn(
         client.clone(),
         &host_name,
         reconciler.store(),
         reports,
         services,
     );
-    node.garbage_collector()
+    let collector = node
+        .garbage_collector()
         .start(images_needed::lister(client.clone(), host_name.clone()));
     admin.set_ready(true);
     tracing::info!(host = %host_name, http = %http_addr, %address, "host-agent registered");
@@ -170,6 +172,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     reconciler.finished().await;
     node.host.shutdown().await;
+    // Every task this agent started ends here.
+    publisher.abort();
+    collector.abort();
+    admin_server.abort();
     heartbeat.abort();
     registered.abort();
     lease.release().await;

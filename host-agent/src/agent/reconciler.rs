@@ -1,9 +1,10 @@
 //! Runs the Workloads labelled with this host's name: a kube-runtime controller over exactly
-//! those, launching (pull + start) each new generation in its own task, reporting status with
+//! those, starting (pull + start) each new generation in its own task, reporting status with
 //! this agent's field manager, and stopping whatever leaves the watch. Everything the agent
-//! keeps about one Workload is one [`Entry`], and [`Ctx::report`] is its one status writer,
-//! called only by the Workload's reconciliation (which kube never runs twice at once for one
-//! object): a launch ending or a service restarting asks for a reconciliation instead.
+//! keeps about one Workload is one [`Entry`]: its state ([`workload_state`], the one place a
+//! state changes) and its start task. [`Ctx::report`] is its one status writer, called only by
+//! the Workload's reconciliation (which kube never runs twice at once for one object): a start
+//! ending or a service restarting asks for a reconciliation instead.
 //!
 //! While the agent is fenced (its Lease may have run out, see `lease.rs`) it runs nothing; when
 //! the fence lifts, every Workload still assigned here is reconciled again. The watch may then
@@ -27,6 +28,7 @@ use weft_api::labels::{HOST_AGENT_FIELD_MANAGER, HOST_LABEL, condition};
 use weft_api::{Workload, error_chain};
 
 use super::host_object::Registration;
+use super::workload_state::{self, Effect, Event, FENCED, Seen, State, Target};
 use super::{pull_secrets, status};
 use crate::launcher::{Launcher, id_of};
 use crate::lifecycle::Reason;
@@ -59,25 +61,12 @@ const LAUNCH_PROGRESS: Duration = Duration::from_secs(1);
 /// How long a launch whose assignment could not be read waits before asking again.
 const CONFIRM_RETRY: Duration = Duration::from_secs(1);
 
-/// Why everything stops while fenced.
-const FENCED: &str = "this host could not renew its Lease, so the operator may move its \
-                      Workloads; they run again here if they are still assigned when it can";
-
-/// A workload's launch task, and what it launches: a generation, with the values of the
-/// ConfigMaps and Secrets it uses as they were read (their fingerprint).
-struct Launch {
-    generation: Option<i64>,
-    sources: u64,
-    task: tokio::task::JoinHandle<()>,
-}
-
 /// Everything this agent keeps about one Workload.
 #[derive(Default)]
 struct Entry {
-    /// Its launch task, while it pulls and starts (and after, until it is stopped).
-    launch: Option<Launch>,
-    /// Why its launch failed for good, until the next generation.
-    failure: Option<String>,
+    state: State,
+    /// The task starting the state's target, until it ends or is called off.
+    start: Option<tokio::task::JoinHandle<()>>,
     /// The status last applied, so unchanged status is not written again.
     applied: Option<status::Report>,
 }
@@ -98,6 +87,9 @@ pub struct Reconciler {
     store: Store<Workload>,
     host: String,
     done: tokio::task::JoinHandle<()>,
+    /// The tasks beside the controller (events, janitor, fence), stopped with it.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    ctx: Arc<Ctx>,
 }
 
 impl Reconciler {
@@ -115,8 +107,18 @@ impl Reconciler {
         self.store.clone()
     }
 
+    /// Waits for the controller to finish (after `stop`), then stops every task the
+    /// reconciler started: its helpers and the starts still under way.
     pub async fn finished(self) {
         let _ = self.done.await;
+        for task in self.tasks {
+            task.abort();
+        }
+        for entry in self.ctx.entries.lock().values_mut() {
+            if let Some(start) = entry.start.take() {
+                start.abort();
+            }
+        }
     }
 }
 
@@ -145,16 +147,18 @@ pub fn start(
     // Service restarts and give-ups change status without any change to the object.
     let mut events = ctx.launcher.host_events();
     let event_ctx = ctx.clone();
-    tokio::spawn(async move {
+    let woken_by_events = tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
             if let Some((ns, name)) = event.workload.split_once('/') {
                 event_ctx.wake(ObjectRef::new(name).within(ns));
             }
         }
     });
-
-    tokio::spawn(janitor(ctx.clone(), store.clone(), registration));
-    tokio::spawn(fence(ctx.clone()));
+    let tasks = vec![
+        woken_by_events,
+        tokio::spawn(janitor(ctx.clone(), store.clone(), registration)),
+        tokio::spawn(fence(ctx.clone())),
+    ];
     // When the fence lifts, everything still assigned here is started again.
     let unfenced = futures::stream::unfold(fenced, |mut fenced| async move {
         fenced.wait_for(|f| *f).await.ok()?;
@@ -163,6 +167,7 @@ pub fn start(
     });
 
     let mut shutdown = stop.clone();
+    let controller_ctx = ctx.clone();
     let done = tokio::spawn(async move {
         controller
             .reconcile_all_on(unfenced)
@@ -170,66 +175,53 @@ pub fn start(
             .graceful_shutdown_on(async move {
                 let _ = shutdown.wait_for(|s| *s).await;
             })
-            .run(reconcile, error_policy, ctx)
+            .run(reconcile, error_policy, controller_ctx)
             .for_each(|_| async {})
             .await;
     });
     let _ = stop.borrow_and_update();
-    Reconciler { store, host, done }
+    Reconciler {
+        store,
+        host,
+        done,
+        tasks,
+        ctx,
+    }
 }
 
 #[tracing::instrument(name = "reconcile Workload", skip_all, fields(namespace = workload.namespace(), name = workload.name_any()))]
 async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let id = id_of(&workload);
-    if *ctx.fenced.borrow() {
-        ctx.stop(&id, FENCED).await;
-        return Ok(Action::await_change());
-    }
     let mine = workload.labels().get(HOST_LABEL) == Some(&ctx.host);
     let deleting = workload.metadata.deletion_timestamp.is_some();
-    // Only what the operator assigned (and recorded): never a label a tenant set.
-    let assignment = workload.assignment();
-    if deleting || assignment.host() != Some(ctx.host.as_str()) {
-        let why = if deleting {
-            "the Workload is being deleted"
-        } else {
-            "the Workload is no longer assigned to this host"
-        };
-        ctx.stop(&id, why).await;
-        if mine && deleting {
-            // Stopped: tells the operator it may release the finalizer.
-            ctx.report(&workload).await?;
+    let (seen, resolved) = ctx.see(&workload, deleting).await;
+    let effect = ctx.step(&id, Event::Reconciled(seen.clone()));
+    match &effect {
+        Effect::Stop(why) => ctx.stop(&id, why).await,
+        Effect::Start(target) => {
+            let resolved = resolved.expect("a wanted Workload comes resolved");
+            ctx.start(resolved, id.clone(), *target);
         }
-        return Ok(Action::await_change());
+        Effect::Nothing => {}
     }
-
-    // A new spec runs once the operator has recorded the assignment for it; until then the
-    // current one keeps running. A change of a ConfigMap or Secret it uses is a new launch too
-    // (a live update), seen at the latest at the next resync.
-    let generation = workload.metadata.generation;
-    let mut launched = false;
-    if matches!(assignment, Assignment::Current(_)) {
-        let running = ctx.entry(&id, |e| {
-            e.launch.as_ref().map(|l| (l.generation, l.sources))
-        });
-        let reader = ClusterReader(ctx.client.clone());
-        match sources::resolve(workload.clone(), &reader).await {
-            Ok(resolved) if running != Some((generation, resolved.fingerprint)) => {
-                ctx.launch(resolved.workload, id.clone(), resolved.fingerprint);
-                launched = true;
+    match seen {
+        Seen::Fenced => return Ok(Action::await_change()),
+        Seen::Gone(_) => {
+            if mine && deleting {
+                // Stopped: tells the operator it may release the finalizer.
+                ctx.report(&workload).await?;
             }
-            Ok(_) => {}
-            // What runs keeps the values it has, as a Pod keeps its environment.
-            Err(err) if running.is_some_and(|(g, _)| g == generation) => {
-                tracing::warn!(workload = %id, %err, "keeps its values: its sources cannot be read");
-            }
-            Err(err) => ctx.entry(&id, |e| e.failure = Some(err.to_string())),
+            return Ok(Action::await_change());
         }
+        Seen::Unreadable(_, err) => {
+            tracing::warn!(workload = %id, %err, "its ConfigMaps or Secrets cannot be read");
+        }
+        Seen::Waiting | Seen::Wanted(_) => {}
     }
 
     let says_ready = (workload.status.as_ref())
         .is_some_and(|s| s.conditions.iter().any(|c| c.type_ == condition::READY));
-    if launched && !says_ready {
+    if matches!(effect, Effect::Start(_)) && !says_ready {
         // A first start: the launch wakes this reconciliation when it ends, which reports it,
         // so a start from cached code costs one status write instead of two (a slower one is
         // reported in progress). A Workload whose status still says Ready from before (another
@@ -253,6 +245,51 @@ fn error_policy(workload: Arc<Workload>, err: &Error, _: Arc<Ctx>) -> Action {
 }
 
 impl Ctx {
+    /// What a reconciliation of `workload` sees; a Workload wanted here comes with its values
+    /// written in. Only what the operator assigned (and recorded) counts, never a label a
+    /// tenant set. A new spec runs once the operator has recorded the assignment for it; until
+    /// then the current one keeps running. A change of a ConfigMap or Secret it uses is a new
+    /// target too (a live update), seen at the latest at the next resync.
+    async fn see(&self, workload: &Arc<Workload>, deleting: bool) -> (Seen, Option<Arc<Workload>>) {
+        let assignment = workload.assignment();
+        if *self.fenced.borrow() {
+            return (Seen::Fenced, None);
+        }
+        if deleting {
+            return (Seen::Gone("the Workload is being deleted"), None);
+        }
+        if assignment.host() != Some(self.host.as_str()) {
+            return (
+                Seen::Gone("the Workload is no longer assigned to this host"),
+                None,
+            );
+        }
+        if !matches!(assignment, Assignment::Current(_)) {
+            return (Seen::Waiting, None);
+        }
+        let generation = workload.metadata.generation;
+        let reader = ClusterReader(self.client.clone());
+        match sources::resolve(workload.clone(), &reader).await {
+            Ok(resolved) => {
+                let target = Target {
+                    generation,
+                    sources: Some(resolved.fingerprint),
+                };
+                (Seen::Wanted(target), Some(resolved.workload))
+            }
+            Err(err) => (Seen::Unreadable(generation, err.to_string()), None),
+        }
+    }
+
+    /// Moves `id`'s state by `event`; returns what to do about it.
+    fn step(&self, id: &str, event: Event) -> Effect {
+        self.entry(id, |e| {
+            let (state, effect) = workload_state::step(&e.state, event);
+            e.state = state;
+            effect
+        })
+    }
+
     /// Asks for `workload`'s reconciliation.
     fn wake(&self, workload: ObjectRef<Workload>) {
         // The receiver is gone only once the controller stopped.
@@ -265,16 +302,9 @@ impl Ctx {
     async fn report(&self, workload: &Workload) -> Result<(), Error> {
         let id = id_of(workload);
         let observed = self.launcher.status(&id).await;
-        let (failure, launching, previous) = self.entry(&id, |e| {
-            (e.failure.clone(), e.launch.is_some(), e.applied.clone())
-        });
-        let known = match (&failure, &observed) {
-            (Some(failure), observed) => status::Known::Failed(failure, observed.as_ref()),
-            (None, Some(observed)) => status::Known::Observed(observed),
-            (None, None) if launching => status::Known::Launching,
-            (None, None) => status::Known::Stopped,
-        };
-        let report = status::Report::new(workload, known, previous.as_ref());
+        let (state, previous) = self.entry(&id, |e| (e.state.clone(), e.applied.clone()));
+        let report =
+            status::Report::new(workload, state.known(observed.as_ref()), previous.as_ref());
         if previous.as_ref() == Some(&report) {
             return Ok(());
         }
@@ -308,51 +338,47 @@ impl Ctx {
         ids
     }
 
-    fn launch(self: &Arc<Self>, workload: Arc<Workload>, id: String, sources: u64) {
+    /// Starts `target` of `workload` in a task of its own, calling off a start under way; the
+    /// task feeds its outcome to the state and wakes the Workload's reconciliation.
+    fn start(self: &Arc<Self>, workload: Arc<Workload>, id: String, target: Target) {
         let ctx = self.clone();
-        let generation = workload.metadata.generation;
         let task_id = id.clone();
         let task = tokio::spawn(async move {
-            if let Err(why) = ctx.confirm(&workload).await {
-                tracing::info!(workload = %task_id, %why, "not started");
-                // The next reconcile asks again: at once when the watch catches up with a
-                // move, after a pause when the API server could not answer.
-                ctx.entry(&task_id, |e| {
-                    if e.launch.as_ref().map(|l| l.generation) == Some(generation) {
-                        e.launch = None;
-                    }
-                });
-                if let Unconfirmed::Read(_) = why {
+            let outcome = match ctx.confirm(&workload).await {
+                Err(why) => {
+                    tracing::info!(workload = %task_id, %why, "not started");
+                    ctx.step(&task_id, Event::Unconfirmed(target));
+                    // Asked again at once when the watch shows the move; after a pause when
+                    // the API server could not answer.
+                    let Unconfirmed::Read(_) = why else { return };
                     tokio::time::sleep(CONFIRM_RETRY).await;
                     ctx.wake(ObjectRef::from_obj(workload.as_ref()));
+                    return;
                 }
-                return;
-            }
-            let credentials = pull_secrets::credentials(&ctx.client, &workload).await;
-            let spec = with_claimed_hosts(&workload);
-            match ctx.launcher.launch(&spec, None, &credentials).await {
-                Ok(status) => tracing::info!(workload = %status.id, "workload running"),
-                Err(err) => {
-                    let err = error_chain(&err);
-                    tracing::warn!(workload = %task_id, %err, "workload cannot start");
-                    ctx.entry(&task_id, |e| e.failure = Some(err));
+                Ok(()) => {
+                    let credentials = pull_secrets::credentials(&ctx.client, &workload).await;
+                    let spec = with_claimed_hosts(&workload);
+                    match ctx.launcher.launch(&spec, None, &credentials).await {
+                        Ok(status) => {
+                            tracing::info!(workload = %status.id, "workload running");
+                            Event::Started(target)
+                        }
+                        Err(err) => {
+                            let err = error_chain(&err);
+                            tracing::warn!(workload = %task_id, %err, "workload cannot start");
+                            Event::StartFailed(target, err)
+                        }
+                    }
                 }
-            }
+            };
+            ctx.step(&task_id, outcome);
             // This is the moment the Workload becomes Ready (or Failed): its reconciliation
             // reports it.
             ctx.wake(ObjectRef::from_obj(workload.as_ref()));
         });
-        let old = self.entry(&id, |e| {
-            e.failure = None;
-            e.launch.replace(Launch {
-                generation,
-                sources,
-                task,
-            })
-        });
-        if let Some(old) = old {
-            // A launch for an older generation that is still pulling is obsolete.
-            old.task.abort();
+        if let Some(old) = self.entry(&id, |e| e.start.replace(task)) {
+            // A start of an older generation that is still pulling is obsolete.
+            old.abort();
         }
     }
 
@@ -375,16 +401,13 @@ impl Ctx {
         }
     }
 
-    /// Stops `id` if it runs or is being launched, reporting Killing and Stopped with `why`.
+    /// Stops `id` if it runs or is being started, reporting Killing and Stopped with `why`.
     /// What was last written is kept, so a last report keeps its transition time.
     async fn stop(&self, id: &str, why: &str) {
-        let launch = self.entries.lock().get_mut(id).and_then(|e| {
-            e.failure = None;
-            e.launch.take()
-        });
-        let known = launch.is_some() || self.launcher.ids().await.contains(id);
-        if let Some(launch) = launch {
-            launch.task.abort();
+        let start = self.entries.lock().get_mut(id).and_then(|e| e.start.take());
+        let known = start.is_some() || self.launcher.ids().await.contains(id);
+        if let Some(start) = start {
+            start.abort();
         }
         if !known {
             return;
@@ -400,8 +423,8 @@ impl Ctx {
         );
     }
 
-    /// Stops `id` and drops everything kept about it: if it comes back, its status is written
-    /// again in full.
+    /// Stops `id` and drops everything kept about it (its state is `Idle` again): if it comes
+    /// back, its status is written again in full.
     async fn forget(&self, id: &str, why: &str) {
         self.stop(id, why).await;
         self.entries.lock().remove(id);
