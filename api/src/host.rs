@@ -108,6 +108,11 @@ pub struct HostCapacity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = MEMORY_QUANTITY))]
     pub memory: Option<String>,
+
+    /// Component instances the Host can run at once (its pool's slots, `--max-instances`); each
+    /// Workload reserves the sum of its components' `maxConcurrency`, and one for a service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instances: Option<u64>,
 }
 
 /// A WIT interface a Host's plugins provide.

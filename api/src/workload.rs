@@ -122,26 +122,35 @@ impl WorkloadSpec {
     /// summed, defaults filled in). A limit that does not parse counts as the default: the CRD
     /// rejects such values, and the host refuses the Workload with the parse error.
     pub fn reserved_memory(&self) -> u64 {
-        use crate::limit_defaults::{MAX_CONCURRENCY, MEMORY_BYTES, reserved_memory};
-        let of = |component: &Component, instances: u32| {
-            let memory = component
-                .limits
-                .as_ref()
-                .and_then(|l| l.memory_bytes().ok().flatten())
-                .unwrap_or(MEMORY_BYTES);
-            reserved_memory(memory, instances)
-        };
+        use crate::limit_defaults::{MEMORY_BYTES, reserved_memory};
+        self.reservations()
+            .map(|(component, instances)| {
+                let memory = (component.limits.as_ref())
+                    .and_then(|l| l.memory_bytes().ok().flatten())
+                    .unwrap_or(MEMORY_BYTES);
+                reserved_memory(memory, instances)
+            })
+            .fold(0, |sum: u64, m| sum.saturating_add(m))
+    }
+
+    /// The instance slots this Workload reserves on its host: each component's
+    /// `maxConcurrency` (default filled in), and one for the service, as the host counts them.
+    pub fn reserved_instances(&self) -> u64 {
+        self.reservations()
+            .map(|(_, instances)| u64::from(instances))
+            .fold(0, u64::saturating_add)
+    }
+
+    /// Each component with the instances it may have at once (a service has one).
+    fn reservations(&self) -> impl Iterator<Item = (&Component, u32)> {
+        use crate::limit_defaults::MAX_CONCURRENCY;
         let components = self.components.iter().map(|c| {
-            let concurrency = c
-                .limits
-                .as_ref()
+            let concurrency = (c.limits.as_ref())
                 .and_then(|l| l.max_concurrency)
                 .unwrap_or(MAX_CONCURRENCY);
-            of(c, concurrency)
+            (c, concurrency)
         });
-        let service = self.service.iter().map(|s| of(&s.component, 1));
-        components
-            .chain(service)
-            .fold(0, |sum: u64, m| sum.saturating_add(m))
+        let service = self.service.iter().map(|s| (&s.component, 1));
+        components.chain(service)
     }
 }

@@ -18,6 +18,7 @@ const REMEMBER_FOR: Duration = Duration::from_secs(30);
 pub struct Load {
     pub workloads: u32,
     pub memory: u64,
+    pub instances: u64,
     pub siblings: u32,
 }
 
@@ -102,12 +103,14 @@ impl Assignments {
                 let entry = load.entry(host.clone()).or_default();
                 entry.workloads = entry.workloads.saturating_sub(1);
                 entry.memory = entry.memory.saturating_sub(placed.memory);
+                entry.instances = entry.instances.saturating_sub(placed.instances);
                 entry.siblings = entry.siblings.saturating_sub(sibling);
             }
             if let Some(host) = &recent.host {
                 let entry = load.entry(host.clone()).or_default();
                 entry.workloads += 1;
                 entry.memory = entry.memory.saturating_add(placed.memory);
+                entry.instances = entry.instances.saturating_add(placed.instances);
                 entry.siblings += sibling;
             }
             true

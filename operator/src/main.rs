@@ -106,8 +106,11 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     ));
 
     let identity = leader::identity();
+    // The leader Lease gets a connection of its own: behind thousands of the controllers'
+    // requests (a failed Host's Workloads moving) its renewal missed its deadline and the
+    // operator stepped down mid-failover.
     let elector = LeaderElector::new(
-        client.clone(),
+        weft_daemon::client::connect().await?,
         &args.namespace,
         identity.clone(),
         args.lease_duration,

@@ -21,6 +21,7 @@ pub struct Placed {
     /// Its host label, if any.
     pub host: Option<String>,
     pub memory: u64,
+    pub instances: u64,
     /// The uid of its WorkloadDeployment, if it is a replica.
     pub deployment: Option<String>,
     /// The `resourceVersion` this was read at.
@@ -32,17 +33,20 @@ impl Placed {
         Self {
             host: workload.labels().get(HOST_LABEL).cloned(),
             memory: workload.spec.reserved_memory(),
+            instances: workload.spec.reserved_instances(),
             deployment: workload.deployment_owner().map(|o| o.uid.clone()),
             version: workload.resource_version(),
         }
     }
 }
 
-/// What one Host has: its Workloads, the memory they reserve, and replicas per deployment uid.
+/// What one Host has: its Workloads, the memory and instance slots they reserve, and replicas
+/// per deployment uid.
 #[derive(Default)]
 struct Share {
     workloads: HashSet<ObjectRef<Workload>>,
     memory: u64,
+    instances: u64,
     replicas: HashMap<String, u32>,
 }
 
@@ -71,6 +75,7 @@ impl Placements {
                 let load = Load {
                     workloads: share.workloads.len() as u32,
                     memory: share.memory,
+                    instances: share.instances,
                     siblings,
                 };
                 (host.clone(), load)
@@ -103,6 +108,7 @@ impl Index for Placements {
                 let share = self.by_host.entry(host.clone()).or_default();
                 share.workloads.insert(key.clone());
                 share.memory = share.memory.saturating_add(placed.memory);
+                share.instances = share.instances.saturating_add(placed.instances);
                 if let Some(uid) = &placed.deployment {
                     *share.replicas.entry(uid.clone()).or_default() += 1;
                 }
@@ -128,6 +134,7 @@ impl Index for Placements {
         };
         share.workloads.remove(key);
         share.memory = share.memory.saturating_sub(placed.memory);
+        share.instances = share.instances.saturating_sub(placed.instances);
         if let Some(uid) = &placed.deployment
             && let Some(count) = share.replicas.get_mut(uid)
         {
@@ -224,6 +231,7 @@ pub(crate) mod tests {
             Some(Placed {
                 host: Some("h2".into()),
                 memory: Workload::default().spec.reserved_memory(),
+                instances: 0,
                 deployment: Some("d1".into()),
                 version: Some("2".into()),
             })

@@ -55,6 +55,10 @@ pub struct Candidate {
     pub memory: Option<u64>,
     /// Memory the Workloads assigned to it reserve.
     pub memory_assigned: u64,
+    /// Instance slots the Host has (`status.capacity.instances`); `None`: not reported.
+    pub instances: Option<u64>,
+    /// Instance slots the Workloads assigned to it reserve.
+    pub instances_assigned: u64,
     /// What the Host serves, with the backends it offers for each.
     pub interfaces: Vec<(WitInterface, Vec<String>)>,
 }
@@ -86,6 +90,12 @@ impl Candidate {
                 .and_then(|capacity| capacity.memory.as_deref())
                 .and_then(|memory| weft_api::parse_memory(memory).ok()),
             memory_assigned: load.memory,
+            instances: host
+                .status
+                .as_ref()
+                .and_then(|status| status.capacity.as_ref())
+                .and_then(|capacity| capacity.instances),
+            instances_assigned: load.instances,
             interfaces: host.served_backends(),
         }
     }
@@ -122,6 +132,17 @@ impl Candidate {
             if requirements.memory > free {
                 return Some(Refusal::InsufficientMemory {
                     requested: requirements.memory,
+                    free,
+                });
+            }
+        }
+        // The rule the host's own budget applies (`weft_runtime::budget`), from the same
+        // count (`WorkloadSpec::reserved_instances`): a Workload placed here fits its pool.
+        if let Some(instances) = self.instances {
+            let free = instances.saturating_sub(self.instances_assigned);
+            if requirements.instances > free {
+                return Some(Refusal::InsufficientInstances {
+                    requested: requirements.instances,
                     free,
                 });
             }
@@ -171,6 +192,8 @@ pub struct Requirements {
     pub backends: Vec<(WitInterface, String)>,
     /// The memory the Workload reserves on its host (`WorkloadSpec::reserved_memory`).
     pub memory: u64,
+    /// The instance slots it reserves (`WorkloadSpec::reserved_instances`).
+    pub instances: u64,
 }
 
 impl Requirements {
@@ -193,6 +216,7 @@ impl Requirements {
             interfaces,
             backends,
             memory: spec.reserved_memory(),
+            instances: spec.reserved_instances(),
         })
     }
 }
@@ -276,6 +300,8 @@ mod tests {
             siblings: 0,
             memory: Some(1 << 30),
             memory_assigned: 0,
+            instances: Some(1000),
+            instances_assigned: 0,
             interfaces: vec![served("wasi:http@0.2.0", &["built-in"])],
         }
     }
@@ -300,6 +326,7 @@ mod tests {
             interfaces: vec!["wasi:keyvalue/store@0.2.0-draft".parse().unwrap()],
             backends: Vec::new(),
             memory: 0,
+            instances: 0,
         }
     }
 
@@ -417,6 +444,7 @@ mod tests {
             interfaces: vec![],
             backends: Vec::new(),
             memory: 0,
+            instances: 0,
         };
         assert_eq!(pick(&req, &[a.clone(), b]).unwrap(), "b");
         assert_eq!(
@@ -504,6 +532,7 @@ mod tests {
                 capacity: Some(HostCapacity {
                     workloads: 3,
                     memory: None,
+                    instances: None,
                 }),
                 interfaces: vec![
                     ServedInterface {
@@ -530,6 +559,7 @@ mod tests {
             Load {
                 workloads: 2,
                 memory: 0,
+                instances: 0,
                 siblings: 0,
             },
         );
@@ -556,6 +586,7 @@ mod tests {
             Load {
                 workloads: 3,
                 memory: 0,
+                instances: 0,
                 siblings: 0,
             },
         );
@@ -586,5 +617,36 @@ mod tests {
         );
         req.memory = 56 << 20;
         assert_eq!(host.refusal(&req), None);
+    }
+
+    #[test]
+    fn instance_slots_are_capacity() {
+        let mut host = candidate("a", 1);
+        host.instances = Some(1000);
+        host.instances_assigned = 998;
+        let mut req = keyvalue();
+        req.instances = 4;
+        host.interfaces
+            .push(served("wasi:keyvalue/store@0.2.0-draft", &["memory"]));
+        assert_eq!(
+            pick(&req, &[host.clone()]).unwrap_err().message,
+            "0/1 hosts fit: a has 2 instance slots left, the Workload reserves 4"
+        );
+        req.instances = 2;
+        assert_eq!(host.refusal(&req), None);
+        // The count is the host's own: components' maxConcurrency, one for a service.
+        let spec: WorkloadSpec = serde_yaml::from_str(
+            "components:
+  - {name: a, image: r/a:1, limits: {maxConcurrency: 3}}
+  - {name: b, image: r/b:1}
+service: {component: {name: s, image: r/s:1}}
+",
+        )
+        .unwrap();
+        let defaults = u64::from(weft_api::limit_defaults::MAX_CONCURRENCY);
+        assert_eq!(
+            Requirements::from_spec(&spec).unwrap().instances,
+            3 + defaults + 1
+        );
     }
 }

@@ -17,6 +17,8 @@ pub struct Registration {
     pub capacity: u32,
     /// The memory budget Workloads are placed against, in bytes.
     pub memory: u64,
+    /// The instance slots Workloads are placed against.
+    pub instances: u64,
     pub interfaces: Vec<(WitInterface, Vec<&'static str>)>,
     /// The Ready condition this agent last applied (status, transition time), while nobody
     /// else can have changed it; `None` sends the next status write to read the Host first.
@@ -146,6 +148,7 @@ impl Registration {
                 "capacity": {
                     "workloads": self.capacity,
                     "memory": format!("{}Ki", self.memory / 1024),
+                    "instances": self.instances,
                 },
                 "interfaces": interfaces,
                 "workloads": workloads,

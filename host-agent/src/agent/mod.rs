@@ -107,6 +107,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .map(|pod| format!("{}/{pod}", args.namespace)),
         capacity: args.max_workloads,
         memory: node.host.budget().total().memory,
+        instances: node.host.budget().total().instances,
         interfaces: node.host.served_interfaces(),
         applied_ready: Default::default(),
     });

@@ -18,6 +18,11 @@ pub enum Refusal {
         requested: u64,
         free: u64,
     },
+    /// The instance slots the Workload reserves are more than the Host has left.
+    InsufficientInstances {
+        requested: u64,
+        free: u64,
+    },
     SelectorMismatch,
     MissingInterfaces(Vec<String>),
     /// A `hostInterfaces` entry asks for a backend (`config.backend`) the Host does not offer.
@@ -41,6 +46,10 @@ impl fmt::Display for Refusal {
                 "has {}Mi of memory left, the Workload reserves {}Mi",
                 free >> 20,
                 requested.div_ceil(1 << 20)
+            ),
+            Self::InsufficientInstances { requested, free } => write!(
+                f,
+                "has {free} instance slots left, the Workload reserves {requested}"
             ),
             Self::SelectorMismatch => f.write_str("does not match the host selector"),
             Self::MissingInterfaces(missing) => {

@@ -50,6 +50,11 @@ fn apply_with(cluster: &Cluster, yaml: &str, extra: &[&str]) -> Duration {
     start.elapsed()
 }
 
+/// Room on each agent for every Workload: as many Workloads and instance slots (each takes one).
+fn agent_args(capacity: &str) -> [&str; 4] {
+    ["--max-workloads", capacity, "--max-instances", capacity]
+}
+
 /// Deletes the bench's objects at `path` in one request (`kubectl delete` deletes one at a
 /// time, and waits for each).
 fn delete_collection(cluster: &Cluster, path: &str) {
@@ -172,7 +177,7 @@ pub fn run(count: usize) {
     let mut cluster = Cluster::start(0);
     let capacity = (count * 2).to_string();
     for name in AGENTS {
-        cluster.start_agent_with(name, None, &["--max-workloads", &capacity]);
+        cluster.start_agent_with(name, None, &agent_args(&capacity));
     }
     let image = cluster.push_example("hello-http", "bench");
 
@@ -291,7 +296,7 @@ fn failover(cluster: &mut Cluster, count: usize, capacity: &str) {
         cluster.lease_duration,
         cluster.lease_duration / 3
     );
-    cluster.start_agent_with(&victim, None, &["--max-workloads", capacity]);
+    cluster.start_agent_with(&victim, None, &agent_args(capacity));
 }
 
 /// A WorkloadDeployment of up to 1,000 replicas to Ready, then rolled to another image with the
