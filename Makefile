@@ -40,11 +40,11 @@ lint:
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc -p weft-runtime --no-deps --locked
 
 unit: tools
-	$(CARGO) test --workspace --locked
+	$(CARGO) test --workspace --locked --no-fail-fast
 
 ## dev-cluster: a single-node cluster (kubelet + containerd, no Docker) with Weft installed by helm; root; until Ctrl-C
 dev-cluster: examples tools
-	$(CARGO) build --quiet -p host-agent -p xtask -p weft-e2e
+	$(CARGO) build --quiet -p operator -p host-agent -p xtask -p weft-e2e
 	$(CARGO) run --quiet -p weft-e2e --bin dev-cluster
 
 ## fuzz: fuzz every parser of tenant input (cargo-fuzz, nightly) for FUZZ_SECONDS each (default 60); keeps fuzz/corpus, which make test replays

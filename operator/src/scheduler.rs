@@ -639,7 +639,7 @@ mod tests {
             "components:
   - {name: a, image: r/a:1, limits: {maxConcurrency: 3}}
   - {name: b, image: r/b:1}
-service: {component: {name: s, image: r/s:1}}
+service: {name: s, image: r/s:1}
 ",
         )
         .unwrap();

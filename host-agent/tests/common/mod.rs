@@ -39,14 +39,12 @@ pub struct AgentBuilder {
     image_dir: Option<PathBuf>,
     registry_config: Option<PathBuf>,
     subcommand: &'static str,
-    release: bool,
     ready_within: Duration,
 }
 
 pub fn agent() -> AgentBuilder {
     AgentBuilder {
         subcommand: "run",
-        release: false,
         ready_within: Duration::from_secs(30),
         manifests: Vec::new(),
         args: Vec::new(),
@@ -90,9 +88,8 @@ impl AgentBuilder {
         self
     }
 
-    /// The release build (see `weft_e2e::process::release_bin`), which has `within` to be ready.
-    pub fn release(mut self, within: Duration) -> Self {
-        self.release = true;
+    /// `within` to be ready, for Workloads that take long to compile.
+    pub fn ready_within(mut self, within: Duration) -> Self {
         self.ready_within = within;
         self
     }
@@ -108,11 +105,7 @@ impl AgentBuilder {
             .image_dir
             .clone()
             .unwrap_or_else(|| scratch.join("images"));
-        let mut cmd = if self.release {
-            agent_command(weft_e2e::process::release_bin("host-agent"))
-        } else {
-            host_agent()
-        };
+        let mut cmd = host_agent();
         // Key-value state and the like go to the scratch directory, not the user's home.
         cmd.env("XDG_DATA_HOME", scratch.join("data"));
         cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
