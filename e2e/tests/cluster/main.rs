@@ -527,6 +527,9 @@ spec:
         "a Workload scheduled by the new leader",
     );
     assert!(standby.is_running());
+    // The standby is the operator from here on: its log is the one a failure shows.
+    cluster.operator = Some(standby);
+    cluster.operator_metrics = standby_metrics;
 
     // --- a host-agent's Pod deleted: its Host is not Ready at once, before its lease lapses
     // (The harness gives every agent a Pod object to bind its token to.)
