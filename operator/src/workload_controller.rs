@@ -141,6 +141,7 @@ async fn place(
     ctx: &Context,
 ) -> Result<(Workload, Scheduling), Error> {
     let name = workload.name_any();
+    let key = ObjectRef::from_obj(&workload);
     // Only a label the operator also recorded in status is an assignment: a label a tenant set
     // is ignored, and replaced below.
     let labelled = workload.labels().get(HOST_LABEL).cloned();
@@ -171,6 +172,7 @@ async fn place(
     let load = ctx.caches.placements.read(|placements| {
         assignments.load(
             placements,
+            &key,
             workload.deployment_owner().map(|o| o.uid.as_str()),
             Instant::now(),
         )
@@ -187,7 +189,7 @@ async fn place(
 
     let relabel = new_host != labelled;
     if relabel {
-        assignments.record(namespace, &name, None, new_host.clone(), Instant::now());
+        assignments.record(&key, None, new_host.clone(), Instant::now());
     }
     drop(assignments);
     let patched = if relabel {
@@ -195,11 +197,11 @@ async fn place(
         let mut assignments = ctx.assignments.lock().await;
         match patched {
             Ok(patched) => {
-                assignments.patched(namespace, &name, patched.resource_version());
+                assignments.patched(&key, patched.resource_version());
                 patched
             }
             Err(error) => {
-                assignments.forget(namespace, &name);
+                assignments.forget(&key);
                 return Err(error);
             }
         }
@@ -287,8 +289,7 @@ async fn refuse(
             let mut assignments = ctx.assignments.lock().await;
             let patched = set_host_label(api, &workload, None).await?;
             assignments.record(
-                &workload.namespace().unwrap_or_default(),
-                &workload.name_any(),
+                &ObjectRef::from_obj(&workload),
                 patched.resource_version(),
                 None,
                 Instant::now(),

@@ -280,7 +280,12 @@ pub fn capacity_holds(cluster: &mut Cluster, v1: &str) {
         &["wl", "-l", "weft.dev/host=host-d"],
         "{.items[*].metadata.name}",
     );
-    assert_eq!(on_d.split_whitespace().count(), 3, "{on_d}");
+    assert_eq!(
+        on_d.split_whitespace().count(),
+        3,
+        "{on_d}\n{}",
+        cluster.logs()
+    );
 
     // --- memory is capacity: hello reserves 64Mi × 8 instances, so a host promising 600Mi
     // takes one and refuses the second by the same rule its runtime enforces
