@@ -229,6 +229,8 @@ impl Cluster {
             .arg(image_dir.path().join("no-docker-config.json"))
             .arg("--image-pull-backoff")
             .arg("1s")
+            // A rotated Secret reaches its Workload within seconds, not the default 30.
+            .args(["--sources-resync", "2s"])
             .arg("--nats-url")
             .arg(self.nats.url())
             .arg("--redis-url")

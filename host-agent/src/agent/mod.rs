@@ -48,6 +48,12 @@ pub struct AgentArgs {
     /// The most Workloads this host accepts.
     #[arg(long, default_value_t = 1000)]
     pub max_workloads: u32,
+    /// How often the ConfigMaps and Secrets a running Workload takes values from are read
+    /// again: the longest a rotated Secret waits to reach it. Each read is one GET per object,
+    /// so this is API server load per such Workload (the agent may read the objects a Workload
+    /// names and no others, so it cannot watch them).
+    #[arg(long, default_value = "30s", value_parser = parse_resync)]
+    pub sources_resync: Duration,
     /// On SIGTERM, how long to wait for the operator to move this host's Workloads away.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub drain_timeout: Duration,
@@ -132,6 +138,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         registration.clone(),
         fence,
         stop_rx,
+        args.sources_resync,
     );
     let publisher = events::spawn(
         client.clone(),
@@ -188,4 +195,13 @@ fn hostname() -> anyhow::Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .context("reading the hostname; set --host-name")?;
     Ok(name.trim().to_ascii_lowercase())
+}
+
+/// A resync period: at least a second, so a typo cannot turn it into a tight loop of reads.
+fn parse_resync(text: &str) -> Result<Duration, String> {
+    let period = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if period < Duration::from_secs(1) {
+        return Err(format!("{text} is under the 1s minimum"));
+    }
+    Ok(period)
 }

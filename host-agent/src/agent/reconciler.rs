@@ -52,9 +52,6 @@ enum Unconfirmed {
     Moved,
 }
 
-/// How often the ConfigMaps and Secrets a Workload takes values from are read again.
-const SOURCES_RESYNC: Duration = Duration::from_secs(30);
-
 /// How long a launch runs before its progress (pulling, compiling) is written to the status.
 const LAUNCH_PROGRESS: Duration = Duration::from_secs(1);
 
@@ -81,6 +78,8 @@ struct Ctx {
     fenced: watch::Receiver<bool>,
     /// Asks for a Workload's reconciliation (when its status changes without the object).
     wake: futures::channel::mpsc::UnboundedSender<ObjectRef<Workload>>,
+    /// How often the ConfigMaps and Secrets a Workload takes values from are read again.
+    sources_resync: Duration,
 }
 
 pub struct Reconciler {
@@ -129,6 +128,7 @@ pub fn start(
     registration: Arc<Registration>,
     fenced: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
+    sources_resync: Duration,
 ) -> Reconciler {
     let api: Api<Workload> = Api::all(client.clone());
     let selector = format!("{HOST_LABEL}={host}");
@@ -142,6 +142,7 @@ pub fn start(
         entries: Mutex::default(),
         fenced: fenced.clone(),
         wake,
+        sources_resync,
     });
 
     // Service restarts and give-ups change status without any change to the object.
@@ -231,11 +232,11 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
     ctx.report(&workload).await?;
     // The values of ConfigMaps and Secrets are read, not watched (the agent may read those a
     // Workload names, and no others): a Workload that takes some is read again every
-    // SOURCES_RESYNC. Nothing else is polled: what changes its status wakes it.
+    // --sources-resync. Nothing else is polled: what changes its status wakes it.
     Ok(if workload.spec.config_sources().is_empty() {
         Action::await_change()
     } else {
-        Action::requeue(SOURCES_RESYNC)
+        Action::requeue(ctx.sources_resync)
     })
 }
 
