@@ -459,7 +459,10 @@ async fn finalize(
         return Ok(Action::await_change());
     };
     let now = Timestamp::now();
-    let host = workload.labels().get(HOST_LABEL).cloned();
+    // Only a recorded assignment (label and status) was started, and only its Host may report
+    // it stopped: one deleted before its assignment was recorded, or in the middle of a move,
+    // has no Host to wait for (the one it leaves stops it on losing the label).
+    let host = workload.assignment().host().map(str::to_owned);
     let scheduling = match &host {
         Some(host) => Scheduling::Assigned(host.clone()),
         None => Scheduling::Unschedulable(
@@ -494,7 +497,7 @@ async fn finalize(
             None => None,
         }
     } else {
-        Some("it was not scheduled".to_owned())
+        Some("no Host had it to run".to_owned())
     };
     let Some(why) = release else {
         let left = (STOP_TIMEOUT - waited).unsigned_abs();

@@ -413,7 +413,8 @@ spec:
     let forbidden = cluster.forbidden();
     assert!(
         forbidden.is_empty(),
-        "the API server refused calls: {forbidden:#?}"
+        "the API server refused calls: {forbidden:#?}\n{}",
+        cluster.logs()
     );
 
     // --- the API server away for longer than a lease: the agents fence themselves (stop
@@ -561,7 +562,8 @@ spec:
     assert_eq!(
         forbidden.len(),
         refused_during_restart,
-        "the API server refused calls: {forbidden:#?}"
+        "the API server refused calls: {forbidden:#?}\n{}",
+        cluster.logs()
     );
     tenancy::host_agents_act_only_as_themselves(&cluster);
     tenancy::only_the_operator_assigns_and_names_are_unique(&cluster);

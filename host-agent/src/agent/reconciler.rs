@@ -193,7 +193,9 @@ pub fn start(
 #[tracing::instrument(name = "reconcile Workload", skip_all, fields(namespace = workload.namespace(), name = workload.name_any()))]
 async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Error> {
     let id = id_of(&workload);
-    let mine = workload.labels().get(HOST_LABEL) == Some(&ctx.host);
+    // Recorded as assigned here (label and status): only then did this host start it, and only
+    // then may it write the status (the chart's admission policy holds it to the same rule).
+    let mine = workload.assignment().host() == Some(ctx.host.as_str());
     let deleting = workload.metadata.deletion_timestamp.is_some();
     let (seen, resolved) = ctx.see(&workload, deleting).await;
     let effect = ctx.step(&id, Event::Reconciled(seen.clone()));
@@ -209,7 +211,9 @@ async fn reconcile(workload: Arc<Workload>, ctx: Arc<Ctx>) -> Result<Action, Err
         Seen::Fenced => return Ok(Action::await_change()),
         Seen::Gone(_) => {
             if mine && deleting {
-                // Stopped: tells the operator it may release the finalizer.
+                // Stopped: tells the operator it may release the finalizer. A Workload deleted
+                // before its assignment was recorded never started here; the operator releases
+                // it without a report.
                 ctx.report(&workload).await?;
             }
             return Ok(Action::await_change());
