@@ -56,9 +56,21 @@ fn agent_args(capacity: &str) -> [&str; 4] {
 }
 
 /// Deletes the bench's objects at `path` in one request (`kubectl delete` deletes one at a
-/// time, and waits for each).
+/// time, and waits for each). The API server cuts a request off after 60 s, before it has
+/// marked 10,000 Workloads deleted: what is left is asked for again.
 fn delete_collection(cluster: &Cluster, path: &str) {
-    cluster.kubectl_ok(&["delete", "--raw", &format!("{path}?labelSelector={LABEL}")]);
+    let target = format!("{path}?labelSelector={LABEL}");
+    for _ in 0..10 {
+        let out = cluster
+            .control_plane
+            .kubectl_output(&["delete", "--raw", &target]);
+        if out.status.success() {
+            return;
+        }
+        let why = String::from_utf8_lossy(&out.stderr);
+        eprintln!("deleting {path} was cut off ({}); again", why.trim());
+    }
+    panic!("deleting {path} was cut off 10 times");
 }
 
 /// Each Workload's phase and host, listed in one request.
