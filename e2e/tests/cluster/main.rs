@@ -18,6 +18,7 @@ use weft_e2e::Cluster;
 use weft_e2e::cluster::http_get;
 use weft_e2e::process::workspace_root;
 
+mod capacity;
 mod deployment;
 mod events;
 mod fencing;
@@ -589,7 +590,7 @@ spec:
         },
     );
 
-    tenancy::capacity_holds(&mut cluster, &v1);
+    capacity::holds(&mut cluster, &v1);
     tenancy::a_cached_private_image_needs_accepted_credentials(&mut cluster);
     gc::an_agent_back_after_the_gc_age_still_runs_its_never_workload(&mut cluster, &v1, &v2);
     fencing::a_partitioned_agent_stops_before_its_workloads_move(&mut cluster, &v1);
